@@ -1,0 +1,310 @@
+// backends/file: the static-file backend (`type: file`) — serves services listed in a YAML/JSON file, hot-reloaded.
+//
+// Watches: the file's DIRECTORY with fs.watch (editors and `kubectl`-mounted ConfigMaps replace files by rename,
+// which a watch on the file itself would lose), filtered to the file's name and to `..*` entries (the Kubernetes
+// atomic-writer swaps a `..data` symlink), debounced by `debounceMs`. Content identical to the last read is
+// ignored. A valid edit becomes a new full snapshot that reuses the previous Service object of every service
+// whose served content did not change (the store remerges only what changed). An invalid edit, or a vanished
+// file, is reported with sink.error and the previous data keeps being served (§6.3).
+// Health (§6.1): `healthy: false` entries are never served; entries with a `check` are served only while their
+// last TCP/HTTP probe passed (checks.ts). Check result changes re-emit a snapshot.
+// Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100 }`; `path` is relative to the
+// config file's directory.
+// Readiness (§5.4): synced at the first valid load; before that (file missing or invalid) names answer SERVFAIL.
+// The first snapshot waits for the first result of each check (each bounded by its timeoutMs); later loads
+// never wait for checks. Metrics: none of its own; the supervisor/store expose sync state and counts.
+
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Instance, Service, ServiceSnapshot } from '../../model/service.ts';
+import { serviceKey } from '../../model/service.ts';
+import type { Backend, BackendContext, BackendSink } from '../backend.ts';
+import { BackendError } from '../backend.ts';
+import { Backoff } from '../backoff.ts';
+import { backendNameSchema, labelSchema } from '../schema.ts';
+import { Checker, checkKey } from './checks.ts';
+import { parseServicesFile } from './parse.ts';
+import type { ServicesFile } from './parse.ts';
+
+export { parseServicesFile } from './parse.ts';
+export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
+
+export const DEFAULT_DEBOUNCE_MS = 100;
+
+export const configSchema = z.strictObject({
+  type: z.literal('file'),
+  name: backendNameSchema,
+  /** Services file; relative paths are resolved against the config file's directory. `.json` → JSON, else YAML. */
+  path: z.string().min(1, { error: 'must be a file path' }),
+  /** Scope of services that declare none; its services also answer unscoped names (§2.1). */
+  defaultScope: labelSchema.default('default'),
+  /** Quiet time after the last change event before reading the file (editors write in several steps). */
+  debounceMs: z.number().int().min(0).max(60_000).default(DEFAULT_DEBOUNCE_MS),
+});
+
+export type FileBackendConfig = z.output<typeof configSchema>;
+
+export function create(config: FileBackendConfig, ctx: BackendContext): Backend {
+  return new FileBackend(config, ctx);
+}
+
+interface Published {
+  /** Served content signature, to decide whether the Service object can be reused. */
+  readonly sig: string;
+  readonly service: Service;
+}
+
+class FileBackend implements Backend {
+  readonly name: string;
+  readonly type = 'file';
+  readonly #config: FileBackendConfig;
+  readonly #logger: BackendContext['logger'];
+  readonly #absPath: string;
+  readonly #dir: string;
+  readonly #base: string;
+  /** How the file is named in messages: relative to the working directory when below it. */
+  readonly #display: string;
+  readonly #backoff = new Backoff();
+
+  #sink: BackendSink | null = null;
+  #watcher: FSWatcher | null = null;
+  #debounceTimer: NodeJS.Timeout | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  /** Serialises loads so two reads never race; each load reads the file afresh. */
+  #chain: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  /** Text of the last read (valid or not); null after a read failure. */
+  #lastText: string | null = null;
+  /** Last valid parse: what is served (through the checks). */
+  #current: ServicesFile | null = null;
+  /** Why the file on disk is not being served right now; null when it parsed. */
+  #fileError: BackendError | null = null;
+  #lastLoggedError: string | null = null;
+  readonly #checkers = new Map<string, Checker>();
+  #published = new Map<string, Published>();
+  #synced = false;
+  /** sink.error was called after the last snapshot: the next snapshot must go out even if nothing changed. */
+  #staleReported = false;
+
+  constructor(config: FileBackendConfig, ctx: BackendContext) {
+    this.name = config.name ?? 'file';
+    this.#config = config;
+    this.#logger = ctx.logger;
+    this.#absPath = path.resolve(ctx.configDir, config.path);
+    this.#dir = path.dirname(this.#absPath);
+    this.#base = path.basename(this.#absPath);
+    const rel = path.relative(process.cwd(), this.#absPath);
+    this.#display = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : this.#absPath;
+  }
+
+  ownsScope(_scope: string | null): boolean {
+    // Any scope can be declared by the file, so before the first load every name might be ours.
+    return true;
+  }
+
+  start(sink: BackendSink): void {
+    if (this.#sink) return;
+    this.#sink = sink;
+    this.#watch();
+    this.#load();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#watcher?.close();
+    this.#watcher = null;
+    if (this.#debounceTimer) clearTimeout(this.#debounceTimer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    for (const c of this.#checkers.values()) c.stop();
+    this.#checkers.clear();
+    await this.#chain;
+  }
+
+  // ---- watching ----
+
+  #watch(): void {
+    if (this.#stopped) return;
+    try {
+      const w = watch(this.#dir, { persistent: true }, (_event, filename) => {
+        // filename can be null on some platforms: then any event may be ours.
+        if (filename === null || filename === this.#base || filename.startsWith('..')) this.#schedule();
+      });
+      w.on('error', (err) => {
+        // The directory went away (or inotify failed): keep serving, re-arm the watch with backoff.
+        w.close();
+        if (this.#watcher === w) this.#watcher = null;
+        this.#report(this.#readError(err as NodeJS.ErrnoException, 'watch'));
+        this.#retryWatch();
+      });
+      this.#watcher = w;
+      this.#backoff.reset();
+    } catch (err) {
+      this.#report(this.#readError(err as NodeJS.ErrnoException, 'watch'));
+      this.#retryWatch();
+    }
+  }
+
+  #retryWatch(): void {
+    if (this.#stopped || this.#retryTimer) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#watch();
+      // The file may have appeared while nothing watched it.
+      if (this.#watcher) this.#load();
+    }, this.#backoff.next());
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    if (this.#debounceTimer) clearTimeout(this.#debounceTimer);
+    this.#debounceTimer = setTimeout(() => {
+      this.#debounceTimer = null;
+      this.#load();
+    }, this.#config.debounceMs);
+  }
+
+  // ---- loading ----
+
+  #load(): void {
+    this.#chain = this.#chain.then(() => this.#loadOnce());
+  }
+
+  async #loadOnce(): Promise<void> {
+    if (this.#stopped) return;
+    let text: string;
+    try {
+      text = await readFile(this.#absPath, 'utf8');
+    } catch (err) {
+      if (this.#stopped) return;
+      this.#lastText = null;
+      this.#fileError = this.#readError(err as NodeJS.ErrnoException, 'read');
+      this.#report(this.#fileError);
+      return;
+    }
+    if (this.#stopped || text === this.#lastText) return;
+    this.#lastText = text;
+    let parsed: ServicesFile;
+    try {
+      parsed = parseServicesFile(text, this.#display, this.#config.defaultScope);
+    } catch (err) {
+      this.#fileError =
+        err instanceof BackendError
+          ? err
+          : new BackendError('SVCDNS_BACKEND_BAD_DATA', `${this.#display}: ${String(err)}`, { file: this.#display }, err);
+      this.#report(this.#fileError);
+      return;
+    }
+    this.#fileError = null;
+    this.#lastLoggedError = null;
+    this.#current = parsed;
+    this.#syncCheckers(parsed);
+    const snap = this.#publish();
+    let instances = 0;
+    for (const s of snap?.services.values() ?? []) instances += s.instances.length;
+    this.#logger.info(
+      { event: 'reload', file: this.#display, services: parsed.services.length, instances, checks: this.#checkers.size },
+      'services file loaded',
+    );
+  }
+
+  #readError(err: NodeJS.ErrnoException, op: 'read' | 'watch'): BackendError {
+    const what = op === 'watch' ? `cannot watch directory ${this.#dir}` : 'cannot read file';
+    const hint = err.code === 'ENOENT' ? ' (it is watched: creating it later loads it)' : '';
+    return new BackendError(
+      'SVCDNS_BACKEND_CONFIG',
+      `${this.#display}: ${what}: ${err.code ?? err.message}${hint}`,
+      { file: this.#display, errno: err.code },
+      err,
+    );
+  }
+
+  /** Report to the sink every time; log once per distinct problem (the file may be re-saved many times). */
+  #report(err: BackendError): void {
+    if (this.#stopped) return;
+    if (this.#lastLoggedError !== err.message) {
+      this.#lastLoggedError = err.message;
+      this.#logger.error(
+        { event: 'reload-rejected', code: err.code, file: this.#display, err: err.message },
+        this.#current ? 'services file rejected; serving the previous version' : 'services file not loaded',
+      );
+    }
+    this.#staleReported = true;
+    this.#sink?.error(err);
+  }
+
+  // ---- checks ----
+
+  #syncCheckers(file: ServicesFile): void {
+    const wanted = new Map<string, NonNullable<ServicesFile['services'][number]['instances'][number]['check']>>();
+    for (const s of file.services) {
+      for (const i of s.instances) if (i.healthy && i.check) wanted.set(checkKey(i.check), i.check);
+    }
+    for (const [key, c] of this.#checkers) {
+      if (!wanted.has(key)) {
+        c.stop();
+        this.#checkers.delete(key);
+      }
+    }
+    for (const [key, spec] of wanted) {
+      if (this.#checkers.has(key)) continue;
+      const c = new Checker(spec, (changed) => this.#onCheck(changed));
+      this.#checkers.set(key, c);
+      c.start();
+    }
+  }
+
+  #onCheck(c: Checker): void {
+    if (this.#stopped || this.#checkers.get(c.key) !== c) return;
+    this.#logger.info({ event: 'check', check: c.key, status: c.status, reason: c.reason }, 'health check changed');
+    this.#publish();
+  }
+
+  // ---- snapshots ----
+
+  /** Build the served view from the last valid file and the check results; emit it when it differs. */
+  #publish(): ServiceSnapshot | null {
+    const file = this.#current;
+    const sink = this.#sink;
+    if (!file || !sink || this.#stopped) return null;
+    if (!this.#synced) {
+      // First sync waits for every check's first verdict (each settles within its timeoutMs).
+      for (const c of this.#checkers.values()) if (c.status === 'pending') return null;
+    }
+    const next = new Map<string, Published>();
+    const services = new Map<string, Service>();
+    let changed = this.#published.size !== file.services.length;
+    for (const def of file.services) {
+      const instances: Instance[] = [];
+      for (const i of def.instances) {
+        if (!i.healthy) continue;
+        if (i.check && this.#checkers.get(checkKey(i.check))?.status !== 'passing') continue;
+        instances.push({ address: i.address, family: i.family, ports: i.ports, weight: i.weight, tags: i.tags });
+      }
+      const key = serviceKey(def.scope, def.name);
+      const sig = JSON.stringify([def.ttlSeconds ?? null, instances]);
+      const prev = this.#published.get(key);
+      let entry: Published;
+      if (prev && prev.sig === sig) entry = prev;
+      else {
+        changed = true;
+        entry = { sig, service: { name: def.name, scope: def.scope, ttlSeconds: def.ttlSeconds, instances } };
+      }
+      next.set(key, entry);
+      services.set(key, entry.service);
+    }
+    const snapshot: ServiceSnapshot = { services, defaultScope: this.#config.defaultScope };
+    if (this.#synced && !changed && !(this.#staleReported && this.#fileError === null)) return snapshot;
+    this.#published = next;
+    this.#synced = true;
+    this.#staleReported = false;
+    sink.snapshot(snapshot);
+    // Health changes are published even while the file on disk is invalid; keep reporting that problem.
+    if (this.#fileError) this.#report(this.#fileError);
+    return snapshot;
+  }
+}
