@@ -284,6 +284,7 @@ interface Issue {
   readonly expected?: string;
   readonly keys?: readonly string[];
   readonly errors?: readonly (readonly Issue[])[];
+  readonly issues?: readonly Issue[];
 }
 
 const TYPE_WORDS: Record<string, string> = {
@@ -303,6 +304,13 @@ function collect(issue: Issue, base: readonly PropertyKey[], data: unknown, line
     for (const k of issue.keys ?? []) {
       out.push(describe([...path, k], undefined, 'is not a known key (check the spelling)', lineOf(path, k)));
     }
+    return;
+  }
+  if (issue.code === 'invalid_key') {
+    // A bad key of a mapping (a port name): the path ends with the key itself.
+    const key = path[path.length - 1];
+    const rule = issue.issues?.[0]?.message ?? issue.message;
+    out.push(describe(path.slice(0, -1), key, `is not a valid key: ${rule}`, lineOf(path.slice(0, -1), typeof key === 'string' ? key : undefined)));
     return;
   }
   if (issue.code === 'invalid_union' && issue.errors) {
@@ -331,6 +339,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let s = '';
   for (const p of path) {
     if (typeof p === 'number') s += `[${p}]`;
+    else if (typeof p === 'string' && !/^[A-Za-z0-9_-]+$/.test(p)) s += `[${JSON.stringify(p)}]`;
     else s += s === '' ? String(p) : `.${String(p)}`;
   }
   return s;
