@@ -1,0 +1,262 @@
+// Integration tests of the file backend's hot reload against a real temp directory: a valid edit is a new
+// snapshot within 500 ms, an invalid edit is an error and the previous data stays (§6.3), rename-replace and
+// Kubernetes ConfigMap symlink swaps are seen, a missing file is "not synced" until it appears (§5.4).
+
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { Backend, BackendError, BackendSink } from '../../src/backends/backend.ts';
+import { configSchema, create } from '../../src/backends/file/index.ts';
+import type { ServiceSnapshot } from '../../src/model/service.ts';
+
+type Event =
+  | { kind: 'snapshot'; snap: ServiceSnapshot; at: number }
+  | { kind: 'error'; err: BackendError; at: number };
+
+/** Records what the backend reports; `waitFor` polls with a deadline (no fixed sleeps). */
+class Recorder implements BackendSink {
+  readonly events: Event[] = [];
+  #wake: (() => void) | null = null;
+  snapshot(snap: ServiceSnapshot): void {
+    this.events.push({ kind: 'snapshot', snap, at: performance.now() });
+    this.#wake?.();
+  }
+  error(err: BackendError): void {
+    this.events.push({ kind: 'error', err, at: performance.now() });
+    this.#wake?.();
+  }
+  /** The first event at index >= from of that kind. */
+  async next<K extends Event['kind']>(kind: K, from: number, timeoutMs = 3000): Promise<Extract<Event, { kind: K }>> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const e = this.events.slice(from).find((x) => x.kind === kind);
+      if (e) return e as Extract<Event, { kind: K }>;
+      const left = deadline - performance.now();
+      if (left <= 0) assert.fail(`no ${kind} event within ${timeoutMs} ms; got ${JSON.stringify(this.events.slice(from).map((x) => x.kind))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+  }
+  get last(): ServiceSnapshot {
+    const s = this.events.findLast((e) => e.kind === 'snapshot');
+    assert.ok(s && s.kind === 'snapshot', 'a snapshot was emitted');
+    return s.snap;
+  }
+}
+
+/** `scope/name` → sorted addresses of the served (healthy) instances. */
+function view(snap: ServiceSnapshot): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, s] of snap.services) out[k] = s.instances.map((i) => i.address).sort();
+  return out;
+}
+
+const V1 = `services:
+  - name: web
+    instances:
+      - { address: 10.0.0.1, port: 8080 }
+      - { address: 10.0.0.2, port: 8080 }
+      - { address: 10.0.0.3, port: 8080, healthy: false }
+  - name: db
+    instances:
+      - { address: 10.0.2.1, port: 5432 }
+`;
+const V2 = V1.replace('10.0.0.2', '10.0.0.4');
+const INVALID = V1.replace('10.0.0.2', '10.0.0.300');
+
+let dir: string;
+let backend: Backend | null;
+
+function start(file = 'services.yaml', configDir = dir, extra: Record<string, unknown> = {}): Recorder {
+  const config = configSchema.parse({ type: 'file', path: file, ...extra }); // default debounceMs (100)
+  backend = create(config, { logger: pino({ level: 'silent' }), configDir, env: {} });
+  const rec = new Recorder();
+  backend.start(rec);
+  return rec;
+}
+
+/** Write, then return the time just before the write (latency is measured from it). */
+async function edit(file: string, text: string): Promise<number> {
+  const t0 = performance.now();
+  await writeFile(file, text);
+  return t0;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'svcdns-file-'));
+  backend = null;
+});
+afterEach(async () => {
+  await backend?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('file backend: hot reload', () => {
+  it('serves the file, then a valid in-place edit within 500 ms, reusing unchanged Service objects', async (t) => {
+    const file = path.join(dir, 'services.yaml');
+    await writeFile(file, V1);
+    const rec = start();
+    const first = (await rec.next('snapshot', 0)).snap;
+    assert.equal(first.defaultScope, 'default');
+    assert.deepEqual(view(first), { 'default/web': ['10.0.0.1', '10.0.0.2'], 'default/db': ['10.0.2.1'] });
+
+    const n = rec.events.length;
+    const t0 = await edit(file, V2);
+    const ev = await rec.next('snapshot', n);
+    const latencyMs = ev.at - t0;
+    t.diagnostic(`edit → snapshot: ${latencyMs.toFixed(1)} ms (debounceMs 100)`);
+    assert.ok(latencyMs < 500, `reload took ${latencyMs.toFixed(1)} ms`);
+    assert.deepEqual(view(ev.snap), { 'default/web': ['10.0.0.1', '10.0.0.4'], 'default/db': ['10.0.2.1'] });
+    // Only web changed: db keeps its identity so the store skips it.
+    assert.equal(ev.snap.services.get('default/db'), first.services.get('default/db'));
+    assert.notEqual(ev.snap.services.get('default/web'), first.services.get('default/web'));
+    assert.equal(rec.events.filter((e) => e.kind === 'error').length, 0);
+  });
+
+  it('sees an editor-style rename-replace (write temp file, rename over)', async () => {
+    const file = path.join(dir, 'services.yaml');
+    await writeFile(file, V1);
+    const rec = start();
+    await rec.next('snapshot', 0);
+    const n = rec.events.length;
+    const t0 = performance.now();
+    await writeFile(path.join(dir, '.services.yaml.swp'), V2);
+    await rename(path.join(dir, '.services.yaml.swp'), file);
+    const ev = await rec.next('snapshot', n);
+    assert.ok(ev.at - t0 < 500, `reload took ${(ev.at - t0).toFixed(1)} ms`);
+    assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.4']);
+  });
+
+  it('rejects an invalid edit with file+path+reason and keeps serving the previous data; a fix resyncs (§6.3)', async () => {
+    const file = path.join(dir, 'services.yaml');
+    await writeFile(file, V1);
+    const rec = start();
+    const first = (await rec.next('snapshot', 0)).snap;
+
+    const n = rec.events.length;
+    await edit(file, INVALID);
+    const { err } = await rec.next('error', n);
+    assert.equal(err.code, 'SVCDNS_BACKEND_BAD_DATA');
+    assert.ok(err.message.includes('services.yaml'), err.message);
+    assert.ok(err.message.includes('services[0].instances[1].address: "10.0.0.300" must be an IPv4 or IPv6 address'), err.message);
+    assert.ok(err.message.includes('line 5'), err.message);
+
+    // Restoring the last good content: no data change, but a snapshot must clear the stale state.
+    const m = rec.events.length;
+    await edit(file, V1);
+    const ev = await rec.next('snapshot', m);
+    // Nothing was emitted between the error and the fix: the store kept serving the first snapshot.
+    assert.deepEqual(rec.events.slice(n).map((e) => e.kind), ['error', 'snapshot']);
+    assert.equal(ev.snap.services.get('default/web'), first.services.get('default/web'));
+    assert.equal(ev.snap.services.get('default/db'), first.services.get('default/db'));
+  });
+
+  it('does not emit a snapshot for unchanged content', async () => {
+    const file = path.join(dir, 'services.yaml');
+    await writeFile(file, V1);
+    const rec = start();
+    await rec.next('snapshot', 0);
+    const n = rec.events.length;
+    await writeFile(file, V1);
+    // Give the (absent) reload every chance to happen: 3× the debounce. Cannot cause a false failure.
+    await new Promise((r) => setTimeout(r, 300));
+    await edit(file, V2);
+    await rec.next('snapshot', n);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(rec.events.slice(n).map((e) => e.kind), ['snapshot']);
+    assert.deepEqual(view(rec.last)['default/web'], ['10.0.0.1', '10.0.0.4']);
+  });
+
+  it('a missing file is an error (not synced, §5.4) until it is created', async () => {
+    const rec = start();
+    const { err } = await rec.next('error', 0);
+    assert.equal(err.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.ok(err.message.includes('services.yaml') && err.message.includes('ENOENT'), err.message);
+    assert.equal(rec.events.filter((e) => e.kind === 'snapshot').length, 0);
+    const n = rec.events.length;
+    const t0 = await edit(path.join(dir, 'services.yaml'), V1);
+    const ev = await rec.next('snapshot', n);
+    assert.ok(ev.at - t0 < 500, `load took ${(ev.at - t0).toFixed(1)} ms`);
+    assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('a deleted file keeps the last data (no empty snapshot) and reloads when it comes back', async () => {
+    const file = path.join(dir, 'services.yaml');
+    await writeFile(file, V1);
+    const rec = start();
+    await rec.next('snapshot', 0);
+    const n = rec.events.length;
+    await unlink(file);
+    const { err } = await rec.next('error', n);
+    assert.equal(err.code, 'SVCDNS_BACKEND_CONFIG');
+    const m = rec.events.length;
+    await writeFile(file, V1); // same content as before the deletion: still a snapshot, to leave the stale state
+    const ev = await rec.next('snapshot', m);
+    assert.deepEqual(rec.events.slice(n).filter((e) => e.kind === 'snapshot').length, 1);
+    assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('a missing directory is retried with backoff and loads once created', async () => {
+    const sub = path.join(dir, 'later');
+    const rec = start('later/services.yaml');
+    const { err } = await rec.next('error', 0);
+    assert.equal(err.code, 'SVCDNS_BACKEND_CONFIG');
+    await mkdir(sub);
+    await writeFile(path.join(sub, 'services.yaml'), V1);
+    const ev = await rec.next('snapshot', 0, 5000);
+    assert.deepEqual(view(ev.snap)['default/db'], ['10.0.2.1']);
+  });
+
+  it('follows a Kubernetes ConfigMap update (..data symlink swap)', async () => {
+    // Layout made by the kubelet's atomic writer: services.yaml -> ..data/services.yaml, ..data -> ..<ts>.
+    await mkdir(path.join(dir, '..2026_1'));
+    await writeFile(path.join(dir, '..2026_1', 'services.yaml'), V1);
+    await symlink('..2026_1', path.join(dir, '..data'));
+    await symlink('..data/services.yaml', path.join(dir, 'services.yaml'));
+    const rec = start();
+    await rec.next('snapshot', 0);
+    const n = rec.events.length;
+    await mkdir(path.join(dir, '..2026_2'));
+    await writeFile(path.join(dir, '..2026_2', 'services.yaml'), V2);
+    const t0 = performance.now();
+    await symlink('..2026_2', path.join(dir, '..data_tmp'));
+    await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+    const ev = await rec.next('snapshot', n);
+    assert.ok(ev.at - t0 < 500, `reload took ${(ev.at - t0).toFixed(1)} ms`);
+    assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.4']);
+  });
+
+  it('reads JSON files, and scoped services answer only in their scope', async () => {
+    await writeFile(
+      path.join(dir, 'services.json'),
+      JSON.stringify({ services: [{ name: 'web', scope: 'staging', instances: [{ address: '10.1.0.1' }] }, { name: 'web', instances: [] }] }),
+    );
+    const rec = start('services.json', dir, { defaultScope: 'prod' });
+    const snap = (await rec.next('snapshot', 0)).snap;
+    assert.equal(snap.defaultScope, 'prod');
+    assert.deepEqual(view(snap), { 'staging/web': ['10.1.0.1'], 'prod/web': [] });
+  });
+
+  it('resolves relative paths against the config directory and stops cleanly (no handles left)', async () => {
+    await mkdir(path.join(dir, 'conf'));
+    await writeFile(path.join(dir, 'conf', 'services.yaml'), V1);
+    const rec = start('services.yaml', path.join(dir, 'conf'));
+    await rec.next('snapshot', 0);
+    await backend!.stop();
+    await backend!.stop(); // idempotent
+    const n = rec.events.length;
+    await writeFile(path.join(dir, 'conf', 'services.yaml'), V2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(rec.events.length, n, 'nothing reported after stop()');
+  });
+});
