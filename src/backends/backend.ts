@@ -1,0 +1,66 @@
+// backends/backend: the contract every backend implements, and the typed error it reports.
+//
+// A backend watches one source (file, Consul, Kubernetes) and hands its sink the *whole* healthy view each
+// time it changes (grpc-js resolver style: one success-or-error value, never deltas). It never touches DNS
+// wire format and never learns who reads the store.
+
+import type { Logger } from 'pino';
+import type { ServiceSnapshot } from '../model/service.ts';
+
+/** Stable error codes (undici style): tests assert these, not messages. */
+export type BackendErrorCode =
+  | 'SVCDNS_BACKEND_UNREACHABLE' // connection refused, reset, DNS failure of the API host
+  | 'SVCDNS_BACKEND_TIMEOUT' // a request hung past its bound
+  | 'SVCDNS_BACKEND_FORBIDDEN' // 401/403: token or RBAC
+  | 'SVCDNS_BACKEND_HTTP' // any other unexpected HTTP status
+  | 'SVCDNS_BACKEND_BAD_DATA' // the source answered something we cannot use (invalid file, bad JSON)
+  | 'SVCDNS_BACKEND_CONFIG'; // backend configuration that only fails when used (missing CA file, ...)
+
+export class BackendError extends Error {
+  readonly code: BackendErrorCode;
+  /** Extra context for logs and /readyz (endpoint, status, file, path...). */
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(code: BackendErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'BackendError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Where a backend reports. Calls are cheap and synchronous; the store swaps in the snapshot before returning. */
+export interface BackendSink {
+  /** A complete healthy view of this backend's source. The first call marks the backend synced (§5.4). */
+  snapshot(snapshot: ServiceSnapshot): void;
+  /**
+   * The source failed (the backend keeps retrying by itself with backoff). Served data is kept as is (§6.3);
+   * the backend is marked stale until its next snapshot. Report each failure; the supervisor logs only
+   * state changes, so repeated identical errors do not flood the log.
+   */
+  error(err: BackendError): void;
+}
+
+/** What a backend factory gets from the composition root (architecture rule 6: nothing global). */
+export interface BackendContext {
+  /** Child logger with `backend: <name>` bound. */
+  readonly logger: Logger;
+  /** Directory of the config file, for resolving relative paths in backend config. */
+  readonly configDir: string;
+  /** Environment (injected so tests do not mutate process.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface Backend {
+  /** Unique name from config (`backends[].name`, default: the type). */
+  readonly name: string;
+  readonly type: string;
+  /**
+   * Whether a name in `scope` (null = unscoped `N.service.D`) could be answered by this backend. Used before
+   * the first sync to answer SERVFAIL rather than NXDOMAIN (§5.4). Must be decidable from config alone.
+   */
+  ownsScope(scope: string | null): boolean;
+  /** Begin watching; report through `sink`. Must not throw: failures go to sink.error. */
+  start(sink: BackendSink): void;
+  /** Stop all watches, timers and sockets. Idempotent. */
+  stop(): Promise<void>;
+}

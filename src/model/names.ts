@@ -1,0 +1,89 @@
+// model/names: DNS label rules and IP address text forms shared by backends and the answer layer.
+
+import { isIP } from 'node:net';
+
+/** RFC 1035 label: 1..63 octets. We accept letters, digits, '-' and '_' (service names like `_grpc` or `my_svc`). */
+const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/** True when `s` (already lowercased) is usable as a single DNS label. */
+export function isLabel(s: string): boolean {
+  return LABEL_RE.test(s);
+}
+
+/**
+ * Canonical address text: dotted IPv4, or RFC 5952 IPv6 (lowercase, longest zero run compressed).
+ * Returns null when `s` is not an IP literal (e.g. a hostname), so callers can skip it with a warning.
+ */
+export function canonicalAddress(s: string): { address: string; family: 4 | 6 } | null {
+  const fam = isIP(s);
+  if (fam === 4) return { address: s.split('.').map((p) => String(Number(p))).join('.'), family: 4 };
+  if (fam === 6) return { address: canonicalIPv6(s), family: 6 };
+  return null;
+}
+
+/** Parse an IPv6 literal to 8 16-bit groups (supports embedded IPv4 and `::`). Assumes isIP(s) === 6. */
+export function ipv6Groups(s: string): number[] {
+  let text = s.toLowerCase();
+  const pct = text.indexOf('%');
+  if (pct >= 0) text = text.slice(0, pct);
+  const groups: number[] = [];
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  let tail: number[] = [];
+  if (v4 && v4[1]) {
+    const o = v4[1].split('.').map(Number) as [number, number, number, number];
+    tail = [(o[0] << 8) | o[1], (o[2] << 8) | o[3]];
+    text = text.slice(0, text.length - v4[1].length);
+    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
+  }
+  const dbl = text.indexOf('::');
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((h) => parseInt(h, 16)));
+  if (dbl >= 0) {
+    const head = parse(text.slice(0, dbl));
+    const rest = parse(text.slice(dbl + 2));
+    const fill = 8 - head.length - rest.length - tail.length;
+    groups.push(...head, ...new Array<number>(fill).fill(0), ...rest, ...tail);
+  } else {
+    groups.push(...parse(text), ...tail);
+  }
+  return groups;
+}
+
+/** RFC 5952 text form of an IPv6 literal. */
+export function canonicalIPv6(s: string): string {
+  const g = ipv6Groups(s);
+  let bestStart = -1;
+  let bestLen = 1; // a single zero group is not compressed (RFC 5952 §4.2.2)
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  const head = hex.slice(0, bestStart).join(':');
+  const tail = hex.slice(bestStart + bestLen).join(':');
+  return `${head}::${tail}`;
+}
+
+/** The `.addr` label of an address (§2.4): IPv4 dots → dashes; IPv6 RFC 5952 colons → dashes. */
+export function addrLabel(address: string): string {
+  return address.includes(':') ? address.replace(/:/g, '-') : address.replace(/\./g, '-');
+}
+
+/** Inverse of addrLabel; null when the label is not an address in our form. Returns canonical text. */
+export function addressFromLabel(label: string): { address: string; family: 4 | 6 } | null {
+  if (/^\d{1,3}(-\d{1,3}){3}$/.test(label)) {
+    const text = label.replace(/-/g, '.');
+    return isIP(text) === 4 ? canonicalAddress(text) : null;
+  }
+  if (label.includes('-') && /^[0-9a-f-]+$/.test(label)) {
+    const text = label.replace(/-/g, ':');
+    if (isIP(text) !== 6) return null;
+    const c = canonicalIPv6(text);
+    // Only the canonical spelling names the target (one name per address).
+    return c === text ? { address: c, family: 6 } : null;
+  }
+  return null;
+}

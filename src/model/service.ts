@@ -1,0 +1,55 @@
+// model/service: the data every layer shares — a healthy instance, a service, a backend snapshot. Imports nothing.
+
+/** Transport protocol of a port, as used by SRV `_proto` labels (dns-behaviour.md §2.3b). */
+export type Protocol = 'tcp' | 'udp';
+
+/** One port of an instance. `name` is a lowercase DNS label (a Kubernetes port name, a static-file named port) or null. */
+export interface Port {
+  readonly name: string | null;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+/**
+ * One healthy instance (backends only ever emit healthy ones, §6.1).
+ * Invariants: `address` is canonical text (dotted IPv4, or RFC 5952 IPv6 — lowercase, `::` compressed);
+ * `weight` is an integer 1..65535; `tags` are lowercase DNS labels.
+ */
+export interface Instance {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly ports: readonly Port[];
+  readonly weight: number;
+  readonly tags: readonly string[];
+}
+
+/** A service in one scope (Consul datacenter, Kubernetes namespace, static-file scope). Labels are lowercase. */
+export interface Service {
+  readonly name: string;
+  readonly scope: string;
+  /** Per-service TTL override (§3.4); undefined means the configured default. */
+  readonly ttlSeconds?: number | undefined;
+  /** Healthy instances only; may be empty (a known service with nothing healthy, §5.3). */
+  readonly instances: readonly Instance[];
+}
+
+/** The key of a service inside a snapshot map: `${scope}/${name}`. */
+export function serviceKey(scope: string, name: string): string {
+  return `${scope}/${name}`;
+}
+
+/**
+ * The whole state of one backend at one moment (architecture rule 1: full snapshots, never deltas).
+ * Immutable. A backend that re-emits an unchanged service should reuse the same `Service` object: the store
+ * skips services whose object identity did not change, so a one-service change costs O(1) to merge.
+ */
+export interface ServiceSnapshot {
+  /** Keyed by serviceKey(scope, name). */
+  readonly services: ReadonlyMap<string, Service>;
+  /**
+   * Scope whose services also answer unscoped names (`N.service.D`, §2.1): the Consul agent's datacenter,
+   * the Kubernetes `defaultScope` namespace, the static file's default scope. Null: this backend answers only
+   * scoped names.
+   */
+  readonly defaultScope: string | null;
+}

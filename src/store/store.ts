@@ -1,0 +1,309 @@
+// store/store: the merged view of every backend's latest snapshot (§6.2), its generation/serial, and readiness.
+//
+// Backends hand in immutable snapshots; the store folds each one into its indexes within one synchronous call,
+// so a query (also synchronous) sees either the old view or the new one, never a mix. Merging is incremental:
+// only services whose object changed since the backend's previous snapshot are recomputed, so one change costs
+// the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
+
+import type { Instance, Service, ServiceSnapshot } from '../model/service.ts';
+import { serviceKey } from '../model/service.ts';
+
+/** One name as answered: the merged healthy instances of every backend that serves it. */
+export interface MergedService {
+  readonly name: string;
+  /** The scope for scoped names; null for the unscoped view (§2.1). */
+  readonly scope: string | null;
+  /** Smallest per-service TTL among the contributing services, if any set one (§3.4). */
+  readonly ttlSeconds: number | undefined;
+  /** De-duplicated by address and ports (§6.2). Empty for a known service with nothing healthy (§5.3). */
+  readonly instances: readonly Instance[];
+  /** Backends that contributed (for /v1/services and debugging). */
+  readonly backends: readonly string[];
+}
+
+export type BackendState = 'syncing' | 'synced' | 'stale';
+
+export interface BackendStatus {
+  readonly name: string;
+  readonly type: string;
+  readonly state: BackendState;
+  /** Epoch ms of the last snapshot, or null before the first one. */
+  readonly lastSyncMs: number | null;
+  /** Epoch ms at which the current state began. */
+  readonly sinceMs: number;
+  readonly lastError: { readonly code: string; readonly message: string } | null;
+  readonly services: number;
+  readonly instances: number;
+}
+
+export interface StoreOptions {
+  /** Injected clock (epoch ms). */
+  now?: () => number;
+}
+
+interface BackendEntry {
+  readonly name: string;
+  readonly type: string;
+  readonly ownsScope: (scope: string | null) => boolean;
+  snapshot: ServiceSnapshot | null;
+  state: BackendState;
+  lastSyncMs: number | null;
+  sinceMs: number;
+  lastError: { code: string; message: string } | null;
+  instances: number;
+}
+
+const EMPTY_MAP: ReadonlyMap<string, Service> = new Map();
+
+export type StoreListener = (generation: number) => void;
+
+export class Store {
+  readonly #now: () => number;
+  readonly #backends = new Map<string, BackendEntry>();
+  /** scope → name → merged. */
+  readonly #scoped = new Map<string, Map<string, MergedService>>();
+  readonly #unscoped = new Map<string, MergedService>();
+  /** Address reference counts per view: key '' for the unscoped view, else the scope. */
+  readonly #addrs = new Map<string, Map<string, number>>();
+  readonly #listeners = new Set<StoreListener>();
+  #unsynced = 0;
+  #generation = 0;
+  readonly #serialBase: number;
+
+  constructor(opts: StoreOptions = {}) {
+    this.#now = opts.now ?? Date.now;
+    // Seconds since the epoch at start, plus one per change: grows with the data, also across restarts (§1.3).
+    this.#serialBase = Math.floor(this.#now() / 1000);
+  }
+
+  /** Bumped on every change of served data; the encoded-answer cache is keyed on it. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** SOA serial (§1.3): a 32-bit number that grows whenever the served data changes. */
+  get serial(): number {
+    return (this.#serialBase + this.#generation) >>> 0;
+  }
+
+  onChange(listener: StoreListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Declare a backend before it reports; until its first snapshot, names it could own answer SERVFAIL (§5.4). */
+  register(name: string, type: string, ownsScope: (scope: string | null) => boolean): void {
+    if (this.#backends.has(name)) throw new Error(`backend ${name} registered twice`);
+    this.#backends.set(name, {
+      name,
+      type,
+      ownsScope,
+      snapshot: null,
+      state: 'syncing',
+      lastSyncMs: null,
+      sinceMs: this.#now(),
+      lastError: null,
+      instances: 0,
+    });
+    this.#unsynced++;
+    this.#bump(); // answers change: names this backend could own now answer SERVFAIL (§5.4)
+  }
+
+  /** Drop a backend and everything it served (config reload removed it). */
+  unregister(name: string): void {
+    const entry = this.#backends.get(name);
+    if (!entry) return;
+    if (entry.snapshot) this.apply(name, { services: EMPTY_MAP, defaultScope: null });
+    if (entry.state === 'syncing') this.#unsynced--;
+    this.#backends.delete(name);
+    this.#bump();
+  }
+
+  /** Fold in a backend's full snapshot. Marks it synced. */
+  apply(name: string, snapshot: ServiceSnapshot): void {
+    const entry = this.#backends.get(name);
+    if (!entry) throw new Error(`unknown backend ${name}`);
+    const prev = entry.snapshot;
+    entry.snapshot = snapshot;
+    if (entry.state === 'syncing') this.#unsynced--;
+    if (entry.state !== 'synced') entry.sinceMs = this.#now();
+    entry.state = 'synced';
+    entry.lastSyncMs = this.#now();
+    entry.lastError = null;
+
+    const prevServices = prev?.services ?? EMPTY_MAP;
+    const scopedKeys = new Set<string>(); // serviceKey(scope,name)
+    const unscopedNames = new Set<string>();
+    const defaultChanged = (prev?.defaultScope ?? null) !== snapshot.defaultScope;
+
+    const touch = (svc: Service, defaultScope: string | null) => {
+      scopedKeys.add(serviceKey(svc.scope, svc.name));
+      if (svc.scope === defaultScope) unscopedNames.add(svc.name);
+    };
+    for (const [key, svc] of snapshot.services) {
+      const old = prevServices.get(key);
+      if (old !== svc || defaultChanged) {
+        touch(svc, snapshot.defaultScope);
+        if (old) touch(old, prev?.defaultScope ?? null);
+      }
+    }
+    for (const [key, old] of prevServices) {
+      if (!snapshot.services.has(key)) touch(old, prev?.defaultScope ?? null);
+      else if (defaultChanged) touch(old, prev?.defaultScope ?? null);
+    }
+
+    let instances = 0;
+    for (const svc of snapshot.services.values()) instances += svc.instances.length;
+    entry.instances = instances;
+
+    if (scopedKeys.size === 0 && unscopedNames.size === 0 && prev !== null) return;
+    for (const key of scopedKeys) {
+      const slash = key.indexOf('/');
+      this.#recomputeScoped(key.slice(0, slash), key.slice(slash + 1));
+    }
+    for (const n of unscopedNames) this.#recomputeUnscoped(n);
+    this.#bump();
+  }
+
+  /** A backend failed after (or before) syncing: keep its data, mark it stale (§6.3) or still syncing. */
+  fail(name: string, error: { code: string; message: string }): void {
+    const entry = this.#backends.get(name);
+    if (!entry) return;
+    entry.lastError = { code: error.code, message: error.message };
+    if (entry.state === 'synced') {
+      entry.state = 'stale';
+      entry.sinceMs = this.#now();
+    }
+  }
+
+  // ---- reads (hot path: no allocation) ----
+
+  /** The merged service for `N.service[.S].D`; undefined when no backend knows it. */
+  service(scope: string | null, name: string): MergedService | undefined {
+    return scope === null ? this.#unscoped.get(name) : this.#scoped.get(scope)?.get(name);
+  }
+
+  /** Whether the scope has any service (empty non-terminals `S.D`, `service.S.D`, §2.5). */
+  hasScope(scope: string): boolean {
+    return this.#scoped.has(scope);
+  }
+
+  /** Whether some healthy instance in this view has the address (§2.4). `address` is canonical text. */
+  hasAddress(scope: string | null, address: string): boolean {
+    return (this.#addrs.get(scope ?? '')?.get(address) ?? 0) > 0;
+  }
+
+  /** True while some backend that could own names in `scope` has not completed its first sync (§5.4). */
+  pending(scope: string | null): boolean {
+    if (this.#unsynced === 0) return false;
+    for (const b of this.#backends.values()) if (b.state === 'syncing' && b.ownsScope(scope)) return true;
+    return false;
+  }
+
+  /** True while any backend has not completed its first sync. */
+  get anyPending(): boolean {
+    return this.#unsynced > 0;
+  }
+
+  // ---- views for operations (not the hot path) ----
+
+  status(): BackendStatus[] {
+    const out: BackendStatus[] = [];
+    for (const b of this.#backends.values()) {
+      out.push({
+        name: b.name,
+        type: b.type,
+        state: b.state,
+        lastSyncMs: b.lastSyncMs,
+        sinceMs: b.sinceMs,
+        lastError: b.lastError,
+        services: b.snapshot?.services.size ?? 0,
+        instances: b.instances,
+      });
+    }
+    return out;
+  }
+
+  /** Every merged service: unscoped view first, then each scope. */
+  *services(): Generator<MergedService> {
+    yield* this.#unscoped.values();
+    for (const m of this.#scoped.values()) yield* m.values();
+  }
+
+  // ---- merging ----
+
+  #recomputeScoped(scope: string, name: string): void {
+    const key = serviceKey(scope, name);
+    const parts: [string, Service][] = [];
+    for (const b of this.#backends.values()) {
+      const svc = b.snapshot?.services.get(key);
+      if (svc) parts.push([b.name, svc]);
+    }
+    let byName = this.#scoped.get(scope);
+    const old = byName?.get(name);
+    const merged = parts.length === 0 ? undefined : merge(name, scope, parts);
+    if (merged) {
+      if (!byName) this.#scoped.set(scope, (byName = new Map()));
+      byName.set(name, merged);
+    } else if (byName) {
+      byName.delete(name);
+      if (byName.size === 0) this.#scoped.delete(scope);
+    }
+    this.#reindexAddrs(scope, old, merged);
+  }
+
+  #recomputeUnscoped(name: string): void {
+    const parts: [string, Service][] = [];
+    for (const b of this.#backends.values()) {
+      const ds = b.snapshot?.defaultScope;
+      if (ds == null) continue;
+      const svc = b.snapshot!.services.get(serviceKey(ds, name));
+      if (svc) parts.push([b.name, svc]);
+    }
+    const old = this.#unscoped.get(name);
+    const merged = parts.length === 0 ? undefined : merge(name, null, parts);
+    if (merged) this.#unscoped.set(name, merged);
+    else this.#unscoped.delete(name);
+    this.#reindexAddrs('', old, merged);
+  }
+
+  #reindexAddrs(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
+    let counts = this.#addrs.get(view);
+    if (!counts) this.#addrs.set(view, (counts = new Map()));
+    if (old) for (const i of old.instances) {
+      const c = (counts.get(i.address) ?? 0) - 1;
+      if (c <= 0) counts.delete(i.address);
+      else counts.set(i.address, c);
+    }
+    if (now) for (const i of now.instances) counts.set(i.address, (counts.get(i.address) ?? 0) + 1);
+    if (counts.size === 0) this.#addrs.delete(view);
+  }
+
+  #bump(): void {
+    this.#generation++;
+    for (const l of this.#listeners) l(this.#generation);
+  }
+}
+
+/** Merge one name's services from several backends: instances de-duplicated by address + ports (§6.2). */
+function merge(name: string, scope: string | null, parts: [string, Service][]): MergedService {
+  if (parts.length === 1) {
+    const [backend, svc] = parts[0]!;
+    return { name, scope, ttlSeconds: svc.ttlSeconds, instances: svc.instances, backends: [backend] };
+  }
+  const seen = new Set<string>();
+  const instances: Instance[] = [];
+  let ttl: number | undefined;
+  const backends: string[] = [];
+  for (const [backend, svc] of parts) {
+    backends.push(backend);
+    if (svc.ttlSeconds !== undefined) ttl = ttl === undefined ? svc.ttlSeconds : Math.min(ttl, svc.ttlSeconds);
+    for (const inst of svc.instances) {
+      const sig = `${inst.address}|${inst.ports.map((p) => `${p.port}/${p.protocol}`).sort().join(',')}`;
+      if (seen.has(sig)) continue;
+      seen.add(sig);
+      instances.push(inst);
+    }
+  }
+  return { name, scope, ttlSeconds: ttl, instances, backends };
+}
