@@ -1,0 +1,363 @@
+// dns/encode: turns a Plan into response bytes — name compression, the OPT record, UDP truncation (§4.2) — and
+// precomputes the answer orderings (§3.5) so a cached entry can serve shuffled answers without re-encoding.
+//
+// Hand-written rather than dns-packet: dns-packet writes names uncompressed (fewer records fit in 512 bytes,
+// so clients fall back to TCP sooner) and cannot point answer owners at the question, which is what makes the
+// cached bytes echo the client's letter case for free (§1.4). Tests decode our output with dns-packet.
+
+import { ipv6Groups } from '../model/names.ts';
+import type { Plan, Rec } from './plan.ts';
+import { HEADER_BYTES, TYPE, type Query } from './wire.ts';
+
+export const MAX_MESSAGE_BYTES = 65_535;
+/** Scratch size: room to build an over-long answer before trimming it to MAX_MESSAGE_BYTES. */
+export const SCRATCH_BYTES = 4 * MAX_MESSAGE_BYTES;
+/** Distinct shuffles kept per cached answer when order is random (§3.5). */
+export const RANDOM_VARIANTS = 16;
+/** Rotations kept per cached answer when order is round-robin. */
+export const MAX_ROTATIONS = 32;
+
+/** Header flag bits. */
+const QR = 0x8000;
+const AA = 0x0400;
+const TC = 0x0200;
+const RD = 0x0100;
+const CD = 0x0010;
+
+/** What the response echoes from the query: ID, opcode, RD, CD (the reserved Z bit is not echoed, §5.6). */
+export function echoFlags(queryFlags: number): number {
+  return QR | (queryFlags & (0x7800 | RD | CD));
+}
+
+/** A growable-by-limit writer with a name-compression dictionary. One per encode call (miss path). */
+class Writer {
+  readonly buf: Buffer;
+  off = 0;
+  readonly #names = new Map<string, number>();
+  constructor(buf: Buffer) {
+    this.buf = buf;
+  }
+  u8(v: number) {
+    this.buf[this.off++] = v;
+  }
+  u16(v: number) {
+    this.buf.writeUInt16BE(v, this.off);
+    this.off += 2;
+  }
+  u32(v: number) {
+    this.buf.writeUInt32BE(v >>> 0, this.off);
+    this.off += 4;
+  }
+  /** Make every suffix of `name` (already written at `at`) available for compression. */
+  registerName(name: string, at: number) {
+    if (name === '') return;
+    let pos = at;
+    let rest = name;
+    for (;;) {
+      if (pos < 0x4000 && !this.#names.has(rest)) this.#names.set(rest, pos);
+      const dot = rest.indexOf('.');
+      if (dot < 0) return;
+      pos += dot + 1;
+      rest = rest.slice(dot + 1);
+    }
+  }
+  name(name: string) {
+    let rest = name;
+    while (rest !== '') {
+      const ptr = this.#names.get(rest);
+      if (ptr !== undefined) {
+        this.u16(0xc000 | ptr);
+        return;
+      }
+      if (this.off < 0x4000) this.#names.set(rest, this.off);
+      const dot = rest.indexOf('.');
+      const label = dot < 0 ? rest : rest.slice(0, dot);
+      this.u8(label.length);
+      this.off += this.buf.write(label, this.off, 'latin1');
+      rest = dot < 0 ? '' : rest.slice(dot + 1);
+    }
+    this.u8(0);
+  }
+  rec(r: Rec) {
+    this.name(r.name);
+    this.u16(r.type);
+    this.u16(1); // class IN
+    this.u32(r.ttl);
+    const lenAt = this.off;
+    this.off += 2;
+    switch (r.type) {
+      case 1: {
+        const p = r.address.split('.');
+        for (let i = 0; i < 4; i++) this.u8(Number(p[i]));
+        break;
+      }
+      case 28:
+        for (const g of ipv6Groups(r.address)) this.u16(g);
+        break;
+      case 2:
+        this.name(r.target);
+        break;
+      case 33:
+        this.u16(r.srv.priority);
+        this.u16(r.srv.weight);
+        this.u16(r.srv.port);
+        // RFC 2782: the target must not be compressed. (RFC 3597 §4: no compression in new RDATA.)
+        this.nameUncompressed(r.srv.target);
+        break;
+      case 6:
+        this.name(r.soa.mname);
+        this.name(r.soa.rname);
+        this.u32(r.soa.serial);
+        this.u32(r.soa.refresh);
+        this.u32(r.soa.retry);
+        this.u32(r.soa.expire);
+        this.u32(r.soa.minimum);
+        break;
+    }
+    this.buf.writeUInt16BE(this.off - lenAt - 2, lenAt);
+  }
+  nameUncompressed(name: string) {
+    if (name !== '') {
+      for (const label of name.split('.')) {
+        this.u8(label.length);
+        this.off += this.buf.write(label, this.off, 'latin1');
+      }
+    }
+    this.u8(0);
+  }
+}
+
+/** Exact wire size of a record as written by Writer without compression: an upper bound used for budgeting. */
+function recSizeBound(r: Rec): number {
+  const n = r.name.length + 2;
+  switch (r.type) {
+    case 1:
+      return n + 10 + 4;
+    case 28:
+      return n + 10 + 16;
+    case 2:
+      return n + 10 + r.target.length + 2;
+    case 33:
+      return n + 10 + 6 + r.srv.target.length + 2;
+    case 6:
+      return n + 10 + r.soa.mname.length + r.soa.rname.length + 4 + 20;
+  }
+}
+
+function targetOf(r: Rec): string | null {
+  return r.type === 33 ? r.srv.target : r.type === 2 ? r.target : null;
+}
+
+export interface EncodeContext {
+  readonly query: Query;
+  /** The query message: its question bytes are copied verbatim (case echo, §1.4). */
+  readonly msg: Uint8Array;
+  /** Byte limit for this response: 512, the EDNS size, or 65535 over TCP (§4.2, §4.3). */
+  readonly limit: number;
+  /** Our advertised EDNS UDP size (§5.6). */
+  readonly ourUdpSize: number;
+  /** Shared scratch of MAX_MESSAGE_BYTES. */
+  readonly scratch: Buffer;
+}
+
+/**
+ * Encode one response with `answers` already ordered. When it does not fit `limit`, answers are dropped from
+ * the end until the survivors plus all of their glue fit, and TC=1 is set (§4.2): every SRV target that is
+ * sent has its address in Additional, and no glue is sent for a target that is not.
+ */
+export function encode(ctx: EncodeContext, plan: Plan, answers: readonly Rec[]): Buffer {
+  const n = answers.length;
+  // Upper bounds (uncompressed sizes) keep every trial inside the scratch buffer, however large the answer.
+  const glueBound = new Map<string, number>();
+  for (const g of plan.additional) glueBound.set(g.name, (glueBound.get(g.name) ?? 0) + recSizeBound(g));
+  const room = ctx.scratch.length - fixedSize(ctx, plan);
+  let kMax = 0;
+  let used = 0;
+  const counted = new Set<string>();
+  for (; kMax < n; kMax++) {
+    const r = answers[kMax]!;
+    let cost = recSizeBound(r);
+    const t = targetOf(r);
+    if (t !== null && !counted.has(t)) cost += glueBound.get(t) ?? 0;
+    if (used + cost > room) break;
+    used += cost;
+    if (t !== null) counted.add(t);
+  }
+  if (kMax === n) {
+    const full = write(ctx, plan, answers, n, false, true);
+    if (full.length <= ctx.limit) return full;
+  }
+  const best = largestFitting(ctx, plan, answers, Math.min(kMax, n - 1), true);
+  if (best) return best;
+  // Not even one answer fits together with its glue: send answers alone (still TC=1 when any is dropped).
+  return largestFitting(ctx, plan, answers, kMax, false) ?? write(ctx, plan, answers, 0, n > 0, false);
+}
+
+function largestFitting(ctx: EncodeContext, plan: Plan, answers: readonly Rec[], hi: number, glue: boolean): Buffer | null {
+  let lo = 1;
+  let best: Buffer | null = null;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const b = write(ctx, plan, answers, mid, mid < answers.length, glue);
+    if (b.length <= ctx.limit) {
+      best = b;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return best;
+}
+
+function fixedSize(ctx: EncodeContext, plan: Plan): number {
+  let n = HEADER_BYTES + (ctx.query.questionEnd - HEADER_BYTES) + (ctx.query.edns ? 11 : 0);
+  for (const r of plan.authority) n += recSizeBound(r);
+  return n;
+}
+
+function write(
+  ctx: EncodeContext,
+  plan: Plan,
+  answers: readonly Rec[],
+  k: number,
+  truncated: boolean,
+  glue: boolean,
+): Buffer {
+  const q = ctx.query;
+  const w = new Writer(ctx.scratch);
+  w.u16(q.id);
+  let flags = echoFlags(q.flags) | (plan.rcode & 0xf);
+  if (plan.aa) flags |= AA;
+  if (truncated) flags |= TC;
+  w.u16(flags);
+  w.u16(1);
+  w.u16(k);
+  w.u16(plan.authority.length);
+  const arCountAt = w.off;
+  w.u16(0);
+  // Question: the client's bytes when they are self-contained, so answers pointing at offset 12 echo its case.
+  if (!q.qnameCompressed) {
+    ctx.scratch.set(ctx.msg.subarray(HEADER_BYTES, q.questionEnd), HEADER_BYTES);
+    w.off = q.questionEnd;
+  } else {
+    w.nameUncompressed(q.qname);
+    w.u16(q.qtype);
+    w.u16(q.qclass);
+  }
+  w.registerName(q.qname, HEADER_BYTES);
+  let targets: Set<string> | null = null;
+  for (let i = 0; i < k; i++) {
+    const r = answers[i]!;
+    w.rec(r);
+    const t = targetOf(r);
+    if (t !== null) (targets ??= new Set()).add(t);
+  }
+  for (const r of plan.authority) w.rec(r);
+  let ar = 0;
+  if (glue && targets !== null) {
+    for (const g of plan.additional) {
+      if (!targets.has(g.name)) continue;
+      w.rec(g);
+      ar++;
+    }
+  }
+  if (q.edns) {
+    const rcodeHigh = plan.rcode >> 4;
+    w.u8(0); // root
+    w.u16(TYPE.OPT);
+    w.u16(ctx.ourUdpSize);
+    w.u8(rcodeHigh);
+    w.u8(0); // version 0
+    w.u16(q.dnssecOk ? 0x8000 : 0); // DO copied; other flags never echoed (§5.6)
+    w.u16(0); // no options
+    ar++;
+  }
+  ctx.scratch.writeUInt16BE(ar, arCountAt);
+  return Buffer.from(ctx.scratch.subarray(0, w.off));
+}
+
+/**
+ * The answer orderings to precompute for a plan (§3.5): one for `fixed`, rotations for `round-robin`, and
+ * shuffles for `random` (every permutation when there are few answers, so the choice stays uniform).
+ */
+export function orderings(plan: Plan, random: () => number): Rec[][] {
+  const a = plan.answers;
+  const capped = (list: Rec[]) => capAddresses(list, plan.maxAnswers);
+  if (a.length <= 1 || plan.order === 'fixed') return [capped([...a])];
+  if (plan.order === 'round-robin') {
+    const n = Math.min(a.length, MAX_ROTATIONS);
+    const out: Rec[][] = [];
+    for (let r = 0; r < n; r++) out.push(capped([...a.slice(r), ...a.slice(0, r)]));
+    return out;
+  }
+  if (a.length <= 4) return permutations([...a]).map(capped);
+  const out: Rec[][] = [];
+  for (let v = 0; v < RANDOM_VARIANTS; v++) {
+    const p = [...a];
+    for (let i = p.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      const t = p[i]!;
+      p[i] = p[j]!;
+      p[j] = t;
+    }
+    out.push(capped(p));
+  }
+  return out;
+}
+
+/** §3.6: keep at most `max` A/AAAA records (0 = all), in order; other types are untouched. */
+function capAddresses(list: Rec[], max: number): Rec[] {
+  if (max <= 0) return list;
+  let seen = 0;
+  return list.filter((r) => (r.type !== 1 && r.type !== 28) || ++seen <= max);
+}
+
+function permutations<T>(xs: T[]): T[][] {
+  if (xs.length <= 1) return [xs];
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i++) {
+    const rest = [...xs.slice(0, i), ...xs.slice(i + 1)];
+    for (const p of permutations(rest)) out.push([xs[i]!, ...p]);
+  }
+  return out;
+}
+
+/** Encode an error reply with no records (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS), optionally with the question and OPT. */
+export function encodeBare(
+  scratch: Buffer,
+  msg: Uint8Array,
+  q: Query,
+  rcode: number,
+  withQuestion: boolean,
+  withOpt: boolean,
+  ourUdpSize: number,
+): Buffer {
+  scratch.writeUInt16BE(q.id, 0);
+  scratch.writeUInt16BE(echoFlags(q.flags) | (rcode & 0xf), 2);
+  scratch.writeUInt16BE(withQuestion ? 1 : 0, 4);
+  scratch.writeUInt32BE(0, 6);
+  scratch.writeUInt16BE(withOpt ? 1 : 0, 10);
+  let off = HEADER_BYTES;
+  if (withQuestion) {
+    if (!q.qnameCompressed) {
+      scratch.set(msg.subarray(HEADER_BYTES, q.questionEnd), HEADER_BYTES);
+      off = q.questionEnd;
+    } else {
+      const w = new Writer(scratch);
+      w.off = off;
+      w.nameUncompressed(q.qname);
+      w.u16(q.qtype);
+      w.u16(q.qclass);
+      off = w.off;
+    }
+  }
+  if (withOpt) {
+    scratch[off++] = 0;
+    scratch.writeUInt16BE(TYPE.OPT, off);
+    scratch.writeUInt16BE(ourUdpSize, off + 2);
+    scratch[off + 4] = rcode >> 4;
+    scratch[off + 5] = 0;
+    scratch.writeUInt16BE(q.dnssecOk ? 0x8000 : 0, off + 6);
+    scratch.writeUInt16BE(0, off + 8);
+    off += 10;
+  }
+  return Buffer.from(scratch.subarray(0, off));
+}

@@ -1,0 +1,207 @@
+// dns/processor: packet in → packet out. Applies the wire-level rules (§4, §5.5, §5.6), serves encoded answers
+// from the cache, and asks the Responder only on a miss. Never throws: an internal error becomes SERVFAIL.
+//
+// Cache (architecture rule 3): entries hold the fully encoded response variants for one
+// (name, type, class, size limit, EDNS, DO); a hit copies a variant and patches the ID, the echoed flags and the
+// question bytes (the client's letter case). The whole cache is dropped the moment the store's generation moves,
+// so no cached answer outlives the data behind it (§6.4).
+
+import { LRUCache } from 'lru-cache';
+import { encode, encodeBare, orderings, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
+import type { Order, Responder } from './plan.ts';
+import { CLASS, CLASSIC_UDP_BYTES, HEADER_BYTES, PARSE, parseQuery, Query, RCODE, TYPE } from './wire.ts';
+
+/** Counters the processor reports; implemented by observability (plain numbers, no allocation per call). */
+export interface DnsMetrics {
+  /** One response sent (or dropped when `rcode` is -1). */
+  response(qtype: number, rcode: number, tcp: boolean, truncated: boolean): void;
+  cache(hit: boolean): void;
+  /** An exception inside the handler, turned into SERVFAIL. */
+  internalError(err: unknown): void;
+}
+
+export const noopMetrics: DnsMetrics = {
+  response() {},
+  cache() {},
+  internalError() {},
+};
+
+export interface ProcessorOptions {
+  responder: Responder;
+  /** Our EDNS UDP payload size and the cap on client-advertised sizes (§4.2). */
+  maxUdpPayloadBytes: number;
+  order: Order;
+  /** Bytes of encoded answers kept (default 64 MiB). */
+  cacheBytes?: number;
+  metrics?: DnsMetrics;
+  random?: () => number;
+}
+
+interface Slot {
+  readonly qtype: number;
+  readonly qclass: number;
+  readonly limit: number;
+  readonly edns: boolean;
+  readonly dnssecOk: boolean;
+  readonly variants: readonly Buffer[];
+  readonly truncated: boolean;
+  readonly rcode: number;
+  next: number;
+}
+
+interface NameEntry {
+  slots: Slot[];
+  bytes: number;
+}
+
+const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Slots kept per name (types × size classes); more is a client iterating over types, not a hot name. */
+const MAX_SLOTS_PER_NAME = 16;
+
+export class QueryProcessor {
+  readonly #responder: Responder;
+  readonly #maxUdp: number;
+  readonly #order: Order;
+  readonly #metrics: DnsMetrics;
+  readonly #random: () => number;
+  readonly #q = new Query();
+  readonly #nameScratch = Buffer.allocUnsafe(256);
+  readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  readonly #cache: LRUCache<string, NameEntry>;
+  #generation = -1;
+
+  constructor(opts: ProcessorOptions) {
+    this.#responder = opts.responder;
+    this.#maxUdp = opts.maxUdpPayloadBytes;
+    this.#order = opts.order;
+    this.#metrics = opts.metrics ?? noopMetrics;
+    this.#random = opts.random ?? Math.random;
+    this.#cache = new LRUCache<string, NameEntry>({
+      maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
+      sizeCalculation: (e) => Math.max(1, e.bytes),
+    });
+  }
+
+  /** Number of cached names (tests, metrics). */
+  get cachedNames(): number {
+    return this.#cache.size;
+  }
+
+  /**
+   * Handle one message. `tcp` lifts the size limit to 65535 (§4.3). Returns the response, or null when the
+   * message must be dropped silently (§5.5).
+   */
+  process(msg: Uint8Array, len: number, tcp: boolean): Buffer | null {
+    const q = this.#q;
+    try {
+      return this.#process(msg, len, tcp, q);
+    } catch (err) {
+      this.#metrics.internalError(err);
+      if (len < HEADER_BYTES || msg[2]! & 0x80) return null;
+      q.id = (msg[0]! << 8) | msg[1]!;
+      q.flags = (msg[2]! << 8) | msg[3]!;
+      this.#metrics.response(q.qtype, RCODE.SERVFAIL, tcp, false);
+      return encodeBare(this.#scratch, msg, q, RCODE.SERVFAIL, false, false, this.#maxUdp);
+    }
+  }
+
+  #process(msg: Uint8Array, len: number, tcp: boolean, q: Query): Buffer | null {
+    const status = parseQuery(msg, len, q, this.#nameScratch);
+    if (status !== PARSE.OK) {
+      if (status === PARSE.DROP) {
+        this.#metrics.response(0, -1, tcp, false);
+        return null;
+      }
+      const rcode = status === PARSE.NOTIMP ? RCODE.NOTIMP : RCODE.FORMERR;
+      this.#metrics.response(0, rcode, tcp, false);
+      return encodeBare(this.#scratch, msg, q, rcode, false, false, this.#maxUdp);
+    }
+    if (q.edns && q.ednsVersion > 0) {
+      // §5.6, RFC 6891 §6.1.3: BADVERS (16) with our OPT at version 0, no answer, AA=0.
+      this.#metrics.response(q.qtype, RCODE.BADVERS, tcp, false);
+      return encodeBare(this.#scratch, msg, q, RCODE.BADVERS, true, true, this.#maxUdp);
+    }
+    if ((q.qclass !== CLASS.IN && q.qclass !== CLASS.ANY) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
+      this.#metrics.response(q.qtype, RCODE.REFUSED, tcp, false);
+      return encodeBare(this.#scratch, msg, q, RCODE.REFUSED, true, q.edns, this.#maxUdp);
+    }
+    const limit = tcp
+      ? MAX_MESSAGE_BYTES
+      : q.edns
+        ? Math.min(Math.max(q.ednsUdpSize, CLASSIC_UDP_BYTES), this.#maxUdp)
+        : CLASSIC_UDP_BYTES;
+
+    const gen = this.#responder.generation;
+    if (gen !== this.#generation) {
+      this.#cache.clear();
+      this.#generation = gen;
+    }
+    const entry = this.#cache.get(q.qname);
+    const slot = entry ? findSlot(entry, q, limit) : undefined;
+    if (slot && !q.qnameCompressed) {
+      this.#metrics.cache(true);
+      const n = slot.variants.length;
+      const v = n === 1 ? slot.variants[0]! : slot.variants[this.#pick(slot, n)]!;
+      const out = Buffer.allocUnsafe(v.length);
+      v.copy(out);
+      out[0] = q.id >> 8;
+      out[1] = q.id & 0xff;
+      // Echo this query's RD (0x0100) and CD (0x0010); the rest of the flags belong to the cached answer.
+      out[2] = (v[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
+      out[3] = (v[3]! & 0xef) | (q.flags & 0x10);
+      // Same name length (cache key is the lowercase name): the client's spelling overwrites ours in place.
+      out.set(msg.subarray(HEADER_BYTES, q.questionEnd), HEADER_BYTES);
+      this.#metrics.response(q.qtype, slot.rcode, tcp, slot.truncated);
+      return out;
+    }
+    this.#metrics.cache(false);
+    const plan = this.#responder.plan(q.qname, q.qtype);
+    const ctx = { query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch };
+    const variants = orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
+    const first = variants[0]!;
+    const truncated = (first[2]! & 0x02) !== 0;
+    if (!q.qnameCompressed) {
+      const newSlot: Slot = {
+        qtype: q.qtype,
+        qclass: q.qclass,
+        limit,
+        edns: q.edns,
+        dnssecOk: q.dnssecOk,
+        variants,
+        truncated,
+        rcode: plan.rcode,
+        next: 1,
+      };
+      let bytes = 0;
+      for (const v of variants) bytes += v.length;
+      if (entry) {
+        if (entry.slots.length >= MAX_SLOTS_PER_NAME) entry.slots.shift();
+        entry.slots.push(newSlot);
+        entry.bytes += bytes;
+        this.#cache.set(q.qname, entry); // re-set so the LRU re-measures the entry
+      } else {
+        this.#cache.set(q.qname, { slots: [newSlot], bytes });
+      }
+    }
+    this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
+    return variants.length === 1 ? first : variants[Math.floor(this.#random() * variants.length)]!;
+  }
+
+  #pick(slot: Slot, n: number): number {
+    if (this.#order === 'round-robin') {
+      const i = slot.next % n;
+      slot.next = (i + 1) % n;
+      return i;
+    }
+    return Math.floor(this.#random() * n);
+  }
+}
+
+function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {
+  const slots = entry.slots;
+  for (let i = 0; i < slots.length; i++) {
+    const s = slots[i]!;
+    if (s.qtype === q.qtype && s.qclass === q.qclass && s.limit === limit && s.edns === q.edns && s.dnssecOk === q.dnssecOk) return s;
+  }
+  return undefined;
+}

@@ -1,0 +1,182 @@
+// dns/server: the UDP and TCP listeners (§4.1) — one pair per listen address on the same port — feeding a
+// QueryProcessor. Owns sockets, TCP framing, idle timeouts, the connection cap and graceful close. Nothing a
+// client sends escapes as an exception: the processor turns failures into SERVFAIL, and socket errors are
+// reported through `onError` without closing the listener.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { isIPv6 } from 'node:net';
+import type { QueryProcessor } from './processor.ts';
+
+export interface ListenSpec {
+  readonly host: string;
+  /** 0 picks a free port (the same one for UDP and TCP). */
+  readonly port: number;
+}
+
+export interface DnsServerOptions {
+  readonly listen: readonly ListenSpec[];
+  readonly processor: QueryProcessor;
+  readonly tcpIdleTimeoutMs: number;
+  readonly tcpMaxConnections: number;
+  /** Errors on a socket that are not the client's fault to see (EMSGSIZE, EPIPE...). Must not throw. */
+  readonly onError?: (err: Error, where: string) => void;
+  /** Open TCP connections changed (metrics). */
+  readonly onTcpConnections?: (open: number) => void;
+}
+
+export interface BoundAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Tries to find a port free for both UDP and TCP when asked for port 0. */
+const PORT_ZERO_ATTEMPTS = 20;
+/** Largest DNS message (2-byte length prefix). */
+const MAX_TCP_MESSAGE = 65_535;
+
+export class DnsServer {
+  readonly #o: DnsServerOptions;
+  readonly #udp: dgram.Socket[] = [];
+  readonly #tcp: net.Server[] = [];
+  /** Open connections → whether a query is partly received (close waits for it). */
+  readonly #conns = new Map<net.Socket, { partial: boolean }>();
+  readonly #bound: BoundAddress[] = [];
+  #closing = false;
+
+  constructor(options: DnsServerOptions) {
+    this.#o = options;
+  }
+
+  get addresses(): readonly BoundAddress[] {
+    return this.#bound;
+  }
+
+  get openTcpConnections(): number {
+    return this.#conns.size;
+  }
+
+  async start(): Promise<void> {
+    try {
+      for (const spec of this.#o.listen) await this.#bindPair(spec);
+    } catch (err) {
+      await this.close(0);
+      throw err;
+    }
+  }
+
+  async #bindPair(spec: ListenSpec): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const udp = await this.#bindUdp(spec.host, spec.port);
+      const port = udp.address().port;
+      try {
+        const tcp = await this.#bindTcp(spec.host, port);
+        this.#udp.push(udp);
+        this.#tcp.push(tcp);
+        this.#bound.push({ host: spec.host, port });
+        return;
+      } catch (err) {
+        udp.close();
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (spec.port !== 0 || !inUse || attempt >= PORT_ZERO_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  #bindUdp(host: string, port: number): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) });
+      const processor = this.#o.processor;
+      const onError = this.#o.onError;
+      sock.once('error', reject);
+      sock.bind(port, host, () => {
+        sock.off('error', reject);
+        sock.on('error', (err) => onError?.(err, 'udp'));
+        resolve(sock);
+      });
+      sock.on('message', (msg, rinfo) => {
+        const out = processor.process(msg, msg.length, false);
+        if (out !== null) sock.send(out, rinfo.port, rinfo.address, sendCallback);
+      });
+      const sendCallback = (err: Error | null) => {
+        if (err) onError?.(err, 'udp-send');
+      };
+    });
+  }
+
+  #bindTcp(host: string, port: number): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (sock) => this.#onConnection(sock));
+      // net.Server drops connections beyond this before our handler runs (the cap of §4.1).
+      server.maxConnections = this.#o.tcpMaxConnections;
+      server.once('error', reject);
+      server.listen({ host, port, ipv6Only: isIPv6(host), exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.#o.onError?.(err, 'tcp'));
+        resolve(server);
+      });
+    });
+  }
+
+  #onConnection(sock: net.Socket): void {
+    if (this.#closing) {
+      sock.destroy();
+      return;
+    }
+    const state = { partial: false };
+    this.#conns.set(sock, state);
+    this.#o.onTcpConnections?.(this.#conns.size);
+    sock.setTimeout(this.#o.tcpIdleTimeoutMs, () => sock.destroy());
+    let buf: Buffer | null = null;
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf === null || buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let off = 0;
+      while (buf.length - off >= 2) {
+        const n = buf.readUInt16BE(off);
+        if (buf.length - off - 2 < n) break;
+        const msg = buf.subarray(off + 2, off + 2 + n);
+        off += 2 + n;
+        const out = this.#o.processor.process(msg, n, true);
+        if (out !== null && out.length <= MAX_TCP_MESSAGE) {
+          const framed = Buffer.allocUnsafe(out.length + 2);
+          framed.writeUInt16BE(out.length, 0);
+          out.copy(framed, 2);
+          sock.write(framed);
+        }
+      }
+      buf = off === buf.length ? null : buf.subarray(off);
+      state.partial = buf !== null;
+      // While closing, a connection is ended once every complete query it sent has been answered.
+      if (this.#closing && buf === null) sock.end();
+    });
+    sock.on('error', () => sock.destroy()); // a client reset is not our error
+    sock.on('close', () => {
+      this.#conns.delete(sock);
+      this.#o.onTcpConnections?.(this.#conns.size);
+    });
+  }
+
+  /**
+   * Stop accepting, close UDP, let open TCP connections finish what they sent (each is ended after its last
+   * answer is written), and destroy what is left after `graceMs`.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    this.#closing = true;
+    for (const u of this.#udp) {
+      try {
+        u.close();
+      } catch {
+        // already closed
+      }
+    }
+    const servers = this.#tcp.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const [c, st] of this.#conns) if (!st.partial) c.end();
+    const deadline = setTimeout(() => {
+      for (const c of this.#conns.keys()) c.destroy();
+    }, graceMs);
+    await Promise.all(servers);
+    clearTimeout(deadline);
+    this.#udp.length = 0;
+    this.#tcp.length = 0;
+  }
+}
