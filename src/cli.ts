@@ -1,0 +1,121 @@
+// cli: argv → config → app, signals, exit codes (0 ok, 1 runtime failure, 2 bad usage or bad config).
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { startApp } from './app.ts';
+import { ConfigError, loadConfigFile, type ConfigOverrides } from './config/load.ts';
+import { createLogger, type LogLevel } from './observability/logger.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_CONFIG = 2;
+/** Bound on a graceful stop (ms): listeners close, TCP queries in flight are answered. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+const USAGE = `Usage:
+  svcdns [--config FILE] [--listen HOST:PORT ...] [--log-level LEVEL]
+  svcdns check-config FILE
+  svcdns --help | --version
+
+Serves healthy instances from a service registry as DNS (A, AAAA, SRV).
+
+Options:
+  -c, --config FILE      config file (default: config/svcdns.yaml)
+  -l, --listen ADDR      listen address, repeatable; overrides "listen" (env SVCDNS_LISTEN, comma-separated)
+      --log-level LEVEL  fatal|error|warn|info|debug|trace|silent; overrides "log.level" (env SVCDNS_LOG_LEVEL)
+  -h, --help             this text
+  -v, --version          the version
+
+Exit codes: 0 ok, 1 runtime failure (e.g. address in use), 2 bad usage or bad config.`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        listen: { type: 'string', short: 'l', multiple: true },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`svcdns: ${(err as Error).message}\n\n${USAGE}\n`);
+    return EXIT_CONFIG;
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+  if (values.version) {
+    process.stdout.write(`svcdns ${version()}\n`);
+    return EXIT_OK;
+  }
+  const overrides: ConfigOverrides = {
+    listen: values.listen ?? env.SVCDNS_LISTEN?.split(',').map((s) => s.trim()).filter(Boolean),
+    logLevel: values['log-level'] ?? env.SVCDNS_LOG_LEVEL,
+  };
+
+  if (positionals[0] === 'check-config') {
+    const file = positionals[1] ?? values.config;
+    if (!file) {
+      process.stderr.write(`svcdns: check-config needs a FILE\n\n${USAGE}\n`);
+      return EXIT_CONFIG;
+    }
+    try {
+      const cfg = loadConfigFile(file, overrides);
+      process.stdout.write(`${file}: OK (${cfg.backends.length} backend(s): ${cfg.backends.map((b) => b.name ?? b.type).join(', ')})\n`);
+      return EXIT_OK;
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n`);
+      return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
+    }
+  }
+  if (positionals.length > 0) {
+    process.stderr.write(`svcdns: unknown command "${positionals[0]}"\n\n${USAGE}\n`);
+    return EXIT_CONFIG;
+  }
+
+  const file = values.config ?? 'config/svcdns.yaml';
+  let config;
+  try {
+    config = loadConfigFile(file, overrides);
+  } catch (err) {
+    process.stderr.write(`svcdns: bad config\n${(err as Error).message}\n`);
+    return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
+  }
+  const logger = createLogger(config.log.level as LogLevel);
+  let app;
+  try {
+    app = await startApp({ config, configPath: file, logger, env });
+  } catch (err) {
+    logger.fatal({ event: 'start_failed', err: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, 'cannot start');
+    return EXIT_RUNTIME;
+  }
+  return new Promise<number>((resolveExit) => {
+    const stop = (signal: string) => {
+      logger.info({ event: 'shutdown', signal }, 'shutting down');
+      const force = setTimeout(() => resolveExit(EXIT_RUNTIME), SHUTDOWN_GRACE_MS + 1000);
+      force.unref();
+      app.stop(SHUTDOWN_GRACE_MS).then(
+        () => resolveExit(EXIT_OK),
+        () => resolveExit(EXIT_RUNTIME),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,104 @@
+// config/schema: the strict schema of svcdns.yaml, assembled from the core keys and each backend's own schema.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { backendModules, type AnyBackendConfig } from '../backends/registry.ts';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8653';
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8654';
+
+/** `host:port` or `[v6]:port`; host must be an IP literal (we bind, we do not resolve). */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseListen(s: string): ListenAddress | string {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:[\]]+):(\d+)$/.exec(s);
+  if (!m) return 'must be "host:port" or "[ipv6]:port"';
+  const host = m[1]!;
+  const port = Number(m[2]);
+  if (!isIP(host)) return `host "${host}" must be an IP address`;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return 'port must be 0..65535';
+  return { host, port };
+}
+
+const listenAddress = z.string().transform((s, ctx) => {
+  const r = parseListen(s);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+/** A domain: one or more labels, stored lowercase without the trailing dot. */
+const domain = z.string().transform((s, ctx) => {
+  const d = s.toLowerCase().replace(/\.$/, '');
+  const labels = d.split('.');
+  if (d === '' || !labels.every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l)) || d.length > 253) {
+    ctx.addIssue({ code: 'custom', message: 'must be a DNS domain name such as "sd.internal"' });
+    return z.NEVER;
+  }
+  return d;
+});
+
+const ipOf = (fam: 4 | 6) =>
+  z.string().refine((s) => isIP(s) === fam, { message: `must be an IPv${fam} address` });
+
+// One strict schema per backend type, chosen by `type` (hickory-dns style: the store is picked by a type field).
+const backendEntry = z.discriminatedUnion(
+  'type',
+  Object.values(backendModules).map((m) => m.configSchema) as unknown as Parameters<typeof z.discriminatedUnion>[1],
+) as unknown as z.ZodType<AnyBackendConfig>;
+
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .union([listenAddress.transform((a) => [a]), z.array(listenAddress).min(1)])
+      .default([{ host: '127.0.0.1', port: 8653 }]),
+    domains: z.union([domain.transform((d) => [d]), z.array(domain).min(1)]).default(['sd.internal']),
+    ttlSeconds: z.number().int().min(0).max(2_147_483_647).default(5),
+    negativeTtlSeconds: z.number().int().min(0).max(2_147_483_647).default(5),
+    maxUdpPayloadBytes: z.number().int().min(512).max(65_535).default(1232),
+    order: z.enum(['random', 'round-robin', 'fixed']).default('random'),
+    maxAnswers: z.number().int().min(0).max(65_535).default(0),
+    emptyService: z.enum(['nodata', 'nxdomain']).default('nodata'),
+    nameserver: z
+      .strictObject({
+        /** NS target; default `ns.<domain>` for each domain. */
+        name: domain.optional(),
+        ipv4: z.array(ipOf(4)).default([]),
+        ipv6: z.array(ipOf(6)).default([]),
+      })
+      .default({ ipv4: [], ipv6: [] }),
+    tcp: z
+      .strictObject({
+        idleTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+      })
+      .default({ idleTimeoutMs: 10_000, maxConnections: 1000 }),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .default({ level: 'info' }),
+    backends: z.array(backendEntry).min(1),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    cfg.backends.forEach((b, i) => {
+      const name = b.name ?? b.type;
+      if (names.has(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['backends', i, 'name'],
+          message: `duplicate backend name "${name}" (give each backend a distinct "name")`,
+        });
+      }
+      names.add(name);
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type BackendConfig = Config['backends'][number];
