@@ -17,8 +17,11 @@ export function checkKey(spec: CheckSpec): string {
   return `${target} every ${spec.intervalMs}ms timeout ${spec.timeoutMs}ms`;
 }
 
-/** One probe: resolves with null when passing, else a short reason. Never rejects; settles within timeoutMs. */
-export function probe(spec: CheckSpec): Promise<string | null> {
+/**
+ * One probe: resolves with null when passing, else a short reason. Never rejects; settles within timeoutMs,
+ * or at once when `signal` aborts (stop() must not leave a socket or timer holding the process open).
+ */
+export function probe(spec: CheckSpec, signal?: AbortSignal): Promise<string | null> {
   return new Promise((resolve) => {
     let done = false;
     let cleanup: () => void = () => {};
@@ -26,15 +29,19 @@ export function probe(spec: CheckSpec): Promise<string | null> {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       cleanup();
       resolve(reason);
     };
+    const onAbort = () => finish('stopped');
     const timer = setTimeout(() => finish(`timed out after ${spec.timeoutMs} ms`), spec.timeoutMs);
+    if (signal?.aborted) return finish('stopped');
+    signal?.addEventListener('abort', onAbort);
     if (spec.kind === 'tcp') {
       const sock = net.connect({ host: spec.host, port: spec.port });
       cleanup = () => sock.destroy();
       sock.once('connect', () => finish(null));
-      sock.once('error', (e: NodeJS.ErrnoException) => finish(`connect failed: ${e.code ?? e.message}`));
+      sock.on('error', (e: NodeJS.ErrnoException) => finish(`connect failed: ${e.code ?? e.message}`));
       return;
     }
     const mod = spec.url.startsWith('https:') ? https : http;
@@ -46,7 +53,7 @@ export function probe(spec: CheckSpec): Promise<string | null> {
       finish(status >= 200 && status < 400 ? null : `HTTP ${status}`);
     });
     cleanup = () => req.destroy();
-    req.once('error', (e: NodeJS.ErrnoException) => finish(`request failed: ${e.code ?? e.message}`));
+    req.on('error', (e: NodeJS.ErrnoException) => finish(`request failed: ${e.code ?? e.message}`));
   });
 }
 
@@ -58,6 +65,7 @@ export class Checker {
   #reason: string | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
+  readonly #abort = new AbortController();
   readonly #onChange: (checker: Checker) => void;
 
   constructor(spec: CheckSpec, onChange: (checker: Checker) => void) {
@@ -81,12 +89,13 @@ export class Checker {
 
   stop(): void {
     this.#stopped = true;
+    this.#abort.abort();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
 
   async #run(): Promise<void> {
-    const reason = await probe(this.spec);
+    const reason = await probe(this.spec, this.#abort.signal);
     if (this.#stopped) return;
     const status: CheckStatus = reason === null ? 'passing' : 'critical';
     const changed = status !== this.#status;
