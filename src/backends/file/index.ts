@@ -229,7 +229,7 @@ class FileBackend implements Backend {
     if (this.#lastLoggedError !== err.message) {
       this.#lastLoggedError = err.message;
       this.#logger.error(
-        { event: 'reload-rejected', code: err.code, file: this.#display, err: err.message },
+        { event: 'reload_rejected', code: err.code, file: this.#display, err: err.message },
         this.#current ? 'services file rejected; serving the previous version' : 'services file not loaded',
       );
     }
