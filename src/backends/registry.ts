@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import type { Backend, BackendContext } from './backend.ts';
 import * as file from './file/index.ts';
+import * as consul from './consul/index.ts';
 
 export interface BackendModule<C extends { type: string; name?: string | undefined }> {
   /** Strict zod schema of this backend's entry in `backends:`; `type` is a literal. */
@@ -13,6 +14,7 @@ export interface BackendModule<C extends { type: string; name?: string | undefin
 
 export const backendModules = {
   file: file as BackendModule<file.FileBackendConfig>,
+  consul: consul as BackendModule<consul.ConsulBackendConfig>,
 } as const;
 
 export type BackendType = keyof typeof backendModules;

@@ -1,0 +1,405 @@
+// backends/consul/consul: the Consul catalog backend — per datacenter a blocking watch on /v1/catalog/services
+// and one on /v1/health/service/<name> per service (started and stopped as services come and go), folded into
+// full snapshots of healthy instances; SERVFAIL until the first full sync (§5.4), last known data while Consul
+// fails afterwards (§6.3).
+
+import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Backend, BackendContext, BackendSink } from '../backend.ts';
+import { BackendError } from '../backend.ts';
+import { Backoff } from '../backoff.ts';
+import type { Service } from '../../model/service.ts';
+import { serviceKey } from '../../model/service.ts';
+import { isLabel } from '../../model/names.ts';
+import type { ConsulBackendConfig } from './config.ts';
+import { resolveAccess } from './config.ts';
+import type { ConsulReply } from './http.ts';
+import { AbortedError, ConsulHttp } from './http.ts';
+import { makeService, signature, translateHealth } from './translate.ts';
+import type { LoopPools } from './watch.ts';
+import { BlockingLoop, Semaphore, sleep } from './watch.ts';
+
+/** Bound on remembered "warn once" keys, so churn of bad names cannot grow memory without limit. */
+const MAX_WARNED_KEYS = 10_000;
+
+interface ServiceWatch {
+  /** Name as Consul spells it (path segment). */
+  readonly consulName: string;
+  readonly loop: BlockingLoop;
+  service: Service | null;
+  sig: string;
+}
+
+interface Datacenter {
+  /** Scope label (lowercase). */
+  readonly scope: string;
+  /** `?dc=` value, or undefined for the agent's own datacenter as discovered. */
+  readonly dcParam: string | undefined;
+  readonly catalog: BlockingLoop;
+  catalogSynced: boolean;
+  /** Scope name (lowercase label) → watch. */
+  readonly watches: Map<string, ServiceWatch>;
+}
+
+export interface ConsulBackendOptions {
+  /** Monotonic clock, ms (injected for tests). */
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export class ConsulBackend implements Backend {
+  readonly name: string;
+  readonly type = 'consul';
+  readonly #cfg: ConsulBackendConfig;
+  readonly #ctx: BackendContext;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #abort = new AbortController();
+  #sink: BackendSink | null = null;
+  #http: ConsulHttp | null = null;
+  #agentScope: string | null = null;
+  readonly #dcs = new Map<string, Datacenter>();
+  readonly #pools: LoopPools;
+  /** Catalog loops never queue behind 5,000 service watches: new services must be seen at once. */
+  readonly #catalogPool = new Semaphore(1_000_000);
+  readonly #blockingSlots: number;
+  readonly #failing = new Map<object, BackendError>();
+  #degraded = false;
+  #synced = false;
+  #dirty = false;
+  #emitScheduled = false;
+  #startedAt = 0;
+  readonly #warned = new Set<string>();
+  #stopped = false;
+
+  constructor(cfg: ConsulBackendConfig, ctx: BackendContext, opts: ConsulBackendOptions = {}) {
+    this.name = cfg.name ?? 'consul';
+    this.#cfg = cfg;
+    this.#ctx = ctx;
+    this.#log = ctx.logger;
+    this.#now = opts.now ?? (() => performance.now());
+    this.#random = opts.random ?? Math.random;
+    // One socket per catalog watch is kept out of the shared budget; the rest is split fetch / blocking.
+    this.#blockingSlots = Math.max(1, cfg.maxConnections - cfg.fetchConcurrency - 1 - cfg.datacenters.length);
+    this.#pools = {
+      fetch: new Semaphore(cfg.fetchConcurrency),
+      blocking: new Semaphore(this.#blockingSlots),
+      waitSeconds: () => this.#waitSeconds(),
+    };
+  }
+
+  ownsScope(scope: string | null): boolean {
+    if (scope === null) return true;
+    return scope === this.#cfg.datacenter || this.#cfg.datacenters.includes(scope) || scope === this.#agentScope;
+  }
+
+  start(sink: BackendSink): void {
+    if (this.#sink) return;
+    this.#sink = sink;
+    this.#startedAt = this.#now();
+    void this.#boot().catch((e: unknown) => {
+      // Nothing in boot is expected to throw past its own handling; never let it become an unhandled rejection.
+      if (!this.#stopped) this.#log.error({ err: e }, 'consul backend failed to start');
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#abort.abort();
+    for (const dc of this.#dcs.values()) {
+      dc.catalog.stop();
+      for (const w of dc.watches.values()) w.loop.stop();
+    }
+    this.#http?.destroy();
+  }
+
+  /** Loop counts, for tests and /readyz details. */
+  get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number } {
+    let watches = 0;
+    let zero = 0;
+    for (const dc of this.#dcs.values()) {
+      watches += dc.watches.size;
+      zero += dc.catalog.zeroIndexRequests;
+      for (const w of dc.watches.values()) zero += w.loop.zeroIndexRequests;
+    }
+    return { datacenters: this.#dcs.size, watches, blockingSlots: this.#blockingSlots, zeroIndexRequests: zero };
+  }
+
+  // ---- boot: access, agent datacenter, watches ----
+
+  async #boot(): Promise<void> {
+    const signal = this.#abort.signal;
+    const backoff = new Backoff({ random: this.#random });
+    const bootKey = {};
+    while (!signal.aborted) {
+      try {
+        const access = await resolveAccess(this.#cfg, this.#ctx.env, this.#ctx.configDir);
+        this.#http?.destroy();
+        this.#http = new ConsulHttp(access, { maxConnections: this.#cfg.maxConnections, consistency: this.#cfg.consistency });
+        let agentDc: string | undefined = this.#cfg.datacenter;
+        const dcParam = agentDc;
+        if (agentDc === undefined) {
+          const r = await this.#http.get('/v1/agent/self', { timeoutMs: this.#cfg.requestTimeoutMs, signal });
+          const cfg = (r.body as { Config?: { Datacenter?: unknown } } | null)?.Config;
+          const dc = typeof cfg?.Datacenter === 'string' ? cfg.Datacenter.toLowerCase() : '';
+          if (!isLabel(dc)) {
+            throw new BackendError('SVCDNS_BACKEND_BAD_DATA', 'Consul /v1/agent/self has no usable Config.Datacenter; set `datacenter`', {
+              endpoint: '/v1/agent/self',
+            });
+          }
+          agentDc = dc;
+        }
+        this.#agentScope = agentDc;
+        this.#ok(bootKey);
+        this.#addDatacenter(agentDc, dcParam);
+        for (const dc of this.#cfg.datacenters) if (!this.#dcs.has(dc)) this.#addDatacenter(dc, dc);
+        return;
+      } catch (e) {
+        if (e instanceof AbortedError || signal.aborted) return;
+        await this.#fail(bootKey, toBackendError(e));
+        if (!(await sleep(backoff.next(), signal))) return;
+      }
+    }
+  }
+
+  #addDatacenter(scope: string, dcParam: string | undefined): void {
+    const http = this.#http!;
+    const query = { dc: dcParam };
+    const dc: Datacenter = {
+      scope,
+      dcParam,
+      catalogSynced: false,
+      watches: new Map(),
+      catalog: new BlockingLoop({
+        http,
+        path: '/v1/catalog/services',
+        query,
+        pools: { fetch: this.#catalogPool, blocking: this.#catalogPool, waitSeconds: () => this.#cfg.waitSeconds },
+        requestTimeoutMs: this.#cfg.requestTimeoutMs,
+        minIntervalMs: this.#cfg.minWatchIntervalMs,
+        now: this.#now,
+        random: this.#random,
+        onData: (r) => this.#onCatalog(dc, r),
+        onOk: () => this.#ok(dc.catalog),
+        onError: (e) => this.#fail(dc.catalog, e),
+      }),
+    };
+    this.#dcs.set(scope, dc);
+    dc.catalog.start();
+  }
+
+  /** Wait (s) of a service's blocking query: the full wait while every watch has its own slot; shorter when
+   * more watches than slots share them, so each still comes round about once per waitSeconds. */
+  #waitSeconds(): number {
+    let watches = 0;
+    for (const dc of this.#dcs.values()) watches += dc.watches.size;
+    if (watches <= this.#blockingSlots) return this.#cfg.waitSeconds;
+    return Math.max(1, Math.floor((this.#cfg.waitSeconds * this.#blockingSlots) / watches));
+  }
+
+  // ---- data ----
+
+  #onCatalog(dc: Datacenter, reply: ConsulReply): void {
+    const body = reply.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new BackendError('SVCDNS_BACKEND_BAD_DATA', 'Consul /v1/catalog/services did not answer an object', {
+        endpoint: '/v1/catalog/services',
+        dc: dc.scope,
+      });
+    }
+    if (reply.filteredByAcl) {
+      this.#warnOnce(`acl-filtered/${dc.scope}`, 'Consul filtered /v1/catalog/services by ACL: the token cannot see every service (needs service:read)', {
+        dc: dc.scope,
+        tokenSource: this.#http?.tokenSource,
+      });
+    }
+    const seen = new Set<string>();
+    for (const consulName of Object.keys(body)) {
+      const name = consulName.toLowerCase();
+      if (!isLabel(name)) {
+        this.#warnOnce(`name/${dc.scope}/${consulName}`, `Consul service "${consulName}" is not a DNS label; not served`, {
+          service: consulName,
+          dc: dc.scope,
+        });
+        continue;
+      }
+      if (seen.has(name)) {
+        this.#warnOnce(`dup/${dc.scope}/${consulName}`, `Consul service "${consulName}" differs from another only by case; not served`, {
+          service: consulName,
+          dc: dc.scope,
+        });
+        continue;
+      }
+      seen.add(name);
+      if (!dc.watches.has(name)) this.#startServiceWatch(dc, name, consulName);
+    }
+    for (const [name, w] of dc.watches) {
+      if (seen.has(name)) continue;
+      w.loop.stop();
+      dc.watches.delete(name);
+      this.#failing.delete(w.loop);
+      this.#dirty = true;
+    }
+    dc.catalogSynced = true;
+    this.#dirty = true;
+    this.#scheduleEmit();
+    this.#maybeRecovered();
+  }
+
+  #startServiceWatch(dc: Datacenter, name: string, consulName: string): void {
+    const w: ServiceWatch = {
+      consulName,
+      service: null,
+      sig: '',
+      loop: new BlockingLoop({
+        http: this.#http!,
+        path: `/v1/health/service/${encodeURIComponent(consulName)}`,
+        query: { dc: dc.dcParam },
+        pools: this.#pools,
+        requestTimeoutMs: this.#cfg.requestTimeoutMs,
+        minIntervalMs: this.#cfg.minWatchIntervalMs,
+        now: this.#now,
+        random: this.#random,
+        onData: (r) => this.#onHealth(dc, name, w, r),
+        onOk: () => this.#ok(w.loop),
+        onError: (e) => this.#fail(w.loop, e),
+      }),
+    };
+    dc.watches.set(name, w);
+    w.loop.start();
+  }
+
+  #onHealth(dc: Datacenter, name: string, w: ServiceWatch, reply: ConsulReply): void {
+    if (w.loop.stopped) return;
+    const endpoint = `/v1/health/service/${w.consulName}`;
+    if (!Array.isArray(reply.body)) {
+      throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} did not answer an array`, { endpoint, dc: dc.scope });
+    }
+    const t = translateHealth(reply.body, {
+      name,
+      scope: dc.scope,
+      onlyPassing: this.#cfg.onlyPassing,
+      ttlSeconds: this.#cfg.ttlSeconds,
+      warn: (key, msg, details) => this.#warnOnce(key, msg, details),
+    });
+    if (t.malformed > 0) {
+      this.#warnOnce(`malformed/${dc.scope}/${name}`, `Consul ${endpoint}: ${t.malformed} entries without Node/Service skipped`, { endpoint });
+    }
+    const sig = signature(t.instances, this.#cfg.ttlSeconds);
+    if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
+    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds);
+    w.sig = sig;
+    this.#dirty = true;
+    this.#scheduleEmit();
+  }
+
+  #allSynced(): boolean {
+    if (this.#dcs.size === 0) return false;
+    const expected = 1 + this.#cfg.datacenters.filter((d) => d !== this.#agentScope).length;
+    if (this.#dcs.size < expected) return false;
+    for (const dc of this.#dcs.values()) {
+      if (!dc.catalogSynced) return false;
+      for (const w of dc.watches.values()) if (w.service === null) return false;
+    }
+    return true;
+  }
+
+  #scheduleEmit(): void {
+    if (this.#emitScheduled || this.#stopped) return;
+    this.#emitScheduled = true;
+    // Coalesce the changes of one I/O turn (e.g. a catalog reply that removes 100 services) into one snapshot.
+    setImmediate(() => {
+      this.#emitScheduled = false;
+      this.#emit();
+    });
+  }
+
+  #emit(): void {
+    if (this.#stopped || !this.#sink || !this.#dirty) return;
+    if (!this.#synced && !this.#allSynced()) return;
+    this.#dirty = false;
+    const services = new Map<string, Service>();
+    let instances = 0;
+    for (const dc of this.#dcs.values()) {
+      for (const [name, w] of dc.watches) {
+        if (w.service === null) continue; // a service that appeared after the first sync, not fetched yet
+        services.set(serviceKey(dc.scope, name), w.service);
+        instances += w.service.instances.length;
+      }
+    }
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#log.debug(
+        { services: services.size, instances, datacenters: [...this.#dcs.keys()], syncMs: Math.round(this.#now() - this.#startedAt) },
+        'consul backend synced',
+      );
+    }
+    this.#sink.snapshot({ services, defaultScope: this.#agentScope });
+    // A snapshot marks the backend synced in the store; while some watch still fails it is stale (§6.3).
+    const failing = this.#failing.values().next();
+    if (!failing.done) this.#sink.error(failing.value);
+  }
+
+  // ---- failure and recovery ----
+
+  async #fail(key: object, err: BackendError): Promise<void> {
+    if (this.#stopped) return;
+    this.#failing.set(key, err);
+    this.#sink?.error(err);
+    if (!this.#degraded) {
+      this.#degraded = true;
+      // The supervisor logs the state change (syncing/synced → stale) once at error level; this is detail.
+      this.#log.debug(
+        { code: err.code, details: err.details, err: err.message },
+        this.#synced ? 'consul unavailable: serving the last known healthy set (stale)' : 'consul unavailable: not ready (SERVFAIL)',
+      );
+    }
+    if (err.code === 'SVCDNS_BACKEND_FORBIDDEN') await this.#rereadToken();
+  }
+
+  #ok(key: object): void {
+    if (!this.#failing.delete(key)) return;
+    this.#maybeRecovered();
+  }
+
+  #maybeRecovered(): void {
+    if (!this.#degraded || this.#failing.size > 0) return;
+    this.#degraded = false;
+    this.#log.debug({ synced: this.#synced }, 'consul reachable again');
+    // Re-emit even when nothing changed: the snapshot is what clears the stale mark in the store.
+    this.#dirty = true;
+    this.#scheduleEmit();
+  }
+
+  /** A rotated token file is picked up after a 403 without a restart. */
+  async #rereadToken(): Promise<void> {
+    const http = this.#http;
+    if (!http) return;
+    const file =
+      this.#cfg.token === undefined
+        ? this.#cfg.tokenFile ?? (this.#ctx.env['CONSUL_HTTP_TOKEN'] ? undefined : this.#ctx.env['CONSUL_HTTP_TOKEN_FILE'])
+        : undefined;
+    if (file === undefined) return;
+    try {
+      const token = (await readFile(resolve(this.#ctx.configDir, file), 'utf8')).trim();
+      http.setToken(token === '' ? null : token, http.tokenSource);
+    } catch {
+      // Keep the old token; the 403 already says which source it came from.
+    }
+  }
+
+  #warnOnce(key: string, msg: string, details: Record<string, unknown>): void {
+    if (this.#warned.has(key)) return;
+    if (this.#warned.size >= MAX_WARNED_KEYS) this.#warned.clear();
+    this.#warned.add(key);
+    this.#log.warn(details, msg);
+  }
+}
+
+function toBackendError(e: unknown): BackendError {
+  if (e instanceof BackendError) return e;
+  return new BackendError('SVCDNS_BACKEND_BAD_DATA', `consul backend: ${(e as Error)?.message ?? String(e)}`, {}, e);
+}

@@ -1,0 +1,199 @@
+// backends/consul/http: one keep-alive HTTP(S) client for the Consul HTTP API — GET with token, consistency,
+// index/wait, a hard deadline and abort; every failure mapped to a BackendError code.
+//
+// Why not the `consul` npm client: its Watch re-requests on process.nextTick after every reply (no rate limit, so
+// a server that returns at once makes it busy-loop), resets a backwards index and re-requests at once, uses its
+// own un-jittered backoff and has no hook for "stale"/"recovered" state; and a Watch per service means an
+// EventEmitter + papi request chain per service with no bound on concurrent first fetches. What we need from it
+// (a GET with X-Consul-Token, ?index/&wait/&stale/&dc and X-Consul-Index) is a few lines of node:http.
+
+import http from 'node:http';
+import https from 'node:https';
+import type { Endpoint, ResolvedAccess, TokenSource } from './config.ts';
+import { BackendError } from '../backend.ts';
+
+export interface GetOptions {
+  readonly query?: Readonly<Record<string, string | undefined>>;
+  /** Hard bound for the whole exchange (headers and body), ms. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface ConsulReply {
+  /** X-Consul-Index, or null when absent/invalid. */
+  readonly index: number | null;
+  readonly body: unknown;
+  /** X-Consul-Results-Filtered-By-ACLs: the token could not see everything (no 403 in that case). */
+  readonly filteredByAcl: boolean;
+}
+
+/** Thrown (not a BackendError) when the caller aborted: not a failure of the source. */
+export class AbortedError extends Error {
+  constructor() {
+    super('aborted');
+    this.name = 'AbortedError';
+  }
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
+export class ConsulHttp {
+  readonly #endpoint: Endpoint;
+  readonly #agent: http.Agent;
+  readonly #consistency: 'stale' | 'default' | 'consistent';
+  #token: string | null;
+  #tokenSource: TokenSource;
+
+  constructor(access: ResolvedAccess, opts: { maxConnections: number; consistency: 'stale' | 'default' | 'consistent' }) {
+    this.#endpoint = access.endpoint;
+    this.#token = access.token;
+    this.#tokenSource = access.tokenSource;
+    this.#consistency = opts.consistency;
+    // Keep-alive: 5,000 watches reuse a bounded pool of sockets instead of a TCP handshake per long-poll.
+    const agentOpts = { keepAlive: true, maxSockets: opts.maxConnections, maxFreeSockets: opts.maxConnections, scheduling: 'lifo' as const };
+    this.#agent =
+      access.endpoint.protocol === 'https:' ? new https.Agent({ ...agentOpts, ...(access.tls ?? {}) }) : new http.Agent(agentOpts);
+  }
+
+  get tokenSource(): TokenSource {
+    return this.#tokenSource;
+  }
+
+  get baseUrl(): string {
+    const h = this.#endpoint.host.includes(':') ? `[${this.#endpoint.host}]` : this.#endpoint.host;
+    return `${this.#endpoint.protocol}//${h}:${this.#endpoint.port}`;
+  }
+
+  /** A token re-read from its file after a 403 (rotation). */
+  setToken(token: string | null, source: TokenSource): void {
+    this.#token = token;
+    this.#tokenSource = source;
+  }
+
+  /** GET `path` (e.g. `/v1/catalog/services`). Adds the consistency flag; 2xx JSON → reply, else BackendError. */
+  get(path: string, opts: GetOptions): Promise<ConsulReply> {
+    const params = new URLSearchParams();
+    if (this.#consistency === 'stale') params.set('stale', '');
+    else if (this.#consistency === 'consistent') params.set('consistent', '');
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) params.set(k, v);
+    const qs = params.toString().replace(/=(&|$)/g, '$1'); // Consul's flags are bare: `?stale`, not `?stale=`
+    const fullPath = qs ? `${path}?${qs}` : path;
+    const endpoint = path; // what errors name: the endpoint, never the token
+    const mod = this.#endpoint.protocol === 'https:' ? https : http;
+
+    return new Promise<ConsulReply>((resolvePromise, rejectPromise) => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (this.#token !== null) headers['x-consul-token'] = this.#token;
+      const req = mod.request({
+        agent: this.#agent,
+        host: this.#endpoint.host,
+        port: this.#endpoint.port,
+        method: 'GET',
+        path: fullPath,
+        headers,
+      });
+      const timer = setTimeout(() => {
+        settle(() =>
+          rejectPromise(
+            new BackendError('SVCDNS_BACKEND_TIMEOUT', `Consul ${endpoint} did not answer within ${opts.timeoutMs} ms`, {
+              endpoint,
+              timeoutMs: opts.timeoutMs,
+            }),
+          ),
+        );
+        req.destroy();
+      }, opts.timeoutMs);
+      const onAbort = () => {
+        settle(() => rejectPromise(new AbortedError()));
+        req.destroy();
+      };
+      if (opts.signal?.aborted) {
+        onAbort();
+        return;
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        settle(() => {
+          const code = e.code ?? '';
+          rejectPromise(
+            new BackendError(
+              'SVCDNS_BACKEND_UNREACHABLE',
+              `Consul ${this.baseUrl}${endpoint}: ${e.message}`,
+              { endpoint, address: this.baseUrl, errno: code || undefined, tlsOrProtocol: !UNREACHABLE_CODES.has(code) },
+              e,
+            ),
+          );
+        });
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => {
+          settle(() =>
+            rejectPromise(new BackendError('SVCDNS_BACKEND_UNREACHABLE', `Consul ${endpoint}: ${e.message}`, { endpoint }, e)),
+          );
+        });
+        res.on('aborted', () => {
+          settle(() =>
+            rejectPromise(new BackendError('SVCDNS_BACKEND_UNREACHABLE', `Consul ${endpoint}: connection dropped mid-response`, { endpoint })),
+          );
+        });
+        res.on('end', () => {
+          settle(() => {
+            const status = res.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (status === 401 || status === 403) {
+              rejectPromise(
+                new BackendError(
+                  'SVCDNS_BACKEND_FORBIDDEN',
+                  `Consul refused ${endpoint} (HTTP ${status}: ${text.trim().slice(0, 120)}) with the token from ${this.#tokenSource}` +
+                    ' — the token needs service:read and node:read (agent:read for /v1/agent/self)',
+                  { endpoint, status, tokenSource: this.#tokenSource },
+                ),
+              );
+              return;
+            }
+            if (status < 200 || status > 299) {
+              rejectPromise(
+                new BackendError('SVCDNS_BACKEND_HTTP', `Consul ${endpoint} answered HTTP ${status}: ${text.trim().slice(0, 200)}`, {
+                  endpoint,
+                  status,
+                }),
+              );
+              return;
+            }
+            let body: unknown;
+            try {
+              body = JSON.parse(text);
+            } catch (e) {
+              rejectPromise(new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} answered invalid JSON`, { endpoint }, e));
+              return;
+            }
+            const rawIndex = res.headers['x-consul-index'];
+            const n = typeof rawIndex === 'string' && /^\d+$/.test(rawIndex) ? Number(rawIndex) : NaN;
+            resolvePromise({
+              index: Number.isSafeInteger(n) ? n : null,
+              body,
+              filteredByAcl: res.headers['x-consul-results-filtered-by-acls'] === 'true',
+            });
+          });
+        });
+      });
+      req.end();
+    });
+  }
+
+  /** Close every socket (stop()). */
+  destroy(): void {
+    this.#agent.destroy();
+  }
+}

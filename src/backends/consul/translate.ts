@@ -1,0 +1,152 @@
+// backends/consul/translate: a `/v1/health/service/<name>` reply → the healthy Instances of one Service
+// (§6.1 health, weights, §2.2 tags; addresses: Service.Address else Node.Address, plus lan_ipv4/lan_ipv6
+// tagged addresses). Pure: no I/O; warnings go through a callback so the caller can log each one once.
+
+import type { Instance, Port, Service } from '../../model/service.ts';
+import { canonicalAddress, isLabel } from '../../model/names.ts';
+
+export interface TranslateOptions {
+  readonly name: string;
+  readonly scope: string;
+  readonly onlyPassing: boolean;
+  readonly ttlSeconds?: number | undefined;
+  /** Called for each unusable piece of data; `key` identifies it so the caller can warn once per key. */
+  readonly warn: (key: string, message: string, details: Record<string, unknown>) => void;
+}
+
+export interface Translated {
+  readonly instances: Instance[];
+  /** Nodes that carry an instance of this service, healthy or not. */
+  readonly nodes: string[];
+  /** Entries that were not objects of the recorded shape (skipped). */
+  readonly malformed: number;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** Weight from Consul's `Weights` (default 1/1); §3.2: an SRV weight is 1..65535, never 0. */
+function weightOf(weights: unknown, warning: boolean): number {
+  const w = isObj(weights) ? (warning ? weights['Warning'] : weights['Passing']) : undefined;
+  const n = typeof w === 'number' && Number.isFinite(w) ? Math.trunc(w) : 1;
+  return Math.min(65_535, Math.max(1, n));
+}
+
+/** Health of one entry: null = not served; otherwise whether any check is `warning`. */
+function healthOf(checks: unknown, serviceId: string, onlyPassing: boolean): { warning: boolean } | null {
+  let warning = false;
+  if (!Array.isArray(checks)) return { warning };
+  for (const c of checks) {
+    if (!isObj(c)) continue;
+    // Node-level checks (serfHealth, ServiceID "") and this instance's own checks count; Consul returns only those.
+    const sid = str(c['ServiceID']);
+    if (sid !== '' && sid !== serviceId) continue;
+    const status = str(c['Status']);
+    if (status === 'passing') continue;
+    if (status === 'warning') {
+      if (onlyPassing) return null;
+      warning = true;
+      continue;
+    }
+    return null; // critical, maintenance, or anything unknown: not served (fail closed)
+  }
+  return { warning };
+}
+
+/** Tagged address text: node-level values are strings, service-level ones `{address, port}` objects. */
+function tagged(map: unknown, key: string): { address: string; port: number | null } | null {
+  if (!isObj(map)) return null;
+  const v = map[key];
+  if (typeof v === 'string' && v !== '') return { address: v, port: null };
+  if (isObj(v) && typeof v['address'] === 'string' && v['address'] !== '') {
+    const p = v['port'];
+    return { address: v['address'], port: typeof p === 'number' && p > 0 && p < 65_536 ? p : null };
+  }
+  return null;
+}
+
+export function translateHealth(body: unknown, opts: TranslateOptions): Translated {
+  const entries = Array.isArray(body) ? body : [];
+  const byKey = new Map<string, Instance>();
+  const nodes = new Set<string>();
+  let malformed = 0;
+  for (const e of entries) {
+    if (!isObj(e) || !isObj(e['Node']) || !isObj(e['Service'])) {
+      malformed++;
+      continue;
+    }
+    const node = e['Node'];
+    const svc = e['Service'];
+    const nodeName = str(node['Node']);
+    const serviceId = str(svc['ID']);
+    nodes.add(nodeName);
+    const health = healthOf(e['Checks'], serviceId, opts.onlyPassing);
+    if (health === null) continue;
+
+    const tags: string[] = [];
+    for (const t of Array.isArray(svc['Tags']) ? svc['Tags'] : []) {
+      // Tags: null in real replies; tags that are not DNS labels (`v1.2`, `a=b`) cannot be queried, so skip them.
+      if (typeof t !== 'string') continue;
+      const l = t.toLowerCase();
+      if (isLabel(l) && !tags.includes(l)) tags.push(l);
+    }
+    tags.sort();
+    const svcPort = typeof svc['Port'] === 'number' && svc['Port'] > 0 && svc['Port'] < 65_536 ? svc['Port'] : 0;
+    const weight = weightOf(svc['Weights'], health.warning);
+
+    // Service.Address overrides the node's; the matching tagged addresses (lan_ipv4/lan_ipv6) add the other family.
+    const svcAddr = str(svc['Address']);
+    const candidates: { address: string; port: number | null; what: string }[] = [];
+    if (svcAddr !== '') {
+      candidates.push({ address: svcAddr, port: null, what: 'Service.Address' });
+      for (const k of ['lan_ipv4', 'lan_ipv6']) {
+        const t = tagged(svc['TaggedAddresses'], k);
+        if (t) candidates.push({ ...t, what: `Service.TaggedAddresses.${k}` });
+      }
+    } else {
+      candidates.push({ address: str(node['Address']), port: null, what: 'Node.Address' });
+      for (const k of ['lan_ipv4', 'lan_ipv6']) {
+        const t = tagged(node['TaggedAddresses'], k);
+        if (t) candidates.push({ ...t, what: `Node.TaggedAddresses.${k}` });
+      }
+    }
+    for (const c of candidates) {
+      const canon = canonicalAddress(c.address);
+      if (canon === null) {
+        opts.warn(
+          `${opts.scope}/${opts.name}/${nodeName}/${serviceId}/${c.address}`,
+          `Consul ${c.what} "${c.address}" of ${opts.name} (${serviceId} on ${nodeName}) is not an IP address; skipped`,
+          { service: opts.name, scope: opts.scope, node: nodeName, serviceId, address: c.address },
+        );
+        continue;
+      }
+      const port = c.port ?? svcPort;
+      const ports: Port[] = port > 0 ? [{ name: null, port, protocol: 'tcp' }] : [];
+      const key = `${canon.address}|${port}`;
+      const prev = byKey.get(key);
+      // Two registrations on one address and port are one SRV target; keep the larger weight and all tags.
+      if (prev) {
+        const mergedTags = [...new Set([...prev.tags, ...tags])].sort();
+        byKey.set(key, { ...prev, weight: Math.max(prev.weight, weight), tags: mergedTags });
+      } else {
+        byKey.set(key, { address: canon.address, family: canon.family, ports, weight, tags });
+      }
+    }
+  }
+  const instances = [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
+  return { instances, nodes: [...nodes], malformed };
+}
+
+/** Cheap structural identity of a service's served data, so unchanged services keep their object (store diff). */
+export function signature(instances: readonly Instance[], ttlSeconds: number | undefined): string {
+  let s = `${ttlSeconds ?? ''}`;
+  for (const i of instances) {
+    s += `;${i.address}/${i.weight}/${i.ports.map((p) => p.port).join(',')}/${i.tags.join(',')}`;
+  }
+  return s;
+}
+
+export function makeService(name: string, scope: string, instances: Instance[], ttlSeconds: number | undefined): Service {
+  return ttlSeconds === undefined ? { name, scope, instances } : { name, scope, ttlSeconds, instances };
+}
