@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import type { Backend, BackendContext } from './backend.ts';
 import * as file from './file/index.ts';
 import * as consul from './consul/index.ts';
+import * as kubernetes from './kubernetes/index.ts';
 
 export interface BackendModule<C extends { type: string; name?: string | undefined }> {
   /** Strict zod schema of this backend's entry in `backends:`; `type` is a literal. */
@@ -15,6 +16,7 @@ export interface BackendModule<C extends { type: string; name?: string | undefin
 export const backendModules = {
   file: file as BackendModule<file.FileBackendConfig>,
   consul: consul as BackendModule<consul.ConsulBackendConfig>,
+  kubernetes: kubernetes as BackendModule<kubernetes.KubernetesBackendConfig>,
 } as const;
 
 export type BackendType = keyof typeof backendModules;

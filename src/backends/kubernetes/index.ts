@@ -1,0 +1,31 @@
+// backends/kubernetes: the `type: kubernetes` backend — serves the ready endpoints of Services from
+// discovery.k8s.io/v1 EndpointSlices (default) or legacy core/v1 Endpoints (`api: endpoints`).
+//
+// Watches: one list+watch (client-node ListWatch informer) cluster-wide, or one per `namespaces` entry;
+//   bookmarks requested; 410 Expired/Gone (HTTP status or in-stream ERROR) → relist without dropping data;
+//   other failures → report (stale, last known set kept, §6.3) and restart with Backoff.
+// Config: api, kubeconfig | $KUBECONFIG | in-cluster service account, context, namespaces, defaultScope,
+//   labelSelector, resyncMs (see config.ts).
+// Readiness: synced once every watched collection completed its first LIST; 401/403 keep it not ready and the
+//   error names the missing verb/resource (SVCDNS_BACKEND_FORBIDDEN).
+// Mapping: scope = namespace, name = Service name, port names = tags and SRV ports (§2.2, §2.3b, §6.1).
+// RBAC: exactly rbacRules(api) from rbac.ts — deploy/kubernetes/ is tested against it.
+
+import type { Backend, BackendContext } from '../backend.ts';
+import { configSchema, type KubernetesBackendConfig } from './config.ts';
+import { chooseSource } from './kubeconfig.ts';
+import { KubernetesBackend, type WatcherOptions } from './watcher.ts';
+
+export { configSchema };
+export type { KubernetesBackendConfig };
+export { rbacRules, resourceFor, VERBS } from './rbac.ts';
+
+/**
+ * Build the backend. Throws BackendError SVCDNS_BACKEND_CONFIG when no API source can exist at all (no
+ * `kubeconfig`, no $KUBECONFIG, not in a pod) — decidable from config and env, so it fails at startup.
+ * File/token problems are reported through the sink at start() and retried (mounted secrets may appear late).
+ */
+export function create(config: KubernetesBackendConfig, ctx: BackendContext, opts: WatcherOptions = {}): Backend {
+  const source = chooseSource(config, ctx.configDir, ctx.env);
+  return new KubernetesBackend(config, source, ctx.logger, opts);
+}

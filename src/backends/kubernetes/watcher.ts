@@ -1,0 +1,426 @@
+// backends/kubernetes/watcher: the KubernetesBackend — client-node ListWatch informers (one cluster-wide, or one
+// per configured namespace) feeding a per-object contribution table, coalesced into full snapshots.
+//
+// Invariants:
+// - Served data never goes backwards on failure (§6.3): a LIST result replaces one feed's objects atomically,
+//   the informer's own cache is never dropped, and errors only mark the backend stale.
+// - The first snapshot is emitted only once every feed has completed a LIST (§5.4: SERVFAIL until then).
+// - Changes from one watch chunk (or one relist) are coalesced in a microtask: one snapshot, no half-applied view.
+
+import type { Logger } from 'pino';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  ListWatch,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Backend, BackendSink } from '../backend.ts';
+import { BackendError } from '../backend.ts';
+import { Backoff } from '../backoff.ts';
+import type { Service, ServiceSnapshot } from '../../model/service.ts';
+import { serviceKey } from '../../model/service.ts';
+import type { KubernetesBackendConfig } from './config.ts';
+import { httpStatus, toBackendError } from './errors.ts';
+import type { KubeConfigSource } from './kubeconfig.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
+import type { ApiResource } from './rbac.ts';
+import { collectionPath, resourceFor } from './rbac.ts';
+import type { Contribution } from './translate.ts';
+import { SERVICE_NAME_LABEL, buildService, fromEndpointSlice, fromEndpoints, objectKey } from './translate.ts';
+
+/** Options tests may inject (never set from YAML). */
+export interface WatcherOptions {
+  readonly backoff?: () => Backoff;
+  /** Cap (ms) on the informer's own reconnect delay after a cleanly closed watch (client default grows to 30 s). */
+  readonly maxReconnectDelayMs?: number;
+}
+
+/** Default cap on the informer's reconnect delay after a watch stream ends normally (ms). */
+export const MAX_RECONNECT_DELAY_MS = 5_000;
+
+/** In-stream ERROR messages that mean "your resourceVersion is gone" even without `code: 410` (etcd2 era). */
+const EXPIRED_MESSAGE = /too old resource version|outdated and cleared/i;
+
+interface Feed {
+  readonly namespace: string | null;
+  informer: ListWatch<KubernetesObject> | null;
+  /** Completed at least one LIST (this feed's part of the first sync). */
+  listed: boolean;
+  /** Failed and not yet recovered (a LIST succeeded or a watch connected since). */
+  failure: BackendError | null;
+  readonly keys: Set<string>;
+  readonly backoff: Backoff;
+  restartTimer: NodeJS.Timeout | null;
+  resyncTimer: NodeJS.Timeout | null;
+}
+
+export class KubernetesBackend implements Backend {
+  readonly name: string;
+  readonly type = 'kubernetes';
+  readonly #config: KubernetesBackendConfig;
+  readonly #source: KubeConfigSource;
+  readonly #logger: Logger;
+  readonly #resource: ApiResource;
+  readonly #opts: WatcherOptions;
+  readonly #feeds: Feed[] = [];
+  /** objectKey `${ns}/${name}` → what it contributes. */
+  readonly #objects = new Map<string, Contribution>();
+  /** serviceKey → object keys contributing to it. */
+  readonly #byService = new Map<string, Set<string>>();
+  readonly #services = new Map<string, Service>();
+  readonly #dirty = new Set<string>();
+  readonly #delays = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  readonly #configBackoff: Backoff;
+  #configTimer: NodeJS.Timeout | null = null;
+  #sink: BackendSink | null = null;
+  #kc: KubeConfig | null = null;
+  #flushQueued = false;
+  #emitted = false;
+  /** An error was reported since the last snapshot: the next healthy moment must re-emit to clear staleness. */
+  #stale = false;
+  #stopped = false;
+
+  constructor(config: KubernetesBackendConfig, source: KubeConfigSource, logger: Logger, opts: WatcherOptions = {}) {
+    this.name = config.name ?? 'kubernetes';
+    this.#config = config;
+    this.#source = source;
+    this.#logger = logger;
+    this.#resource = resourceFor(config.api);
+    this.#opts = opts;
+    this.#configBackoff = opts.backoff?.() ?? new Backoff();
+    const namespaces = config.namespaces.length > 0 ? config.namespaces : [null];
+    for (const namespace of namespaces) {
+      this.#feeds.push({
+        namespace,
+        informer: null,
+        listed: false,
+        failure: null,
+        keys: new Set(),
+        backoff: opts.backoff?.() ?? new Backoff(),
+        restartTimer: null,
+        resyncTimer: null,
+      });
+    }
+  }
+
+  ownsScope(scope: string | null): boolean {
+    if (scope === null) return this.#config.defaultScope !== undefined;
+    return this.#config.namespaces.length === 0 || this.#config.namespaces.includes(scope);
+  }
+
+  start(sink: BackendSink): void {
+    if (this.#sink) return;
+    this.#sink = sink;
+    this.#connect();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#configTimer) clearTimeout(this.#configTimer);
+    for (const d of this.#delays) { clearTimeout(d.timer); d.resolve(); }
+    this.#delays.clear();
+    for (const feed of this.#feeds) {
+      if (feed.restartTimer) clearTimeout(feed.restartTimer);
+      if (feed.resyncTimer) clearTimeout(feed.resyncTimer);
+      feed.restartTimer = feed.resyncTimer = null;
+      const inf = feed.informer;
+      feed.informer = null;
+      if (inf) await inf.stop();
+    }
+  }
+
+  /** Load credentials (retrying with backoff: a mounted kubeconfig/token may appear later), then start feeds. */
+  #connect(): void {
+    if (this.#stopped) return;
+    try {
+      this.#kc = loadKubeConfig(this.#source, this.#config.context);
+    } catch (err) {
+      this.#report(err instanceof BackendError ? err : new BackendError('SVCDNS_BACKEND_CONFIG', String(err), {}, err));
+      this.#configTimer = setTimeout(() => { this.#configTimer = null; this.#connect(); }, this.#configBackoff.next());
+      return;
+    }
+    this.#logger.info(
+      { api: this.#config.api, namespaces: this.#config.namespaces, server: this.#kc.getCurrentCluster()?.server },
+      'kubernetes: starting list+watch',
+    );
+    for (const feed of this.#feeds) this.#startInformer(feed);
+  }
+
+  #labelSelector(): string | undefined {
+    const user = this.#config.labelSelector;
+    // Slices without the service-name label belong to no Service: let the API server filter them out.
+    if (this.#config.api === 'endpointslices') return user ? `${SERVICE_NAME_LABEL},${user}` : SERVICE_NAME_LABEL;
+    return user;
+  }
+
+  /** A fresh informer for the feed (first start and periodic resync). Its first LIST replaces the feed's objects. */
+  #startInformer(feed: Feed): void {
+    const kc = this.#kc!;
+    const r = this.#resource;
+    const selector = this.#labelSelector();
+    const path = collectionPath(r, feed.namespace);
+    const isCurrent = () => !this.#stopped && feed.informer === informer;
+
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+      let result: KubernetesListObject<KubernetesObject>;
+      try {
+        result = await this.#list(kc, feed.namespace, selector);
+      } catch (err) {
+        throw toBackendError(err, 'list', r, feed.namespace);
+      }
+      if (isCurrent()) this.#onList(feed, result.items ?? []);
+      return result;
+    };
+
+    const watch = new FeedWatch(kc, {
+      active: isCurrent,
+      event: (type, obj) => {
+        if (!isCurrent()) return obj;
+        if (type === 'ERROR') {
+          const status = obj as { code?: unknown; message?: unknown; reason?: unknown } | null;
+          const message = typeof status?.message === 'string' ? status.message : '';
+          if (status?.code === 410 || (status?.code === undefined && EXPIRED_MESSAGE.test(message))) {
+            this.#logger.info({ namespace: feed.namespace, reason: status?.reason, message }, 'kubernetes: watch expired (in-stream 410), relisting');
+            // client-node relists only on code 410; normalise the code-less etcd2 form so it does too.
+            return { ...status, code: 410 };
+          }
+          this.#report(new BackendError('SVCDNS_BACKEND_HTTP', `watch ${r.resource}: in-stream error: ${message}`, { status }), feed);
+          return obj;
+        }
+        feed.backoff.reset();
+        return obj;
+      },
+      done: (err) => {
+        if (!isCurrent() || !err) return err;
+        if (httpStatus(err) === 410) {
+          this.#logger.info({ namespace: feed.namespace }, 'kubernetes: watch expired (HTTP 410), relisting');
+          return err; // the informer relists by itself
+        }
+        if ((err as { name?: unknown }).name === 'TimeoutError') return err; // idle watch: informer re-watches
+        return toBackendError(err, 'watch', r, feed.namespace);
+      },
+      connected: () => {
+        if (isCurrent()) this.#recovered(feed);
+      },
+    });
+
+    const delayFn = (ms: number) => this.#delay(Math.min(ms, this.#opts.maxReconnectDelayMs ?? MAX_RECONNECT_DELAY_MS));
+    const informer: ListWatch<KubernetesObject> = new ListWatch(path, watch, list, false, selector, undefined, { delayFn });
+    feed.informer = informer;
+    informer.on('add', (obj) => { if (isCurrent()) this.#upsert(feed, obj); });
+    informer.on('update', (obj) => { if (isCurrent()) this.#upsert(feed, obj); });
+    informer.on('delete', (obj) => { if (isCurrent()) this.#remove(feed, obj); });
+    informer.on('error', (err) => { if (isCurrent()) this.#failed(feed, informer, err); });
+    informer.start().catch((err: unknown) => { if (isCurrent()) this.#failed(feed, informer, err); });
+    this.#scheduleResync(feed);
+  }
+
+  #list(kc: KubeConfig, namespace: string | null, labelSelector: string | undefined): Promise<KubernetesListObject<KubernetesObject>> {
+    if (this.#config.api === 'endpointslices') {
+      const api = kc.makeApiClient(DiscoveryV1Api);
+      return namespace === null
+        ? api.listEndpointSliceForAllNamespaces({ labelSelector })
+        : api.listNamespacedEndpointSlice({ namespace, labelSelector });
+    }
+    const api = kc.makeApiClient(CoreV1Api);
+    return namespace === null
+      ? api.listEndpointsForAllNamespaces({ labelSelector })
+      : api.listNamespacedEndpoints({ namespace, labelSelector });
+  }
+
+  /** Periodic relist (`resyncMs`): a new informer LISTs and takes over; the old one's callbacks are ignored. */
+  #scheduleResync(feed: Feed): void {
+    if (this.#config.resyncMs <= 0 || this.#stopped) return;
+    if (feed.resyncTimer) clearTimeout(feed.resyncTimer);
+    feed.resyncTimer = setTimeout(() => {
+      feed.resyncTimer = null;
+      if (this.#stopped || feed.restartTimer) { this.#scheduleResync(feed); return; }
+      const old = feed.informer;
+      this.#logger.debug({ namespace: feed.namespace }, 'kubernetes: periodic resync (relist)');
+      this.#startInformer(feed);
+      void old?.stop();
+    }, this.#config.resyncMs);
+  }
+
+  /** Cancellable sleep for the informer's reconnect delay, so stop() never waits on it. */
+  #delay(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = { timer: setTimeout(() => { this.#delays.delete(entry); resolve(); }, ms), resolve };
+      this.#delays.add(entry);
+    });
+  }
+
+  /** The informer stopped on an error: report it and restart it with backoff (it resumes from its resourceVersion). */
+  #failed(feed: Feed, informer: ListWatch<KubernetesObject>, err: unknown): void {
+    const be = toBackendError(err, 'watch', this.#resource, feed.namespace);
+    this.#report(be, feed);
+    if (feed.restartTimer) return;
+    const delay = feed.backoff.next();
+    this.#logger.debug({ namespace: feed.namespace, code: be.code, err: be, delayMs: delay }, 'kubernetes: restarting informer after backoff');
+    feed.restartTimer = setTimeout(() => {
+      feed.restartTimer = null;
+      if (this.#stopped || feed.informer !== informer) return;
+      informer.start().catch((e: unknown) => { if (feed.informer === informer) this.#failed(feed, informer, e); });
+    }, delay);
+  }
+
+  #report(err: BackendError, feed?: Feed): void {
+    if (this.#stopped) return;
+    if (feed) feed.failure = err;
+    this.#stale = true;
+    this.#sink?.error(err);
+  }
+
+  #recovered(feed: Feed): void {
+    feed.backoff.reset();
+    if (feed.failure) {
+      feed.failure = null;
+      this.#scheduleFlush();
+    }
+  }
+
+  /** A LIST result: the authoritative content of this feed at that resourceVersion; replace atomically. */
+  #onList(feed: Feed, items: readonly KubernetesObject[]): void {
+    const seen = new Set<string>();
+    for (const obj of items) {
+      const k = objectKey(obj);
+      if (k) seen.add(`${k.namespace}/${k.name}`);
+    }
+    for (const key of [...feed.keys]) if (!seen.has(key)) this.#drop(feed, key);
+    for (const obj of items) this.#upsert(feed, obj);
+    if (!feed.listed) this.#logger.info({ namespace: feed.namespace, objects: items.length }, 'kubernetes: initial list complete');
+    feed.listed = true;
+    this.#recovered(feed);
+    this.#scheduleFlush();
+  }
+
+  #upsert(feed: Feed, obj: KubernetesObject): void {
+    const k = objectKey(obj);
+    if (!k) return;
+    const key = `${k.namespace}/${k.name}`;
+    const c = this.#config.api === 'endpointslices' ? fromEndpointSlice(obj) : fromEndpoints(obj);
+    if (!c) { this.#drop(feed, key); return; }
+    const prev = this.#objects.get(key);
+    if (prev) {
+      const prevSk = serviceKey(prev.scope, prev.service);
+      if (prevSk !== serviceKey(c.scope, c.service)) this.#unindex(prevSk, key);
+    }
+    if (c.skipped > 0) this.#logger.debug({ object: key, skipped: c.skipped }, 'kubernetes: skipped unusable addresses/ports');
+    this.#objects.set(key, c);
+    feed.keys.add(key);
+    const sk = serviceKey(c.scope, c.service);
+    let set = this.#byService.get(sk);
+    if (!set) this.#byService.set(sk, (set = new Set()));
+    set.add(key);
+    this.#dirty.add(sk);
+    this.#scheduleFlush();
+  }
+
+  #remove(feed: Feed, obj: KubernetesObject): void {
+    const k = objectKey(obj);
+    if (k) this.#drop(feed, `${k.namespace}/${k.name}`);
+  }
+
+  #drop(feed: Feed, key: string): void {
+    feed.keys.delete(key);
+    const prev = this.#objects.get(key);
+    if (!prev) return;
+    this.#objects.delete(key);
+    this.#unindex(serviceKey(prev.scope, prev.service), key);
+    this.#scheduleFlush();
+  }
+
+  #unindex(sk: string, key: string): void {
+    const set = this.#byService.get(sk);
+    set?.delete(key);
+    if (set && set.size === 0) this.#byService.delete(sk);
+    this.#dirty.add(sk);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  /** Rebuild dirty services and hand the sink a full snapshot when something changed (or staleness cleared). */
+  #flush(): void {
+    if (this.#stopped || !this.#sink) return;
+    if (!this.#feeds.every((f) => f.listed)) return; // first sync not complete: keep SERVFAIL (§5.4)
+    let changed = false;
+    for (const sk of this.#dirty) {
+      const keys = this.#byService.get(sk);
+      const prev = this.#services.get(sk);
+      if (!keys || keys.size === 0) {
+        if (prev) { this.#services.delete(sk); changed = true; }
+        continue;
+      }
+      const contributions: Contribution[] = [];
+      for (const k of keys) contributions.push(this.#objects.get(k)!);
+      const first = contributions[0]!;
+      const svc = buildService(first.scope, first.service, contributions, prev);
+      if (svc !== prev) { this.#services.set(sk, svc); changed = true; }
+    }
+    this.#dirty.clear();
+    const failing = this.#feeds.find((f) => f.failure !== null);
+    if (!changed && this.#emitted && !(this.#stale && !failing)) return;
+    const snapshot: ServiceSnapshot = { services: new Map(this.#services), defaultScope: this.#config.defaultScope ?? null };
+    if (!this.#emitted) this.#logger.info({ services: this.#services.size }, 'kubernetes: synced');
+    this.#emitted = true;
+    this.#stale = false;
+    this.#sink.snapshot(snapshot);
+    // New data arrived through a healthy feed while another still fails: stay visibly stale (§6.3).
+    if (failing?.failure) this.#report(failing.failure, failing);
+  }
+}
+
+interface FeedWatchHooks {
+  /** False once the owning informer was replaced or the backend stopped: refuse to open new watches. */
+  active(): boolean;
+  /** Sees every event first; may rewrite the object (normalising code-less 410s). */
+  event(type: string, obj: unknown): unknown;
+  /** Maps the error that ended a watch (null = clean close) before the informer sees it. */
+  done(err: unknown): unknown;
+  /** A watch request got its 200 and is streaming. */
+  connected(): void;
+}
+
+/** client-node's Watch, plus `allowWatchBookmarks=true` and hooks for errors, expiry and reconnection. */
+class FeedWatch extends Watch {
+  readonly #hooks: FeedWatchHooks;
+  constructor(kc: KubeConfig, hooks: FeedWatchHooks) {
+    super(kc);
+    this.#hooks = hooks;
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    done: (err: any) => void,
+  ): Promise<AbortController> {
+    if (!this.#hooks.active()) {
+      done(null); // informer replaced/stopped: it sees a clean close and, being stopped, does not retry
+      return new AbortController();
+    }
+    let failed = false;
+    const controller = await super.watch(
+      path,
+      // Bookmarks keep our resourceVersion fresh on quiet clusters, so a reconnect rarely needs a relist.
+      { ...queryParams, allowWatchBookmarks: true },
+      (phase, obj, raw) => callback(phase, this.#hooks.event(phase, obj), raw),
+      (err) => {
+        if (err) failed = true;
+        done(this.#hooks.done(err));
+      },
+    );
+    if (!failed) this.#hooks.connected();
+    return controller;
+  }
+}
