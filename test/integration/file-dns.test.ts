@@ -88,7 +88,7 @@ describe('file backend over DNS: hot reload', () => {
     assert.deepEqual(await webA(s.port), ['10.0.0.1', '10.0.0.4']);
 
     await writeFile(file, V2.replace('10.0.0.4', 'not-an-ip.example'));
-    const st = await waitFor(() => s.app.store.status().find((b) => b.state === 'stale'));
+    const st = (await waitFor(() => s.app.store.status().find((b) => b.state === 'stale')))!;
     assert.equal(st.lastError?.code, 'SVCDNS_BACKEND_BAD_DATA');
     assert.ok(st.lastError?.message.includes('services[0].instances[1].address'), st.lastError?.message);
     const r = await query(s.port, 'web.service.sd.internal', 'A');
