@@ -140,8 +140,8 @@ describe('file backend: parsing valid files', () => {
     assert.deepEqual(parse('services: []\n').services, []);
   });
 
-  it('parses JSON when the file name ends in .json', () => {
-    const f = parse('{"services":[{"name":"web","instances":[{"address":"10.0.0.1","port":80}]}]}', 'svc.json');
+  it('parses JSON when the file name ends in .json (a UTF-8 BOM is tolerated)', () => {
+    const f = parse('\uFEFF{"services":[{"name":"web","instances":[{"address":"10.0.0.1","port":80}]}]}', 'svc.json');
     assert.equal(f.services[0]!.instances[0]!.address, '10.0.0.1');
   });
 });

@@ -192,6 +192,8 @@ type RawFile = z.output<typeof fileSchema>;
  */
 export function parseServicesFile(text: string, fileName: string, defaultScope: string): ServicesFile {
   const json = fileName.toLowerCase().endsWith('.json');
+  // Editors on Windows may save a UTF-8 BOM; JSON.parse rejects it, YAML ignores it.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let data: unknown;
   // JSON is YAML 1.2, so the YAML parser also gives JSON files line numbers (for syntax and validation errors).
   const lineCounter = new LineCounter();
