@@ -166,7 +166,7 @@ test('403: FORBIDDEN names the endpoint and token source, never the token; no sn
   const sink = new RecordingSink();
   b.start(sink);
   try {
-    const err = await waitFor(() => sink.errors.find((e) => e.code === 'SVCDNS_BACKEND_FORBIDDEN'));
+    const err = (await waitFor(() => sink.errors.find((e) => e.code === 'SVCDNS_BACKEND_FORBIDDEN')))!;
     assert.equal(err.details['endpoint'], '/v1/catalog/services');
     assert.equal(err.details['tokenSource'], 'env');
     assert.ok(!err.message.includes('wrong-token') && !JSON.stringify(err.details).includes('wrong-token'));
