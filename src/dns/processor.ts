@@ -184,7 +184,8 @@ export class QueryProcessor {
       }
     }
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
-    return variants.length === 1 ? first : variants[Math.floor(this.#random() * variants.length)]!;
+    // Round-robin starts at the first rotation (the slot continues from 1); random picks any.
+    return variants.length === 1 || this.#order !== 'random' ? first : variants[Math.floor(this.#random() * variants.length)]!;
   }
 
   #pick(slot: Slot, n: number): number {

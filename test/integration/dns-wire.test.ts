@@ -1,0 +1,305 @@
+// Transport and wire rules (dns-behaviour.md §4, §5.5–§5.7) with raw packets over real UDP and TCP.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import * as dnsPacket from 'dns-packet';
+import { buildQuery, decode, query, rcode, tcpRaw, udpRaw } from '../helpers/dns-client.ts';
+import { inst, put, startStack, svc, type Stack } from '../helpers/stack.ts';
+
+const D = 'sd.internal';
+
+/** Header (12 bytes) + raw rest. */
+function header(id: number, flags: number, qd: number, an = 0, ns = 0, ar = 0): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt16BE(id, 0);
+  b.writeUInt16BE(flags, 2);
+  b.writeUInt16BE(qd, 4);
+  b.writeUInt16BE(an, 6);
+  b.writeUInt16BE(ns, 8);
+  b.writeUInt16BE(ar, 10);
+  return b;
+}
+function qname(name: string): Buffer {
+  return Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+}
+function question(name: string, type = 1, cls = 1): Buffer {
+  const t = Buffer.alloc(4);
+  t.writeUInt16BE(type, 0);
+  t.writeUInt16BE(cls, 2);
+  return Buffer.concat([qname(name), t]);
+}
+/** OPT RR: owner, udp size, ext-rcode, version, flags word, rdata. */
+function opt(size = 1232, version = 0, flags = 0, rdata = Buffer.alloc(0), owner = Buffer.from([0])): Buffer {
+  const b = Buffer.alloc(10);
+  b.writeUInt16BE(41, 0);
+  b.writeUInt16BE(size, 2);
+  b[4] = 0;
+  b[5] = version;
+  b.writeUInt16BE(flags, 6);
+  b.writeUInt16BE(rdata.length, 8);
+  return Buffer.concat([owner, b, rdata]);
+}
+function rcodeOf(raw: Buffer): number {
+  return raw[3]! & 0x0f;
+}
+function optOf(raw: Buffer): { size: number; extRcode: number; version: number; flags: number; rdlen: number } | null {
+  const d = decode(raw);
+  const o = (d.additionals ?? []).find((a) => a.type === 'OPT') as
+    | { udpPayloadSize: number; extendedRcode: number; ednsVersion: number; flags: number; options: unknown[] }
+    | undefined;
+  if (!o) return null;
+  return { size: o.udpPayloadSize, extRcode: o.extendedRcode, version: o.ednsVersion, flags: o.flags, rdlen: o.options.length };
+}
+
+describe('size and transport (§4)', () => {
+  let s: Stack;
+  const many = Array.from({ length: 60 }, (_, i) => inst(`10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`, [80]));
+  before(async () => {
+    s = await startStack();
+    put(s.store, 'b', [svc('big', many), svc('web', [inst('10.0.0.1', [80])])]);
+  });
+  after(() => s.stop());
+
+  it('§4.2 without EDNS the limit is 512: TC=1, whole records, never over 512', async () => {
+    const r = await query(s.port, `big.service.${D}`, 'A');
+    assert.ok(r.raw.length <= 512, `${r.raw.length}`);
+    assert.equal(r.flag_tc, true);
+    assert.ok(r.answers!.length > 0 && r.answers!.length < 60);
+  });
+
+  it('§4.2 with EDNS: min(client size, maxUdpPayload); a 4096 client gets at most 1232', async () => {
+    const small = await query(s.port, `big.service.${D}`, 'SRV', { edns: 700 });
+    assert.ok(small.raw.length <= 700);
+    assert.equal(small.flag_tc, true);
+    const big = await query(s.port, `big.service.${D}`, 'SRV', { edns: 4096 });
+    assert.ok(big.raw.length <= 1232, `${big.raw.length}`);
+    assert.ok(big.raw.length > 700);
+    assert.equal(optOf(big.raw)!.size, 1232, 'our OPT advertises maxUdpPayload (§5.6)');
+    const tiny = await query(s.port, `big.service.${D}`, 'A', { edns: 100 });
+    assert.ok(tiny.raw.length <= 512 && tiny.answers!.length > 0, 'sizes below 512 count as 512');
+  });
+
+  it('§4.2 truncated SRV keeps Additional consistent with the surviving targets; never empty Answer with Additional', async () => {
+    for (const size of [512, 700, 1232]) {
+      const r = await query(s.port, `big.service.${D}`, 'SRV', size === 512 ? {} : { edns: size });
+      assert.equal(r.flag_tc, true);
+      assert.ok(r.answers!.length > 0);
+      const targets = new Set(r.answers!.map((a) => (a as dnsPacket.SrvAnswer).data.target));
+      const glue = (r.additionals ?? []).filter((a) => a.type === 'A').map((a) => a.name);
+      assert.deepEqual(new Set(glue), targets, `size ${size}: every surviving target has glue, and only those`);
+    }
+  });
+
+  it('§4.3 TCP carries the whole answer', async () => {
+    const r = await query(s.port, `big.service.${D}`, 'SRV', { tcp: true });
+    assert.equal(r.flag_tc, false);
+    assert.equal(r.answers!.length, 60);
+    assert.equal((r.additionals ?? []).filter((a) => a.type === 'A').length, 60);
+  });
+
+  it('§4.1 TCP: several pipelined queries on one connection, answered in order, split across writes', async () => {
+    const msgs = [1, 2, 3, 4].map((id) => buildQuery(`web.service.${D}`, 'A', { id }));
+    const replies = await tcpRaw(s.port, msgs);
+    assert.deepEqual(replies.map((r) => decode(r).id), [1, 2, 3, 4]);
+    // One message dribbled a byte at a time still gets its answer.
+    const one = buildQuery(`web.service.${D}`, 'A', { id: 77 });
+    const framed = Buffer.concat([Buffer.from([0, one.length]), one]);
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const sock = net.connect(s.port, '127.0.0.1');
+      let acc = Buffer.alloc(0);
+      sock.on('connect', async () => {
+        for (const byte of framed) {
+          sock.write(Buffer.from([byte]));
+          await new Promise((r) => setImmediate(r));
+        }
+      });
+      sock.on('data', (d) => {
+        acc = Buffer.concat([acc, d]);
+        if (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+          sock.destroy();
+          resolve(acc.subarray(2));
+        }
+      });
+      sock.on('error', reject);
+    });
+    assert.equal(decode(reply).id, 77);
+  });
+
+  it('§4.1 TCP idle connections are closed after the idle timeout', async () => {
+    const st = await startStack({ tcpIdleTimeoutMs: 150 });
+    try {
+      const t0 = Date.now();
+      await new Promise<void>((resolve) => {
+        const sock = net.connect(st.port, '127.0.0.1');
+        sock.on('close', () => resolve());
+        sock.on('error', () => {});
+      });
+      const took = Date.now() - t0;
+      assert.ok(took >= 100 && took < 3000, `closed after ${took} ms`);
+    } finally {
+      await st.stop();
+    }
+  });
+
+  it('§4.1 TCP connections beyond the cap are refused while the others keep working', async () => {
+    const st = await startStack({ tcpMaxConnections: 2 });
+    put(st.store, 'b', [svc('web', [inst('10.0.0.1', [80])])]);
+    const socks: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const sk = net.connect(st.port, '127.0.0.1');
+        sk.on('error', () => {});
+        await new Promise((r) => sk.once('connect', r));
+        socks.push(sk);
+      }
+      // Wait until the server has counted both.
+      for (let i = 0; i < 100 && st.server.openTcpConnections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      const third = net.connect(st.port, '127.0.0.1');
+      const closed = await new Promise<boolean>((resolve) => {
+        third.on('close', () => resolve(true));
+        third.on('error', () => {});
+        setTimeout(() => resolve(false), 2000);
+      });
+      assert.equal(closed, true, 'the connection over the cap is closed');
+      const r = await query(st.port, `web.service.${D}`, 'A');
+      assert.equal(rcode(r), 'NOERROR', 'UDP unaffected');
+    } finally {
+      for (const sk of socks) sk.destroy();
+      await st.stop();
+    }
+  });
+});
+
+describe('bad input (§5.5–§5.7)', () => {
+  let s: Stack;
+  before(async () => {
+    s = await startStack();
+    put(s.store, 'b', [svc('web', [inst('10.0.0.1', [80])])]);
+  });
+  after(() => s.stop());
+
+  const wellFormed = async () => {
+    const r = await query(s.port, `web.service.${D}`, 'A');
+    assert.equal(rcode(r), 'NOERROR');
+  };
+
+  it('§5.5 a message shorter than a header, or with QR=1, is dropped silently', async () => {
+    assert.equal(await udpRaw(s.port, Buffer.from([1, 2, 3]), 300), null);
+    assert.equal(await udpRaw(s.port, Buffer.alloc(0), 300), null);
+    const resp = Buffer.concat([header(9, 0x8000, 1), question(`web.service.${D}`)]);
+    assert.equal(await udpRaw(s.port, resp, 300), null);
+    await wellFormed();
+  });
+
+  it('§5.5 opcode other than QUERY → NOTIMP, AA=0, empty sections, opcode and ID echoed', async () => {
+    for (const opcode of [1, 2, 4, 5]) {
+      const raw = await udpRaw(s.port, Buffer.concat([header(0xbeef, opcode << 11, 1), question(`web.service.${D}`)]));
+      assert.ok(raw);
+      assert.equal(raw.readUInt16BE(0), 0xbeef);
+      assert.equal(rcodeOf(raw), 4);
+      assert.equal((raw[2]! >> 3) & 0xf, opcode);
+      assert.equal(raw[2]! & 0x04, 0, 'AA=0');
+      assert.deepEqual([raw.readUInt16BE(4), raw.readUInt16BE(6), raw.readUInt16BE(8), raw.readUInt16BE(10)], [0, 0, 0, 0]);
+    }
+  });
+
+  const formerr = async (label: string, msg: Buffer, id: number) => {
+    const raw = await udpRaw(s.port, msg);
+    assert.ok(raw, `${label}: got a reply`);
+    assert.equal(raw.readUInt16BE(0), id, `${label}: ID`);
+    assert.equal(rcodeOf(raw), 1, `${label}: FORMERR`);
+    assert.equal(raw[2]! & 0x80, 0x80, `${label}: QR`);
+  };
+
+  it('§5.5 QDCOUNT 0 or 2 → FORMERR with the query ID', async () => {
+    await formerr('qd0', header(101, 0x0100, 0), 101);
+    await formerr('qd2', Buffer.concat([header(102, 0x0100, 2), question(`web.service.${D}`), question(`web.service.${D}`)]), 102);
+  });
+
+  it('§5.5 truncated or malformed question names → FORMERR', async () => {
+    const q = question(`web.service.${D}`);
+    await formerr('cut name', Buffer.concat([header(103, 0, 1), q.subarray(0, 6)]), 103);
+    await formerr('no type/class', Buffer.concat([header(104, 0, 1), qname(`web.service.${D}`)]), 104);
+    await formerr('label past end', Buffer.concat([header(105, 0, 1), Buffer.from([40, 0x61, 0x62])]), 105);
+    await formerr('extended label type', Buffer.concat([header(106, 0, 1), Buffer.from([0x41, 0, 0, 1, 0, 1])]), 106);
+    // Compression loop: a pointer to itself, and forward pointers.
+    await formerr('self pointer', Buffer.concat([header(107, 0, 1), Buffer.from([0xc0, 12, 0, 1, 0, 1])]), 107);
+    await formerr('forward pointer', Buffer.concat([header(108, 0, 1), Buffer.from([0xc0, 14, 0, 1, 0, 1, 0])]), 108);
+    const long = Array.from({ length: 5 }, () => 'a'.repeat(63)).join('.');
+    await formerr('name over 255', Buffer.concat([header(109, 0, 1), question(long)]), 109);
+  });
+
+  it('§5.5 two OPT records, an OPT not at the root, or a broken OPT → FORMERR', async () => {
+    const q = question(`web.service.${D}`);
+    await formerr('two OPT', Buffer.concat([header(110, 0, 1, 0, 0, 2), q, opt(), opt()]), 110);
+    await formerr('OPT owner', Buffer.concat([header(111, 0, 1, 0, 0, 1), q, opt(1232, 0, 0, Buffer.alloc(0), qname('x'))]), 111);
+    await formerr('OPT option overruns', Buffer.concat([header(112, 0, 1, 0, 0, 1), q, opt(1232, 0, 0, Buffer.from([0, 10, 0, 9, 1]))]), 112);
+    await formerr('ARCOUNT past end', Buffer.concat([header(113, 0, 1, 0, 0, 1), q]), 113);
+  });
+
+  it('§5.5 class other than IN/ANY → REFUSED; AXFR/IXFR → REFUSED (UDP and TCP)', async () => {
+    const ch = await udpRaw(s.port, Buffer.concat([header(120, 0, 1), question('version.bind', 16, 3)]));
+    assert.equal(rcodeOf(ch!), 5);
+    const any = await udpRaw(s.port, Buffer.concat([header(121, 0, 1), question(`web.service.${D}`, 1, 255)]));
+    assert.equal(rcodeOf(any!), 0);
+    for (const t of [252, 251]) {
+      const msg = Buffer.concat([header(122, 0, 1), question(D, t)]);
+      assert.equal(rcodeOf((await udpRaw(s.port, msg))!), 5);
+      assert.equal(rcodeOf((await tcpRaw(s.port, [msg]))[0]!), 5);
+    }
+  });
+
+  it('§5.6 OPT answered with OPT: version 0, our size, DO copied, unknown options and flags not echoed', async () => {
+    const q = question(`web.service.${D}`);
+    const withOption = opt(4096, 0, 0x8000 | 0x1234, Buffer.from([0xfd, 0xe9, 0, 2, 0xab, 0xcd]));
+    const raw = (await udpRaw(s.port, Buffer.concat([header(130, 0x0100, 1, 0, 0, 1), q, withOption])))!;
+    assert.equal(rcodeOf(raw), 0);
+    const o = optOf(raw)!;
+    assert.equal(o.version, 0);
+    assert.equal(o.size, 1232);
+    assert.equal(o.flags, 0x8000, 'DO copied, other flags dropped');
+    assert.equal(o.rdlen, 0, 'no options echoed');
+    const noDo = (await udpRaw(s.port, Buffer.concat([header(131, 0, 1, 0, 0, 1), q, opt()])))!;
+    assert.equal(optOf(noDo)!.flags, 0);
+    const plain = (await udpRaw(s.port, Buffer.concat([header(132, 0, 1), q])))!;
+    assert.equal(optOf(plain), null, 'no OPT without EDNS');
+  });
+
+  it('§5.6 the reserved Z bit is not echoed; CD is', async () => {
+    const raw = (await udpRaw(s.port, Buffer.concat([header(133, 0x0100 | 0x0040 | 0x0010, 1), question(`web.service.${D}`)])))!;
+    assert.equal(raw.readUInt16BE(2) & 0x0040, 0);
+    assert.equal(raw.readUInt16BE(2) & 0x0010, 0x0010);
+  });
+
+  it('§5.6 EDNS version > 0 → BADVERS (16) with OPT version 0, AA=0, no answer', async () => {
+    const raw = (await udpRaw(s.port, Buffer.concat([header(134, 0, 1, 0, 0, 1), question(`web.service.${D}`), opt(1232, 1)])))!;
+    const o = optOf(raw)!;
+    assert.equal((o.extRcode << 4) | rcodeOf(raw), 16);
+    assert.equal(o.version, 0);
+    assert.equal(raw.readUInt16BE(6), 0, 'no answers');
+    assert.equal(raw[2]! & 0x04, 0, 'AA=0');
+  });
+
+  it('§5.7 random garbage never crashes the server; every well-formed query still gets exactly one reply', async () => {
+    let seed = 42;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const base = buildQuery(`web.service.${D}`, 'A', { edns: 1232 });
+    for (let i = 0; i < 1500; i++) {
+      let m: Buffer;
+      if (i % 2 === 0) {
+        m = Buffer.from(base);
+        const flips = 1 + Math.floor(rnd() * 4);
+        for (let f = 0; f < flips; f++) m[Math.floor(rnd() * m.length)] = Math.floor(rnd() * 256);
+        m = m.subarray(0, Math.max(0, m.length - Math.floor(rnd() * 8)));
+      } else {
+        m = Buffer.from(Array.from({ length: Math.floor(rnd() * 80) }, () => Math.floor(rnd() * 256)));
+      }
+      await udpRaw(s.port, m, 5).catch(() => null);
+    }
+    // Over TCP too, in one connection followed by a good query.
+    const replies = await tcpRaw(s.port, [Buffer.from([0xff, 0xff, 0x01]), buildQuery(`web.service.${D}`, 'A', { id: 999 })]);
+    assert.ok(replies.some((r) => r.length >= 12 && r.readUInt16BE(0) === 999));
+    for (let i = 0; i < 20; i++) await wellFormed();
+  });
+});
