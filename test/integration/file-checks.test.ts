@@ -270,4 +270,26 @@ describe('file backend: health checks (§6.1)', () => {
     assert.equal(other.connections(), before, 'removed check stopped');
     assert.equal(tcp.connections(), 0, 'healthy:false instance never probed');
   });
+
+  it('a health change while the file on disk is invalid is still served, and the backend stays stale', async () => {
+    const tcp = await tcpServer();
+    const text = `services:
+  - name: web
+    instances:
+      - { address: 127.0.0.1, port: ${tcp.port}, check: { tcp: ${tcp.port}, ${FAST} } }
+`;
+    const rec = await start(text);
+    const first = await rec.snapshotWhere(0, () => true);
+    const n = rec.events.length;
+    await writeFile(path.join(dir, 'services.yaml'), text.replace('127.0.0.1', '127.0.0.300'));
+    for (const deadline = performance.now() + 3000; !rec.events.slice(n).some((e) => e.kind === 'error'); ) {
+      assert.ok(performance.now() < deadline, 'invalid edit reported');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await tcp.close();
+    const down = await rec.snapshotWhere(first.index + 1, (s) => s.services.get('default/web')!.instances.length === 0);
+    // The snapshot is followed (synchronously) by the file error again, so the store keeps the backend stale (§6.3).
+    const after = rec.events.slice(down.index).map((e) => (e.kind === 'error' ? e.err.code : e.kind));
+    assert.deepEqual(after, ['snapshot', 'SVCDNS_BACKEND_BAD_DATA']);
+  });
 });

@@ -203,13 +203,14 @@ class FileBackend implements Backend {
     this.#lastLoggedError = null;
     this.#current = parsed;
     this.#syncCheckers(parsed);
-    const snap = this.#publish();
     let instances = 0;
-    for (const s of snap?.services.values() ?? []) instances += s.instances.length;
+    for (const s of parsed.services) instances += s.instances.length;
+    // Counts are of the file (served = healthy ones whose checks pass; the store reports those).
     this.#logger.info(
       { event: 'reload', file: this.#display, services: parsed.services.length, instances, checks: this.#checkers.size },
       'services file loaded',
     );
+    this.#publish();
   }
 
   #readError(err: NodeJS.ErrnoException, op: 'read' | 'watch'): BackendError {
@@ -267,13 +268,13 @@ class FileBackend implements Backend {
   // ---- snapshots ----
 
   /** Build the served view from the last valid file and the check results; emit it when it differs. */
-  #publish(): ServiceSnapshot | null {
+  #publish(): void {
     const file = this.#current;
     const sink = this.#sink;
-    if (!file || !sink || this.#stopped) return null;
+    if (!file || !sink || this.#stopped) return;
     if (!this.#synced) {
       // First sync waits for every check's first verdict (each settles within its timeoutMs).
-      for (const c of this.#checkers.values()) if (c.status === 'pending') return null;
+      for (const c of this.#checkers.values()) if (c.status === 'pending') return;
     }
     const next = new Map<string, Published>();
     const services = new Map<string, Service>();
@@ -298,13 +299,12 @@ class FileBackend implements Backend {
       services.set(key, entry.service);
     }
     const snapshot: ServiceSnapshot = { services, defaultScope: this.#config.defaultScope };
-    if (this.#synced && !changed && !(this.#staleReported && this.#fileError === null)) return snapshot;
+    if (this.#synced && !changed && !(this.#staleReported && this.#fileError === null)) return;
     this.#published = next;
     this.#synced = true;
     this.#staleReported = false;
     sink.snapshot(snapshot);
     // Health changes are published even while the file on disk is invalid; keep reporting that problem.
     if (this.#fileError) this.#report(this.#fileError);
-    return snapshot;
   }
 }
