@@ -186,6 +186,11 @@ export class KubeApiServerFake {
     }
   }
 
+  /** Write one raw event line to every open watch (e.g. the etcd2-era ERROR without `code`), then end them. */
+  writeAndClose(line: string): void {
+    for (const w of [...this.#watchers]) { w.res.write(`${line}\n`); this.#endWatch(w); }
+  }
+
   /** End every open watch stream cleanly (the API server's watch timeout). */
   closeWatches(): void {
     for (const w of [...this.#watchers]) this.#endWatch(w);

@@ -13,10 +13,11 @@ const NETWORK_CODES = new Set([
 
 /** HTTP status of a client-node error: ApiException has numeric `code`, Watch errors `statusCode`. */
 export function httpStatus(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
+  // DOMException (TimeoutError, AbortError) has a numeric legacy `code` that is not an HTTP status.
+  if (typeof err !== 'object' || err === null || err instanceof DOMException) return undefined;
   const e = err as { code?: unknown; statusCode?: unknown };
   if (typeof e.statusCode === 'number') return e.statusCode;
-  if (typeof e.code === 'number') return e.code;
+  if (typeof e.code === 'number' && e.code >= 100 && e.code <= 599) return e.code;
   return undefined;
 }
 

@@ -36,6 +36,8 @@ export interface WatcherOptions {
   readonly backoff?: () => Backoff;
   /** Cap (ms) on the informer's own reconnect delay after a cleanly closed watch (client default grows to 30 s). */
   readonly maxReconnectDelayMs?: number;
+  /** Overrides config `resyncMs` (tests need sub-second relists; the schema's floor is 10 s). */
+  readonly resyncMs?: number;
 }
 
 /** Default cap on the informer's reconnect delay after a watch stream ends normally (ms). */
@@ -233,7 +235,8 @@ export class KubernetesBackend implements Backend {
 
   /** Periodic relist (`resyncMs`): a new informer LISTs and takes over; the old one's callbacks are ignored. */
   #scheduleResync(feed: Feed): void {
-    if (this.#config.resyncMs <= 0 || this.#stopped) return;
+    const every = this.#opts.resyncMs ?? this.#config.resyncMs;
+    if (every <= 0 || this.#stopped) return;
     if (feed.resyncTimer) clearTimeout(feed.resyncTimer);
     feed.resyncTimer = setTimeout(() => {
       feed.resyncTimer = null;
@@ -242,7 +245,7 @@ export class KubernetesBackend implements Backend {
       this.#logger.debug({ namespace: feed.namespace }, 'kubernetes: periodic resync (relist)');
       this.#startInformer(feed);
       void old?.stop();
-    }, this.#config.resyncMs);
+    }, every);
   }
 
   /** Cancellable sleep for the informer's reconnect delay, so stop() never waits on it. */

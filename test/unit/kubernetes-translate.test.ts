@@ -1,0 +1,154 @@
+// Unit tests for backends/kubernetes/translate: which endpoints are served (§6.1) and how slices/subsets merge
+// into one Service with port names as tags (§2.2, §2.3b). Objects follow the shapes of real API objects.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildService, fromEndpointSlice, fromEndpoints, type Contribution } from '../../src/backends/kubernetes/translate.ts';
+
+/** The kubernetes.io docs sample EndpointSlice, with a namespace (the API always sets one). */
+const docsSlice = {
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name: 'example-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'example' } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', protocol: 'TCP', port: 80 }],
+  endpoints: [{ addresses: ['10.1.2.3'], conditions: { ready: true }, hostname: 'pod-1', nodeName: 'node-1', zone: 'us-west2-a' }],
+};
+
+/** A rollout caught mid-termination (shape of the GKE capture in the termination tutorial). */
+const terminatingSlice = {
+  addressType: 'IPv4',
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name: 'nginx-service-6tjbr', namespace: 'default', labels: { 'kubernetes.io/service-name': 'nginx-service' } },
+  endpoints: [
+    { addresses: ['10.12.1.201'], conditions: { ready: false, serving: true, terminating: true }, targetRef: { kind: 'Pod', name: 'a' } },
+    { addresses: ['10.12.1.202'], conditions: { ready: true, serving: true, terminating: false }, targetRef: { kind: 'Pod', name: 'b' } },
+    { addresses: ['10.12.1.203'], conditions: {} }, // ready absent = ready (API: nil means unknown, treat as ready)
+    { addresses: ['10.12.1.204'], conditions: { ready: false, serving: false, terminating: false } }, // not yet ready
+  ],
+  ports: [{ name: '', port: 80, protocol: 'TCP' }],
+};
+
+const build = (cs: (Contribution | null)[]) => {
+  const list = cs.filter((c): c is Contribution => c !== null);
+  return buildService(list[0]!.scope, list[0]!.service, list, undefined);
+};
+
+describe('kubernetes translate: EndpointSlice (§6.1)', () => {
+  it('the docs sample: one ready endpoint, named port as tag and SRV port', () => {
+    const c = fromEndpointSlice(docsSlice)!;
+    assert.equal(c.scope, 'default');
+    assert.equal(c.service, 'example');
+    const svc = build([c]);
+    assert.deepEqual(svc.instances, [
+      { address: '10.1.2.3', family: 4, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], weight: 1, tags: ['http'] },
+    ]);
+  });
+
+  it('serves ready=true and ready absent; never ready=false, never terminating', () => {
+    const svc = build([fromEndpointSlice(terminatingSlice)]);
+    assert.deepEqual(svc.instances.map((i) => i.address), ['10.12.1.202', '10.12.1.203']);
+    // unnamed port ("" in the API): no tag, SRV only via the protocol forms
+    assert.deepEqual(svc.instances[0]!.ports, [{ name: null, port: 80, protocol: 'tcp' }]);
+    assert.deepEqual(svc.instances[0]!.tags, []);
+  });
+
+  it('a terminating endpoint still marked ready (publishNotReadyAddresses) is not served', () => {
+    const s = structuredClone(docsSlice);
+    s.endpoints.push({ addresses: ['10.1.2.4'], conditions: { ready: true, terminating: true } } as never);
+    assert.deepEqual(build([fromEndpointSlice(s)]).instances.map((i) => i.address), ['10.1.2.3']);
+  });
+
+  it('IPv6 slices give family 6 with RFC 5952 text; addresses of the wrong family and FQDN slices are skipped', () => {
+    const v6 = { ...structuredClone(docsSlice), addressType: 'IPv6', endpoints: [{ addresses: ['FD00:0:0:0::0A'], conditions: { ready: true } }, { addresses: ['10.9.9.9'] }] };
+    const c = fromEndpointSlice(v6)!;
+    assert.deepEqual(c.endpoints.map((e) => [e.address, e.family]), [['fd00::a', 6]]);
+    assert.equal(c.skipped, 1);
+    const fqdn = { ...structuredClone(docsSlice), addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com'] }] };
+    assert.deepEqual(fromEndpointSlice(fqdn)!.endpoints, []);
+  });
+
+  it('several slices of one Service merge, addresses de-duplicated, port sets unioned per address', () => {
+    const a = { ...structuredClone(docsSlice), metadata: { ...docsSlice.metadata, name: 'example-a' }, endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.2'] }] };
+    const b = { ...structuredClone(docsSlice), metadata: { ...docsSlice.metadata, name: 'example-b' }, endpoints: [{ addresses: ['10.0.0.2'] }, { addresses: ['10.0.0.3'] }] };
+    const c = {
+      ...structuredClone(docsSlice),
+      metadata: { ...docsSlice.metadata, name: 'example-c' },
+      ports: [{ name: 'metrics', port: 9090, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }, { name: 'sctp', port: 9, protocol: 'SCTP' }],
+      endpoints: [{ addresses: ['10.0.0.1'] }],
+    };
+    const svc = build([fromEndpointSlice(a), fromEndpointSlice(b), fromEndpointSlice(c)]);
+    assert.deepEqual(svc.instances.map((i) => i.address), ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    const first = svc.instances[0]!;
+    assert.deepEqual(first.tags, ['dns', 'http', 'metrics']);
+    assert.deepEqual(
+      first.ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).sort(),
+      ['dns:53/udp', 'http:80/tcp', 'metrics:9090/tcp'],
+    );
+    assert.equal(fromEndpointSlice(c)!.skipped, 1, 'SCTP has no SRV form');
+  });
+
+  it('a slice without the kubernetes.io/service-name label belongs to no Service', () => {
+    assert.equal(fromEndpointSlice({ ...docsSlice, metadata: { name: 'x', namespace: 'default', labels: {} } }), null);
+  });
+
+  it('an empty slice (Service with no pods) is a known service with no instances (§5.3)', () => {
+    const svc = build([fromEndpointSlice({ ...docsSlice, endpoints: null })]);
+    assert.deepEqual(svc.instances, []);
+  });
+
+  it('buildService returns the previous object when nothing changed (store diffs by identity)', () => {
+    const c = fromEndpointSlice(docsSlice)!;
+    const first = buildService('default', 'example', [c], undefined);
+    assert.equal(buildService('default', 'example', [fromEndpointSlice(structuredClone(docsSlice))!], first), first);
+    const changed = structuredClone(docsSlice);
+    changed.endpoints[0]!.addresses = ['10.1.2.4'];
+    assert.notEqual(buildService('default', 'example', [fromEndpointSlice(changed)!], first), first);
+  });
+});
+
+describe('kubernetes translate: legacy Endpoints (§6.1)', () => {
+  it('addresses only, never notReadyAddresses; subsets with different named ports (linkerd rollout shape)', () => {
+    const ep = {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { labels: { app: 'name1' }, name: 'name1', namespace: 'ns' },
+      subsets: [
+        {
+          addresses: [{ ip: '172.17.0.1', nodeName: 'name1-1' }, { ip: '172.17.0.2', nodeName: 'name1-2' }],
+          ports: [{ name: 'port1', port: 8989, protocol: 'TCP' }],
+        },
+        {
+          addresses: [{ ip: '172.17.0.1', nodeName: 'name1-1' }],
+          notReadyAddresses: [{ ip: '172.17.0.2', nodeName: 'name1-2' }],
+          ports: [{ name: 'port2', port: 9999, protocol: 'TCP' }],
+        },
+      ],
+    };
+    const svc = build([fromEndpoints(ep)]);
+    assert.equal(svc.scope, 'ns');
+    assert.equal(svc.name, 'name1');
+    assert.deepEqual(
+      svc.instances.map((i) => [i.address, i.tags.join(',')]),
+      [['172.17.0.1', 'port1,port2'], ['172.17.0.2', 'port1']],
+    );
+  });
+
+  it('mixed IPv4/IPv6 addresses in one subset (headless service shape); subsets: null is a known empty service', () => {
+    const ep = {
+      kind: 'Endpoints',
+      metadata: { name: 'headless-svc', namespace: 'test-1' },
+      subsets: [{ addresses: [{ ip: '172.17.0.255' }, { ip: '1234:abcd::1' }], ports: [{ port: 1234, name: 'c-port', protocol: 'UDP' }] }],
+    };
+    const svc = build([fromEndpoints(ep)]);
+    assert.deepEqual(svc.instances.map((i) => [i.address, i.family]), [['1234:abcd::1', 6], ['172.17.0.255', 4]]);
+    assert.deepEqual(svc.instances[0]!.ports, [{ name: 'c-port', port: 1234, protocol: 'udp' }]);
+    assert.deepEqual(build([fromEndpoints({ kind: 'Endpoints', metadata: { name: 'empty-subset', namespace: 'greg-test' }, subsets: null })]).instances, []);
+  });
+
+  it('a port without a protocol is TCP (API default)', () => {
+    const ep = { metadata: { name: 'kubernetes', namespace: 'default' }, subsets: [{ addresses: [{ ip: '104.154.78.240' }], ports: [{ port: 443 }] }] };
+    assert.deepEqual(build([fromEndpoints(ep)]).instances[0]!.ports, [{ name: null, port: 443, protocol: 'tcp' }]);
+  });
+});
