@@ -74,7 +74,11 @@ function show(v: unknown): string {
 export function describeIssues(error: z.ZodError, raw: unknown, lineOf?: (path: readonly PropertyKey[]) => number | undefined): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of error.issues) {
-    const path = issue.path as PropertyKey[];
+    let path = issue.path as PropertyKey[];
+    // `listen: "a:1"` is shorthand for a one-element list: report it at `listen`, not `listen[0]`.
+    if (path.length > 0 && path[path.length - 1] === 0 && typeof valueAt(raw, path.slice(0, -1)) === 'string') {
+      path = path.slice(0, -1);
+    }
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const hint = RENAMED[key] ? ` (did you mean "${RENAMED[key]}"?)` : '';
@@ -83,10 +87,7 @@ export function describeIssues(error: z.ZodError, raw: unknown, lineOf?: (path: 
       continue;
     }
     const value = valueAt(raw, path);
-    const rule =
-      issue.code === 'invalid_union' && path.length === 2 && path[0] === 'backends'
-        ? issue.message
-        : issue.message;
+    const rule = issue.message;
     const msg = value === undefined && issue.code === 'invalid_type' ? `is required: ${rule}` : `${show(value)}: ${rule}`;
     out.push({ path: formatPath(path), message: msg, line: lineOf?.(path) });
   }

@@ -43,6 +43,8 @@ const domain = z.string().transform((s, ctx) => {
   return d;
 });
 
+const oneOrMany = (v: unknown) => (typeof v === 'string' ? [v] : v);
+
 const ipOf = (fam: 4 | 6) =>
   z.string().refine((s) => isIP(s) === fam, { message: `must be an IPv${fam} address` });
 
@@ -54,10 +56,9 @@ const backendEntry = z.discriminatedUnion(
 
 export const configSchema = z
   .strictObject({
-    listen: z
-      .union([listenAddress.transform((a) => [a]), z.array(listenAddress).min(1)])
-      .default([{ host: '127.0.0.1', port: 8653 }]),
-    domains: z.union([domain.transform((d) => [d]), z.array(domain).min(1)]).default(['sd.internal']),
+    // A single string is shorthand for a one-element list.
+    listen: z.preprocess(oneOrMany, z.array(listenAddress).min(1)).default([{ host: '127.0.0.1', port: 8653 }]),
+    domains: z.preprocess(oneOrMany, z.array(domain).min(1)).default(['sd.internal']),
     ttlSeconds: z.number().int().min(0).max(2_147_483_647).default(5),
     negativeTtlSeconds: z.number().int().min(0).max(2_147_483_647).default(5),
     maxUdpPayloadBytes: z.number().int().min(512).max(65_535).default(1232),
@@ -84,6 +85,25 @@ export const configSchema = z
       })
       .default({ level: 'info' }),
     backends: z.array(backendEntry).min(1),
+    /** Admin HTTP server: /metrics /healthz /readyz /v1/services (observability/admin.ts). */
+    admin: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        listen: listenAddress.default({ host: '127.0.0.1', port: 8654 }),
+      })
+      .default({ enabled: true, listen: { host: '127.0.0.1', port: 8654 } }),
+    /** Reload when the config file changes (as on SIGHUP). */
+    watchConfig: z.boolean().default(false),
+    /** Sampled per-query log to its own destination, for debugging a client (observability/query-log.ts). */
+    queryLog: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Fraction of queries logged, 0..1. */
+        sampleRate: z.number().min(0).max(1).default(0.01),
+        /** File to append JSON lines to (relative to the config file); absent or "stdout": standard output. */
+        path: z.string().min(1).optional(),
+      })
+      .default({ enabled: false, sampleRate: 0.01 }),
   })
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();

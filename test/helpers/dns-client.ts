@@ -5,7 +5,32 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 
-export type Decoded = dnsPacket.Packet & { raw: Buffer };
+/** dns-packet's decoded message, with the flag booleans and rcode it sets but does not type. */
+/** A decoded record, loosely typed for assertions (dns-packet's union makes every field access a cast). */
+export interface Rr {
+  name: string;
+  type: string;
+  ttl: number;
+  class?: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  data: any;
+  [k: string]: unknown;
+}
+
+export type Decoded = Omit<dnsPacket.Packet, 'answers' | 'authorities' | 'additionals'> & {
+  answers?: Rr[];
+  authorities?: Rr[];
+  additionals?: Rr[];
+  raw: Buffer;
+  rcode: string;
+  flag_qr: boolean;
+  flag_aa: boolean;
+  flag_tc: boolean;
+  flag_rd: boolean;
+  flag_ra: boolean;
+  flag_ad: boolean;
+  flag_cd: boolean;
+};
 
 export interface QueryOptions {
   tcp?: boolean;
@@ -132,18 +157,18 @@ export async function query(port: number, name: string, type: string, opts: Quer
 }
 
 /** RCODE names as dns-packet reports them. */
-export function rcode(p: dnsPacket.Packet): string {
+export function rcode(p: Decoded): string {
   return (p as unknown as { rcode: string }).rcode;
 }
 
 /** Sorted data of answers of a type, for order-independent assertions. */
-export function answerData(p: dnsPacket.Packet, type?: string): string[] {
+export function answerData(p: Decoded, type?: string): string[] {
   return (p.answers ?? [])
     .filter((a) => !type || a.type === type)
     .map((a) => {
-      const d = (a as { data: unknown }).data;
+      const d = a.data;
       if (a.type === 'SRV') {
-        const s = d as dnsPacket.SrvAnswer['data'];
+        const s = d as { priority: number; weight: number; port: number; target: string };
         return `${s.priority} ${s.weight} ${s.port} ${s.target}`;
       }
       return String(d);

@@ -31,7 +31,7 @@ describe('answers over UDP (§1–§3, §5)', () => {
     const r = await query(s.port, D, 'SOA');
     assert.equal(rcode(r), 'NOERROR');
     assert.equal(r.flag_aa, true);
-    const soa = r.answers![0]! as { type: string; ttl: number; data: Record<string, unknown> };
+    const soa = r.answers![0]! as unknown as { type: string; ttl: number; data: Record<string, unknown> };
     assert.equal(soa.type, 'SOA');
     assert.equal(soa.ttl, 5);
     assert.equal(soa.data.mname, 'ns.sd.internal');

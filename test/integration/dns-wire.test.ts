@@ -30,7 +30,7 @@ function question(name: string, type = 1, cls = 1): Buffer {
   return Buffer.concat([qname(name), t]);
 }
 /** OPT RR: owner, udp size, ext-rcode, version, flags word, rdata. */
-function opt(size = 1232, version = 0, flags = 0, rdata = Buffer.alloc(0), owner = Buffer.from([0])): Buffer {
+function opt(size = 1232, version = 0, flags = 0, rdata: Buffer = Buffer.alloc(0), owner: Buffer = Buffer.from([0])): Buffer {
   const b = Buffer.alloc(10);
   b.writeUInt16BE(41, 0);
   b.writeUInt16BE(size, 2);

@@ -1,0 +1,79 @@
+// Unit: the store's merge (§6.2), readiness (§5.4), staleness (§6.3) and incremental cost.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { serviceKey, type Service } from '../../src/model/service.ts';
+import { Store } from '../../src/store/store.ts';
+import { inst, svc } from '../helpers/stack.ts';
+
+const snap = (services: Service[], defaultScope: string | null = 'default') => ({
+  services: new Map(services.map((s) => [serviceKey(s.scope, s.name), s])),
+  defaultScope,
+});
+
+describe('store', () => {
+  it('§5.4 pending until first snapshot, per scope the backend can own', () => {
+    const st = new Store();
+    st.register('k8s', 'kubernetes', (scope) => scope === 'prod');
+    assert.equal(st.pending('prod'), true);
+    assert.equal(st.pending(null), false);
+    st.apply('k8s', snap([], 'prod'));
+    assert.equal(st.pending('prod'), false);
+    assert.equal(st.anyPending, false);
+  });
+
+  it('§6.2 merges the default scopes of several backends into the unscoped view, de-duplicated', () => {
+    const st = new Store();
+    st.register('a', 'file', () => true);
+    st.register('b', 'consul', () => true);
+    st.apply('a', snap([svc('web', [inst('10.0.0.1', [80]), inst('10.0.0.2', [80])])]));
+    st.apply('b', snap([svc('web', [inst('10.0.0.2', [80]), inst('10.0.0.3', [80])], { scope: 'dc1' })], 'dc1'));
+    assert.deepEqual(st.service(null, 'web')!.instances.map((i) => i.address), ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    assert.deepEqual([...st.service(null, 'web')!.backends].sort(), ['a', 'b']);
+    assert.equal(st.service('dc1', 'web')!.instances.length, 2);
+    assert.ok(st.hasAddress(null, '10.0.0.3') && st.hasAddress('dc1', '10.0.0.3') && !st.hasAddress('default', '10.0.0.3'));
+    st.apply('b', snap([], 'dc1'));
+    assert.equal(st.service(null, 'web')!.instances.length, 2);
+    assert.equal(st.hasAddress(null, '10.0.0.3'), false);
+    assert.equal(st.hasScope('dc1'), false);
+  });
+
+  it('only services whose object changed are re-merged; an identical snapshot does not bump the generation', () => {
+    const st = new Store();
+    st.register('a', 'file', () => true);
+    const web = svc('web', [inst('10.0.0.1', [80])]);
+    const api = svc('api', [inst('10.0.0.2', [80])]);
+    st.apply('a', snap([web, api]));
+    const g = st.generation;
+    const mergedApi = st.service(null, 'api');
+    st.apply('a', snap([web, api]));
+    assert.equal(st.generation, g);
+    st.apply('a', snap([svc('web', [inst('10.0.0.9', [80])]), api]));
+    assert.equal(st.generation, g + 1);
+    assert.equal(st.service(null, 'api'), mergedApi, 'untouched service keeps its merged object');
+    assert.equal(st.service(null, 'web')!.instances[0]!.address, '10.0.0.9');
+  });
+
+  it('§6.3 fail after sync → stale, data kept; fail before sync stays syncing; next snapshot → synced', () => {
+    const st = new Store();
+    st.register('a', 'consul', () => true);
+    st.fail('a', { code: 'SVCDNS_BACKEND_FORBIDDEN', message: '403' });
+    assert.equal(st.status()[0]!.state, 'syncing');
+    assert.equal(st.status()[0]!.lastError!.code, 'SVCDNS_BACKEND_FORBIDDEN');
+    st.apply('a', snap([svc('web', [inst('10.0.0.1', [80])])]));
+    st.fail('a', { code: 'SVCDNS_BACKEND_UNREACHABLE', message: 'refused' });
+    assert.equal(st.status()[0]!.state, 'stale');
+    assert.equal(st.service(null, 'web')!.instances.length, 1);
+    st.apply('a', snap([svc('web', [inst('10.0.0.1', [80])])]));
+    assert.equal(st.status()[0]!.state, 'synced');
+    assert.equal(st.status()[0]!.lastError, null);
+  });
+
+  it('unregister drops what the backend served', () => {
+    const st = new Store();
+    st.register('a', 'file', () => true);
+    st.apply('a', snap([svc('web', [inst('10.0.0.1', [80])])]));
+    st.unregister('a');
+    assert.equal(st.service(null, 'web'), undefined);
+    assert.equal(st.status().length, 0);
+  });
+});
