@@ -1,5 +1,5 @@
 // Unit tests for backends/kubernetes/translate: which endpoints are served (§6.1) and how slices/subsets merge
-// into one Service with port names as tags (§2.2, §2.3b). Objects follow the shapes of real API objects.
+// into one Service whose named ports serve §2.2 and §2.3b. Objects follow the shapes of real API objects.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -36,22 +36,21 @@ const build = (cs: (Contribution | null)[]) => {
 };
 
 describe('kubernetes translate: EndpointSlice (§6.1)', () => {
-  it('the docs sample: one ready endpoint, named port as tag and SRV port', () => {
+  it('the docs sample: one ready endpoint with its named port (no tags: port names are matched as such, §2.2)', () => {
     const c = fromEndpointSlice(docsSlice)!;
     assert.equal(c.scope, 'default');
     assert.equal(c.service, 'example');
     const svc = build([c]);
     assert.deepEqual(svc.instances, [
-      { address: '10.1.2.3', family: 4, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], weight: 1, tags: ['http'] },
+      { address: '10.1.2.3', family: 4, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], weight: 1, tags: [] },
     ]);
   });
 
   it('serves ready=true and ready absent; never ready=false, never terminating', () => {
     const svc = build([fromEndpointSlice(terminatingSlice)]);
     assert.deepEqual(svc.instances.map((i) => i.address), ['10.12.1.202', '10.12.1.203']);
-    // unnamed port ("" in the API): no tag, SRV only via the protocol forms
+    // unnamed port ("" in the API): SRV only via the protocol forms
     assert.deepEqual(svc.instances[0]!.ports, [{ name: null, port: 80, protocol: 'tcp' }]);
-    assert.deepEqual(svc.instances[0]!.tags, []);
   });
 
   it('a terminating endpoint still marked ready (publishNotReadyAddresses) is not served', () => {
@@ -81,7 +80,6 @@ describe('kubernetes translate: EndpointSlice (§6.1)', () => {
     const svc = build([fromEndpointSlice(a), fromEndpointSlice(b), fromEndpointSlice(c)]);
     assert.deepEqual(svc.instances.map((i) => i.address), ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
     const first = svc.instances[0]!;
-    assert.deepEqual(first.tags, ['dns', 'http', 'metrics']);
     assert.deepEqual(
       first.ports.map((p) => `${p.name}:${p.port}/${p.protocol}`).sort(),
       ['dns:53/udp', 'http:80/tcp', 'metrics:9090/tcp'],
@@ -130,7 +128,7 @@ describe('kubernetes translate: legacy Endpoints (§6.1)', () => {
     assert.equal(svc.scope, 'ns');
     assert.equal(svc.name, 'name1');
     assert.deepEqual(
-      svc.instances.map((i) => [i.address, i.tags.join(',')]),
+      svc.instances.map((i) => [i.address, i.ports.map((p) => p.name).join(',')]),
       [['172.17.0.1', 'port1,port2'], ['172.17.0.2', 'port1']],
     );
   });

@@ -109,11 +109,15 @@ export function fromEndpoints(obj: unknown): Contribution | null {
   return { scope, service, endpoints, skipped };
 }
 
+const NO_TAGS: readonly string[] = Object.freeze([]);
+
 const portSig = (p: Port) => `${p.name ?? ''}|${p.port}|${p.protocol}`;
 
 /**
  * Merge every contribution of one Service (several slices, or several subsets) into one Service:
- * one instance per distinct address carrying the union of its ports (de-duplicated), port names as tags (§2.2).
+ * one instance per distinct address carrying the union of its ports (de-duplicated). Kubernetes has no tags:
+ * `tags` stays empty and the answer layer matches port names itself (§2.2 "a port name also acts as a tag",
+ * §2.3b), so `_dns._tcp` never selects a UDP-only port named dns.
  * Returns `prev` itself when nothing changed, so the store can skip it by identity.
  */
 export function buildService(
@@ -133,8 +137,7 @@ export function buildService(
   const instances: Instance[] = [...byAddr.keys()].sort().map((address) => {
     const e = byAddr.get(address)!;
     const ports = [...e.ports.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, p]) => p);
-    const tags = [...new Set(ports.map((p) => p.name).filter((n): n is string => n !== null))].sort();
-    return { address, family: e.family, ports, weight: 1, tags };
+    return { address, family: e.family, ports, weight: 1, tags: NO_TAGS };
   });
   if (prev && sameInstances(prev.instances, instances)) return prev;
   return { name, scope, instances };
@@ -146,7 +149,6 @@ function sameInstances(a: readonly Instance[], b: readonly Instance[]): boolean 
     const x = a[i]!;
     const y = b[i]!;
     if (x.address !== y.address || x.weight !== y.weight || x.ports.length !== y.ports.length) return false;
-    if (x.tags.length !== y.tags.length || x.tags.some((t, j) => t !== y.tags[j])) return false;
     for (let j = 0; j < x.ports.length; j++) if (portSig(x.ports[j]!) !== portSig(y.ports[j]!)) return false;
   }
   return true;
