@@ -3,12 +3,13 @@
 // naming the Debian package to install (never a skip: a missing tool must not let a test pass silently).
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(REPO, 'bin/svcdns.js');
@@ -278,12 +279,34 @@ export async function startSvcdns(configPath: string, readyName = 'web.service.s
   }
 }
 
+/** The admin HTTP listener on a kernel-chosen port, so parallel test processes (and `npm start`) never collide on 8654. */
+const ADMIN_ANY_PORT = { listen: '127.0.0.1:0' };
+
 /** Write an svcdns config (core keys + one file backend) and its services file into `dir`; returns the config path. */
 export function writeConfig(dir: string, servicesYaml: string, extra = ''): string {
   writeFileSync(join(dir, 'services.yaml'), servicesYaml);
   const cfg = join(dir, 'svcdns.yaml');
-  writeFileSync(cfg, `${extra}backends:\n  - type: file\n    name: static\n    path: services.yaml\n    debounceMs: 0\n`);
+  writeFileSync(
+    cfg,
+    `${extra}admin: ${JSON.stringify(ADMIN_ANY_PORT)}\nbackends:\n  - type: file\n    name: static\n    path: services.yaml\n    debounceMs: 0\n`,
+  );
   return cfg;
+}
+
+/**
+ * The sample config (config/svcdns.yaml) as is, except: the admin listener moves to port 0 and relative file
+ * backend paths become absolute (so the copy in `dir` serves the sample's own services file). Returns its path.
+ */
+export function copySampleConfig(dir: string): string {
+  const doc = parseDocument(readFileSync(SAMPLE_CONFIG, 'utf8'));
+  const cfg = doc.toJS() as { admin?: Record<string, unknown>; backends?: { type?: string; path?: string }[] };
+  doc.set('admin', { ...(cfg.admin ?? {}), ...ADMIN_ANY_PORT });
+  (cfg.backends ?? []).forEach((b, i) => {
+    if (b.type === 'file' && typeof b.path === 'string') doc.setIn(['backends', i, 'path'], resolve(dirname(SAMPLE_CONFIG), b.path));
+  });
+  const out = join(dir, 'svcdns.yaml');
+  writeFileSync(out, doc.toString());
+  return out;
 }
 
 // ---- dnsmasq ----
