@@ -8,6 +8,11 @@ import type { Backend } from './backends/backend.ts';
 import { backendModules, type AnyBackendConfig, type BackendModule } from './backends/registry.ts';
 import { supervisedSink, type SupervisorHooks } from './backends/supervisor.ts';
 import type { Config } from './config/schema.ts';
+import { backendName, planReload, type ReloadPlan } from './config/reload.ts';
+import { AdminServer } from './observability/admin.ts';
+import { MeasuredProcessor } from './observability/measured-processor.ts';
+import { Metrics } from './observability/metrics.ts';
+import { QueryLog } from './observability/query-log.ts';
 import { type DnsMetrics, QueryProcessor } from './dns/processor.ts';
 import { DnsServer, type BoundAddress } from './dns/server.ts';
 import { Store } from './store/store.ts';
@@ -21,6 +26,11 @@ export interface AppOptions {
   readonly now?: () => number;
   readonly dnsMetrics?: DnsMetrics;
   readonly supervisorHooks?: SupervisorHooks;
+  /**
+   * Start the admin HTTP server per `config.admin` (default false: library callers and tests listening on port 0
+   * must not all grab 127.0.0.1:8654; the CLI passes true).
+   */
+  readonly serveAdmin?: boolean;
 }
 
 export interface App {
@@ -31,12 +41,25 @@ export interface App {
   readonly backends: readonly Backend[];
   /** Stop listeners (finishing TCP queries already received) and backends. */
   stop(graceMs?: number): Promise<void>;
+  /** The app's Prometheus metrics (also when the admin server is off). */
+  readonly metrics: Metrics;
+  /** Where the admin HTTP server listens, or null when it is not running. */
+  readonly adminAddress: { readonly host: string; readonly port: number } | null;
+  /** The config in effect (after reloads; socket keys keep their running values until a restart). */
+  readonly config: Config;
+  /**
+   * Apply a new validated config without a restart (see config/reload.ts): unchanged backends keep running,
+   * changed/added/removed ones are re-created/started/stopped, answer options rebuild the processor. Throws (and
+   * changes nothing) when a new backend cannot be created. Reloads are serialised.
+   */
+  reload(next: Config): Promise<ReloadPlan>;
 }
 
 export async function startApp(opts: AppOptions): Promise<App> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
   const store = new Store({ now });
+  const metrics = new Metrics({ store, logger, now });
   const answerer = new Answerer(store, {
     domains: config.domains,
     ttlSeconds: config.ttlSeconds,
@@ -46,18 +69,21 @@ export async function startApp(opts: AppOptions): Promise<App> {
     emptyService: config.emptyService,
     nameserver: config.nameserver,
   });
-  const processor = new QueryProcessor({
+  const dnsMetrics = opts.dnsMetrics ?? metrics;
+  const processor = new MeasuredProcessor({
     responder: answerer,
     maxUdpPayloadBytes: config.maxUdpPayloadBytes,
     order: config.order,
-    ...(opts.dnsMetrics ? { metrics: opts.dnsMetrics } : {}),
-  });
+    metrics: dnsMetrics,
+  }, metrics.answerLatency);
+  metrics.cachedNames = () => processor.cachedNames;
   const dns = new DnsServer({
     listen: config.listen,
     processor,
     tcpIdleTimeoutMs: config.tcp.idleTimeoutMs,
     tcpMaxConnections: config.tcp.maxConnections,
     onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
+    onTcpConnections: (open) => metrics.tcpConnections(open),
   });
   await dns.start();
 
@@ -69,10 +95,37 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await dns.close(0);
     throw err;
   }
+  const supervisorHooks: SupervisorHooks = {
+    onSnapshot(backend, swapMs) {
+      metrics.snapshotApplied(backend, swapMs);
+      opts.supervisorHooks?.onSnapshot?.(backend, swapMs);
+    },
+  };
+  const startBackend = (b: Backend) => b.start(supervisedSink(b.name, store, logger.child({ backend: b.name }), now, supervisorHooks));
   for (const b of backends) store.register(b.name, b.type, (s) => b.ownsScope(s));
-  for (const b of backends) {
-    const log = logger.child({ backend: b.name });
-    b.start(supervisedSink(b.name, store, log, now, opts.supervisorHooks));
+  for (const b of backends) startBackend(b);
+  let queryLog = config.queryLog.enabled ? new QueryLog(config.queryLog, configDir, () => metrics.queryLogged()) : null;
+  processor.setQueryLog(queryLog);
+  let stopping = false;
+  const admin = opts.serveAdmin && config.admin.enabled
+    ? new AdminServer({
+        host: config.admin.listen.host,
+        port: config.admin.listen.port,
+        store,
+        metrics,
+        logger,
+        now,
+        healthy: () => !stopping && dns.addresses.length > 0,
+        info: () => ({ dns: dns.addresses, backends: backends.length }),
+      })
+    : null;
+  try {
+    await admin?.start();
+  } catch (err) {
+    await dns.close(0);
+    await Promise.allSettled(backends.map((b) => b.stop()));
+    queryLog?.close();
+    throw err;
   }
   logger.info(
     {
@@ -80,9 +133,65 @@ export async function startApp(opts: AppOptions): Promise<App> {
       dns: dns.addresses.map((a) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
       domains: config.domains,
       backends: backends.map((b) => ({ name: b.name, type: b.type })),
+      admin: admin?.address ?? null,
     },
     'svcdns listening (udp+tcp)',
   );
+
+  let current = config;
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = async (next: Config): Promise<ReloadPlan> => {
+    const plan = planReload(current, next);
+    // Create everything that can fail before touching what runs: a failure leaves the running config in place.
+    const created = new Map<string, Backend>();
+    try {
+      for (const bc of [...plan.change, ...plan.add]) created.set(backendName(bc), createBackend(bc, configDir, opts));
+    } catch (err) {
+      metrics.configReload(false);
+      throw err;
+    }
+    for (const name of [...plan.remove, ...plan.change.map(backendName)]) {
+      const i = backends.findIndex((b) => b.name === name);
+      const old = backends.splice(i, 1)[0]!;
+      // Stop first: a snapshot arriving after unregister would name an unknown backend.
+      await old.stop();
+      store.unregister(name);
+      const repl = created.get(name);
+      if (repl) {
+        // Same synchronous step as unregister: its names go from old data straight to SERVFAIL-until-synced (§5.4).
+        store.register(repl.name, repl.type, (s) => repl.ownsScope(s));
+        backends.push(repl);
+        startBackend(repl);
+      }
+    }
+    for (const bc of plan.add) {
+      const b = created.get(backendName(bc))!;
+      store.register(b.name, b.type, (s) => b.ownsScope(s));
+      backends.push(b);
+      startBackend(b);
+    }
+    if (plan.answerChanged) {
+      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }));
+    }
+    if (plan.logLevelChanged) logger.level = next.log.level;
+    if (plan.queryLogChanged) {
+      const old = queryLog;
+      queryLog = next.queryLog.enabled ? new QueryLog(next.queryLog, configDir, () => metrics.queryLogged()) : null;
+      processor.setQueryLog(queryLog);
+      old?.close();
+    }
+    // Socket keys keep their running values, so a later reload still sees them as pending.
+    current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin };
+    metrics.configReload(true);
+    logger.info(
+      { event: 'config_reloaded', kept: plan.keep, changed: plan.change.map(backendName), added: plan.add.map(backendName), removed: plan.remove, answerOptions: plan.answerChanged },
+      'config reloaded',
+    );
+    if (plan.restartRequired.length > 0) {
+      logger.warn({ event: 'restart_required', keys: plan.restartRequired }, `restart required for: ${plan.restartRequired.join(', ')} (kept the running values)`);
+    }
+    return plan;
+  };
 
   let stopped: Promise<void> | null = null;
   return {
@@ -90,14 +199,40 @@ export async function startApp(opts: AppOptions): Promise<App> {
     processor,
     dnsAddresses: dns.addresses,
     backends,
+    metrics,
+    adminAddress: admin?.address ?? null,
+    get config() {
+      return current;
+    },
+    reload(next) {
+      const r = reloading.then(() => reload(next));
+      reloading = r.catch(() => {});
+      return r;
+    },
     stop(graceMs = 2000) {
       stopped ??= (async () => {
+        stopping = true;
+        await reloading;
         await dns.close(graceMs);
         await Promise.allSettled(backends.map((b) => b.stop()));
+        await admin?.close();
+        queryLog?.close();
       })();
       return stopped;
     },
   };
+}
+
+function answererFor(store: Store, config: Config): Answerer {
+  return new Answerer(store, {
+    domains: config.domains,
+    ttlSeconds: config.ttlSeconds,
+    negativeTtlSeconds: config.negativeTtlSeconds,
+    order: config.order,
+    maxAnswers: config.maxAnswers,
+    emptyService: config.emptyService,
+    nameserver: config.nameserver,
+  });
 }
 
 function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Backend {

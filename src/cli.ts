@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
 import { ConfigError, loadConfigFile, type ConfigOverrides } from './config/load.ts';
+import { watchConfigFile, type ConfigWatcher } from './config/watch.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 
 export const EXIT_OK = 0;
@@ -23,8 +24,12 @@ Options:
   -c, --config FILE      config file (default: config/svcdns.yaml)
   -l, --listen ADDR      listen address, repeatable; overrides "listen" (env SVCDNS_LISTEN, comma-separated)
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent; overrides "log.level" (env SVCDNS_LOG_LEVEL)
+      --admin-listen ADDR  admin HTTP server address, or "off"; overrides "admin" (env SVCDNS_ADMIN_LISTEN)
   -h, --help             this text
   -v, --version          the version
+
+Signals: TERM/INT stop (queries already received are answered; a second signal exits at once),
+HUP reloads the config file (a bad file is rejected and the running config stays).
 
 Exit codes: 0 ok, 1 runtime failure (e.g. address in use), 2 bad usage or bad config.`;
 
@@ -43,6 +48,7 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
         config: { type: 'string', short: 'c' },
         listen: { type: 'string', short: 'l', multiple: true },
         'log-level': { type: 'string' },
+        'admin-listen': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -63,6 +69,7 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   const overrides: ConfigOverrides = {
     listen: values.listen ?? env.SVCDNS_LISTEN?.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: values['log-level'] ?? env.SVCDNS_LOG_LEVEL,
+    adminListen: values['admin-listen'] ?? env.SVCDNS_ADMIN_LISTEN,
   };
 
   if (positionals[0] === 'check-config') {
@@ -96,23 +103,61 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   const logger = createLogger(config.log.level as LogLevel);
   let app;
   try {
-    app = await startApp({ config, configPath: file, logger, env });
+    app = await startApp({ config, configPath: file, logger, env, serveAdmin: true });
   } catch (err) {
     logger.fatal({ event: 'start_failed', err: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, 'cannot start');
     return EXIT_RUNTIME;
   }
+  const running = app;
+  // SIGHUP or a config-file change: re-read the file with the same overrides; a bad file keeps the running config.
+  let watcher: ConfigWatcher | null = null;
+  const reload = (trigger: string) => {
+    let next;
+    try {
+      next = loadConfigFile(file, overrides);
+    } catch (err) {
+      running.metrics.configReload(false);
+      logger.error({ event: 'config_reload_rejected', trigger, code: (err as ConfigError).code, err: (err as Error).message }, 'new config rejected; keeping the running one');
+      return;
+    }
+    running.reload(next).then(
+      () => setWatch(running.config.watchConfig),
+      (err: unknown) => logger.error({ event: 'config_reload_failed', trigger, code: (err as ConfigError).code, err: (err as Error).message }, 'reload failed; keeping the running config'),
+    );
+  };
+  const setWatch = (on: boolean) => {
+    if (on && !watcher) {
+      watcher = watchConfigFile(file, () => reload('file-change'), (err) => logger.warn({ event: 'config_watch_error', err: err.message }, 'cannot watch the config file'));
+    } else if (!on && watcher) {
+      watcher.close();
+      watcher = null;
+    }
+  };
+  setWatch(config.watchConfig);
+  const onHup = () => reload('SIGHUP');
+  process.on('SIGHUP', onHup);
   return new Promise<number>((resolveExit) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal: the operator does not want to wait for the drain.
+        logger.warn({ event: 'shutdown_forced', signal }, 'second signal; exiting now');
+        resolveExit(EXIT_RUNTIME);
+        return;
+      }
+      stopping = true;
       logger.info({ event: 'shutdown', signal }, 'shutting down');
+      process.off('SIGHUP', onHup);
+      setWatch(false);
       const force = setTimeout(() => resolveExit(EXIT_RUNTIME), SHUTDOWN_GRACE_MS + 1000);
       force.unref();
-      app.stop(SHUTDOWN_GRACE_MS).then(
+      running.stop(SHUTDOWN_GRACE_MS).then(
         () => resolveExit(EXIT_OK),
         () => resolveExit(EXIT_RUNTIME),
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 

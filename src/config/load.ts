@@ -36,6 +36,8 @@ export class ConfigError extends Error {
 export interface ConfigOverrides {
   listen?: string[] | undefined;
   logLevel?: string | undefined;
+  /** `admin.listen` ("host:port"), or "off" to disable the admin server (flag --admin-listen, env SVCDNS_ADMIN_LISTEN). */
+  adminListen?: string | undefined;
 }
 
 /** Keys people write from habit (Consul/CoreDNS, or this project's docs' prose), and what we call them. */
@@ -118,6 +120,10 @@ export function parseConfigText(text: string, file: string, overrides: ConfigOve
   const obj = raw as Record<string, unknown>;
   if (overrides.listen !== undefined) obj.listen = overrides.listen;
   if (overrides.logLevel !== undefined) obj.log = { ...((obj.log as object) ?? {}), level: overrides.logLevel };
+  if (overrides.adminListen !== undefined) {
+    const admin = (obj.admin as object) ?? {};
+    obj.admin = overrides.adminListen === 'off' ? { ...admin, enabled: false } : { ...admin, listen: overrides.adminListen };
+  }
   const lineOf = (path: readonly PropertyKey[]) => {
     for (let n = path.length; n >= 0; n--) {
       const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;

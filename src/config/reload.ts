@@ -1,0 +1,66 @@
+// config/reload: what a config reload changes — a pure diff of the running config against a new, already
+// validated one. The app applies it (app.ts `reload`): backends are matched by name and kept when their config is
+// deep-equal; answer options rebuild the query processor; keys that need new sockets are reported, not applied.
+
+import { isDeepStrictEqual } from 'node:util';
+import type { BackendConfig, Config } from './schema.ts';
+
+export interface ReloadPlan {
+  /** Backends whose config did not change: they keep running, their data keeps being served. */
+  readonly keep: readonly string[];
+  /** Present in both configs with a different entry: stopped, unregistered, re-created. */
+  readonly change: readonly BackendConfig[];
+  readonly add: readonly BackendConfig[];
+  readonly remove: readonly string[];
+  /** Any key the Answerer or QueryProcessor reads changed: both are rebuilt (the answer cache starts empty). */
+  readonly answerChanged: boolean;
+  readonly logLevelChanged: boolean;
+  readonly queryLogChanged: boolean;
+  /** Top-level keys that changed but only take effect after a restart (new listening sockets). */
+  readonly restartRequired: readonly string[];
+}
+
+/** Keys read by the Answerer and the QueryProcessor. */
+export const ANSWER_KEYS = [
+  'domains',
+  'ttlSeconds',
+  'negativeTtlSeconds',
+  'maxUdpPayloadBytes',
+  'order',
+  'maxAnswers',
+  'emptyService',
+  'nameserver',
+] as const satisfies readonly (keyof Config)[];
+
+/** Keys that bind sockets: changing them needs a restart. */
+export const RESTART_KEYS = ['listen', 'tcp', 'admin'] as const satisfies readonly (keyof Config)[];
+
+export function backendName(b: BackendConfig): string {
+  return b.name ?? b.type;
+}
+
+export function planReload(current: Config, next: Config): ReloadPlan {
+  const before = new Map(current.backends.map((b) => [backendName(b), b]));
+  const after = new Map(next.backends.map((b) => [backendName(b), b]));
+  const keep: string[] = [];
+  const change: BackendConfig[] = [];
+  const add: BackendConfig[] = [];
+  const remove: string[] = [];
+  for (const [name, b] of after) {
+    const old = before.get(name);
+    if (!old) add.push(b);
+    else if (isDeepStrictEqual(old, b)) keep.push(name);
+    else change.push(b);
+  }
+  for (const name of before.keys()) if (!after.has(name)) remove.push(name);
+  return {
+    keep,
+    change,
+    add,
+    remove,
+    answerChanged: ANSWER_KEYS.some((k) => !isDeepStrictEqual(current[k], next[k])),
+    logLevelChanged: current.log.level !== next.log.level,
+    queryLogChanged: !isDeepStrictEqual(current.queryLog, next.queryLog),
+    restartRequired: RESTART_KEYS.filter((k) => !isDeepStrictEqual(current[k], next[k])),
+  };
+}

@@ -1,0 +1,166 @@
+// observability/admin: the admin HTTP server (config `admin`) — /metrics (Prometheus text), /healthz (alive and
+// listeners bound), /readyz (every backend synced at least once), /v1/services (the merged view, for debugging).
+// Read-only, GET/HEAD only, bound to loopback by default: it exposes the whole registry content.
+
+import http from 'node:http';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface AdminOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Whether the DNS listeners are bound and not shutting down (/healthz). */
+  readonly healthy: () => boolean;
+  /** Extra fields for /healthz (listen addresses, version...). */
+  readonly info?: () => Record<string, unknown>;
+  readonly now?: () => number;
+}
+
+/** Body of /readyz. Ready when every backend has synced at least once; a stale backend stays ready (§6.3). */
+export interface Readiness {
+  readonly ready: boolean;
+  /** Backends that have not completed their first sync. */
+  readonly notSynced: readonly string[];
+  /** Backends serving their last known data after a failure. */
+  readonly stale: readonly string[];
+  readonly backends: readonly {
+    readonly name: string;
+    readonly type: string;
+    readonly state: string;
+    readonly stale: boolean;
+    readonly lastSyncAgeSeconds: number | null;
+    readonly lastError: { readonly code: string; readonly message: string } | null;
+    readonly services: number;
+    readonly instances: number;
+  }[];
+}
+
+export function readiness(store: Store, now: number): Readiness {
+  const backends = store.status().map((b) => ({
+    name: b.name,
+    type: b.type,
+    state: b.state,
+    stale: b.state === 'stale',
+    lastSyncAgeSeconds: b.lastSyncMs === null ? null : Math.max(0, now - b.lastSyncMs) / 1000,
+    lastError: b.lastError,
+    services: b.services,
+    instances: b.instances,
+  }));
+  const notSynced = backends.filter((b) => b.state === 'syncing').map((b) => b.name);
+  return { ready: notSynced.length === 0, notSynced, stale: backends.filter((b) => b.stale).map((b) => b.name), backends };
+}
+
+/** The merged view as JSON: every name the server answers, its scope, healthy instances and source backends. */
+export function servicesView(store: Store): unknown {
+  const services = [];
+  for (const s of store.services()) {
+    services.push({
+      name: s.name,
+      scope: s.scope,
+      ttlSeconds: s.ttlSeconds ?? null,
+      backends: s.backends,
+      instances: s.instances.map((i) => ({
+        address: i.address,
+        family: i.family,
+        ports: i.ports,
+        weight: i.weight,
+        tags: i.tags,
+      })),
+    });
+  }
+  return { generation: store.generation, serial: store.serial, backends: store.status(), services };
+}
+
+export class AdminServer {
+  readonly #o: AdminOptions;
+  readonly #server: http.Server;
+  #address: { host: string; port: number } | null = null;
+
+  constructor(opts: AdminOptions) {
+    this.#o = opts;
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        opts.logger.error({ event: 'admin_error', url: req.url, err: (err as Error).message }, 'admin request failed');
+        if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+        else res.destroy();
+      });
+    });
+    // Scrapers keep connections alive; do not let one hold shutdown open.
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  get address(): { host: string; port: number } | null {
+    return this.#address;
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.#o.host, port: this.#o.port, ipv6Only: isIPv6(this.#o.host), exclusive: true }, () => {
+        this.#server.off('error', reject);
+        this.#server.on('error', (err) => this.#o.logger.warn({ event: 'admin_socket_error', err: err.message }, 'admin socket error'));
+        const a = this.#server.address();
+        this.#address = { host: this.#o.host, port: typeof a === 'object' && a ? a.port : this.#o.port };
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#server.listening) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    const now = (this.#o.now ?? Date.now)();
+    switch (path) {
+      case '/metrics': {
+        const text = await this.#o.metrics.text();
+        send(res, 200, this.#o.metrics.registry.contentType, text);
+        return;
+      }
+      case '/healthz': {
+        const ok = this.#o.healthy();
+        sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', ...(this.#o.info?.() ?? {}) });
+        return;
+      }
+      case '/readyz': {
+        const r = readiness(this.#o.store, now);
+        sendJson(res, r.ready ? 200 : 503, r);
+        return;
+      }
+      case '/v1/services':
+        sendJson(res, 200, servicesView(this.#o.store));
+        return;
+      case '/':
+        send(res, 200, 'text/plain; charset=utf-8', 'svcdns admin: /metrics /healthz /readyz /v1/services\n');
+        return;
+      default:
+        send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    }
+  }
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body, null, 2)}\n`);
+}

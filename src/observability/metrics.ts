@@ -1,0 +1,385 @@
+// observability/metrics: the Prometheus registry (one per app, injected — never prom-client's global one) and
+// every svcdns_* metric. Hot-path counters (DnsMetrics, answer latency, TCP connections) are plain typed arrays
+// bumped without allocation; prom-client reads them only at scrape time through `collect()` callbacks or a
+// `get()` override. Backend state is read from the store at scrape time, so it can never drift from it.
+
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import type { DnsMetrics } from '../dns/processor.ts';
+import type { Store } from '../store/store.ts';
+
+/** Query types with their own label value; anything else counts as "other". */
+const QTYPES: readonly [number, string][] = [
+  [1, 'A'], [2, 'NS'], [5, 'CNAME'], [6, 'SOA'], [12, 'PTR'], [15, 'MX'], [16, 'TXT'], [28, 'AAAA'],
+  [33, 'SRV'], [35, 'NAPTR'], [64, 'SVCB'], [65, 'HTTPS'], [251, 'IXFR'], [252, 'AXFR'], [255, 'ANY'], [257, 'CAA'],
+];
+/** Label for qtype 0: the question could not be parsed (FORMERR/NOTIMP before the type is known). */
+const TYPE_LABELS = ['none', 'other', ...QTYPES.map(([, n]) => n)];
+const TYPE_OTHER = 1;
+
+/** RCODEs 0..16 (BADVERS is 16); index = rcode. */
+const RCODE_LABELS: readonly string[] = [
+  'NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET',
+  'NOTAUTH', 'NOTZONE', 'DSOTYPENI', 'RCODE12', 'RCODE13', 'RCODE14', 'RCODE15', 'BADVERS',
+];
+const N_RCODES = RCODE_LABELS.length;
+const TRANSPORTS = ['udp', 'tcp'] as const;
+
+/** Answer latency buckets (seconds): a cache hit is a few µs, a miss tens of µs, a big SRV encode ~1 ms. */
+export const ANSWER_LATENCY_BUCKETS_SECONDS = [
+  0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+];
+/** Store swap buckets (seconds): one changed service is µs; a 10k-service first sync can take tens of ms. */
+export const PROPAGATION_BUCKETS_SECONDS = [0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
+
+/** Histogram kept in a Float64Array; `observe` is a bucket scan and three stores, no allocation. */
+export class FastHistogram {
+  readonly bounds: Float64Array;
+  /** Non-cumulative counts; the last slot is +Inf. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(bounds: readonly number[]) {
+    this.bounds = Float64Array.from(bounds);
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    this.counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+}
+
+/**
+ * A prom-client Histogram whose values come from a FastHistogram at scrape time. The registry reads
+ * `getForPromString()` (text) or `get()` (JSON); both are overridden.
+ */
+class ArrayBackedHistogram extends client.Histogram<string> {
+  readonly #h: FastHistogram;
+  readonly #name: string;
+  readonly #help: string;
+  constructor(name: string, help: string, h: FastHistogram, registry: client.Registry) {
+    super({ name, help, buckets: [...h.bounds], registers: [registry] });
+    this.#h = h;
+    this.#name = name;
+    this.#help = help;
+  }
+  #snapshot() {
+    const h = this.#h;
+    const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+    let acc = 0;
+    for (let i = 0; i < h.bounds.length; i++) {
+      acc += h.counts[i]!;
+      values.push({ metricName: `${this.#name}_bucket`, labels: { le: h.bounds[i]! }, value: acc });
+    }
+    values.push({ metricName: `${this.#name}_bucket`, labels: { le: '+Inf' }, value: h.count });
+    values.push({ metricName: `${this.#name}_sum`, labels: {}, value: h.sum });
+    values.push({ metricName: `${this.#name}_count`, labels: {}, value: h.count });
+    return { name: this.#name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
+  }
+  async getForPromString() {
+    return this.#snapshot();
+  }
+  override async get() {
+    return this.#snapshot() as unknown as Awaited<ReturnType<client.Histogram<string>['get']>>;
+  }
+}
+
+export interface MetricsOptions {
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** Also export prom-client's process/Node.js metrics with the svcdns_ prefix (default true). */
+  readonly processMetrics?: boolean;
+}
+
+/** Minimum gap between two log lines about internal errors on the query path (ms): a bug must not flood logs. */
+const INTERNAL_ERROR_LOG_INTERVAL_MS = 10_000;
+
+export class Metrics implements DnsMetrics {
+  readonly registry = new client.Registry();
+  readonly #store: Store;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+
+  /** qtype → index into TYPE_LABELS. */
+  readonly #typeIndex = new Uint8Array(65_536).fill(TYPE_OTHER);
+  /** [type][rcode][transport] response counts. */
+  readonly #responses = new Float64Array(TYPE_LABELS.length * N_RCODES * 2);
+  /** [transport] messages dropped without an answer (§5.5). */
+  readonly #dropped = new Float64Array(2);
+  /** [transport] responses with TC=1. */
+  readonly #truncated = new Float64Array(2);
+  readonly #cache = new Float64Array(2); // [miss, hit]
+  #internalErrors = 0;
+  #lastInternalErrorLogMs = -Infinity;
+  #tcpOpen = 0;
+  #tcpAccepted = 0;
+  #queryLogRecords = 0;
+  readonly answerLatency = new FastHistogram(ANSWER_LATENCY_BUCKETS_SECONDS);
+  readonly #propagation: client.Histogram<'backend'>;
+  readonly #reloads: client.Counter<'result'>;
+  readonly #lastReload: client.Gauge;
+  /** A function returning the number of cached names (set by the app; the processor may be swapped). */
+  cachedNames: () => number = () => 0;
+
+  constructor(opts: MetricsOptions) {
+    this.#store = opts.store;
+    this.#logger = opts.logger;
+    this.#now = opts.now ?? Date.now;
+    QTYPES.forEach(([t], i) => (this.#typeIndex[t] = i + 2));
+    this.#typeIndex[0] = 0;
+    const r = this.registry;
+    const self = this;
+
+    new client.Counter({
+      name: 'svcdns_dns_responses_total',
+      help: 'DNS responses sent, by query type, response code and transport.',
+      labelNames: ['type', 'rcode', 'transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const a = self.#responses;
+        for (let t = 0; t < TYPE_LABELS.length; t++) {
+          for (let rc = 0; rc < N_RCODES; rc++) {
+            for (let tr = 0; tr < 2; tr++) {
+              const v = a[(t * N_RCODES + rc) * 2 + tr]!;
+              if (v > 0) this.inc({ type: TYPE_LABELS[t]!, rcode: RCODE_LABELS[rc]!, transport: TRANSPORTS[tr]! }, v);
+            }
+          }
+        }
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_dropped_total',
+      help: 'DNS messages dropped without a response (too short for a header, or QR=1; dns-behaviour §5.5).',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, self.#dropped[tr]!);
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_truncated_responses_total',
+      help: 'DNS responses sent with TC=1 because the answer did not fit (dns-behaviour §4.2).',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, self.#truncated[tr]!);
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_cache_hits_total',
+      help: 'Queries answered from the encoded-answer cache.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.#cache[1]!);
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_cache_misses_total',
+      help: 'Queries that had to be planned and encoded (cache miss).',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.#cache[0]!);
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_dns_cache_names',
+      help: 'Query names currently held in the encoded-answer cache.',
+      registers: [r],
+      collect() {
+        this.set(self.cachedNames());
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_internal_errors_total',
+      help: 'Exceptions inside the query handler, each answered SERVFAIL.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.#internalErrors);
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_dns_tcp_connections',
+      help: 'Open DNS TCP connections.',
+      registers: [r],
+      collect() {
+        this.set(self.#tcpOpen);
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_tcp_connections_total',
+      help: 'DNS TCP connections accepted.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.#tcpAccepted);
+      },
+    });
+    new ArrayBackedHistogram(
+      'svcdns_dns_answer_duration_seconds',
+      'Time from a query message handed to the processor to its encoded response (excludes socket I/O).',
+      this.answerLatency,
+      r,
+    );
+    new client.Counter({
+      name: 'svcdns_query_log_records_total',
+      help: 'Queries written to the sampled query log.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.#queryLogRecords);
+      },
+    });
+
+    // Backends: read from the store at scrape time.
+    new client.Gauge({
+      name: 'svcdns_backend_instances',
+      help: 'Healthy instances the backend currently serves (its last snapshot, kept while stale).',
+      labelNames: ['backend', 'type'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const b of self.#store.status()) this.set({ backend: b.name, type: b.type }, b.instances);
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_backend_services',
+      help: 'Services in the backend\'s last snapshot.',
+      labelNames: ['backend', 'type'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const b of self.#store.status()) this.set({ backend: b.name, type: b.type }, b.services);
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_backend_state',
+      help: 'Backend sync state: 1 for the current state (syncing, synced, stale), 0 for the others.',
+      labelNames: ['backend', 'type', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const b of self.#store.status()) {
+          for (const s of ['syncing', 'synced', 'stale'] as const) this.set({ backend: b.name, type: b.type, state: s }, b.state === s ? 1 : 0);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_backend_last_sync_age_seconds',
+      help: 'Seconds since the backend last delivered a snapshot (absent before its first one). Event-driven backends deliver only on change, so alert on svcdns_backend_state{state="stale"}, not on this alone.',
+      labelNames: ['backend'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const now = self.#now();
+        for (const b of self.#store.status()) if (b.lastSyncMs !== null) this.set({ backend: b.name }, Math.max(0, now - b.lastSyncMs) / 1000);
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_backend_last_sync_timestamp_seconds',
+      help: 'Unix time of the backend\'s last snapshot (absent before its first one).',
+      labelNames: ['backend'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const b of self.#store.status()) if (b.lastSyncMs !== null) this.set({ backend: b.name }, b.lastSyncMs / 1000);
+      },
+    });
+    this.#propagation = new client.Histogram({
+      name: 'svcdns_backend_propagation_seconds',
+      help: 'Time from a backend handing over a snapshot to the store serving it (merge and swap).',
+      labelNames: ['backend'],
+      buckets: PROPAGATION_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    new client.Gauge({
+      name: 'svcdns_store_generation',
+      help: 'Generation of the served data; grows on every change (the SOA serial is derived from it).',
+      registers: [r],
+      collect() {
+        this.set(self.#store.generation);
+      },
+    });
+    this.#reloads = new client.Counter({
+      name: 'svcdns_config_reloads_total',
+      help: 'Config reloads (SIGHUP or file change), by result.',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    this.#reloads.inc({ result: 'success' }, 0);
+    this.#reloads.inc({ result: 'failure' }, 0);
+    this.#lastReload = new client.Gauge({
+      name: 'svcdns_config_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful config load (start or reload).',
+      registers: [r],
+    });
+    this.#lastReload.set(this.#now() / 1000);
+    if (opts.processMetrics !== false) client.collectDefaultMetrics({ register: r, prefix: 'svcdns_' });
+  }
+
+  // ---- DnsMetrics (hot path: index arithmetic on typed arrays, no allocation) ----
+
+  response(qtype: number, rcode: number, tcp: boolean, truncated: boolean): void {
+    const tr = tcp ? 1 : 0;
+    if (rcode < 0) {
+      this.#dropped[tr]!++;
+      return;
+    }
+    const rc = rcode < N_RCODES ? rcode : 0;
+    this.#responses[(this.#typeIndex[qtype & 0xffff]! * N_RCODES + rc) * 2 + tr]!++;
+    if (truncated) this.#truncated[tr]!++;
+  }
+
+  cache(hit: boolean): void {
+    this.#cache[hit ? 1 : 0]!++;
+  }
+
+  internalError(err: unknown): void {
+    this.#internalErrors++;
+    const now = this.#now();
+    if (now - this.#lastInternalErrorLogMs >= INTERNAL_ERROR_LOG_INTERVAL_MS) {
+      this.#lastInternalErrorLogMs = now;
+      this.#logger.error(
+        { event: 'query_internal_error', err: err instanceof Error ? err.stack ?? err.message : String(err), total: this.#internalErrors },
+        'exception while answering a query (answered SERVFAIL; further ones logged at most every 10 s)',
+      );
+    }
+  }
+
+  // ---- other sources ----
+
+  /** DnsServer.onTcpConnections: called with the open count after each open and close. */
+  tcpConnections(open: number): void {
+    if (open > this.#tcpOpen) this.#tcpAccepted += open - this.#tcpOpen;
+    this.#tcpOpen = open;
+  }
+
+  /** SupervisorHooks.onSnapshot. */
+  snapshotApplied(backend: string, swapMs: number): void {
+    this.#propagation.observe({ backend }, swapMs / 1000);
+  }
+
+  queryLogged(): void {
+    this.#queryLogRecords++;
+  }
+
+  configReload(ok: boolean): void {
+    this.#reloads.inc({ result: ok ? 'success' : 'failure' });
+    if (ok) this.#lastReload.set(this.#now() / 1000);
+  }
+
+  /** Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
