@@ -1,0 +1,25 @@
+# svcdns container: build the TypeScript with dev dependencies, ship only dist/ + production node_modules.
+# Runs as the image's non-root "node" user (uid 1000), writes nothing (works with readOnlyRootFilesystem),
+# listens on a high port (8053) so it needs no capability; a Service maps 53 to it (deploy/kubernetes/).
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: nothing needs an install script; it also keeps the `node` dev dependency from downloading.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+USER node
+EXPOSE 8053/udp 8053/tcp 8654/tcp
+ENTRYPOINT ["node", "dist/cli.js"]
+CMD ["--config", "/etc/svcdns/svcdns.yaml"]
