@@ -6,6 +6,7 @@
 
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical' | 'maintenance';
 
@@ -75,6 +76,8 @@ interface Dc {
   catalogIndex: number;
   /** Service name → its own modify index (Consul keeps `service.<name>` index entries). */
   serviceIndex: Map<string, number>;
+  /** Index of the checks table (/v1/health/state/*). */
+  checksIndex: number;
 }
 
 interface Waiter {
@@ -138,7 +141,7 @@ export class ConsulFake {
   private constructor(opts: ConsulFakeOptions) {
     this.#datacenter = opts.datacenter ?? 'dc1';
     for (const dc of [this.#datacenter, ...(opts.datacenters ?? [])]) {
-      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map() });
+      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1 });
     }
     this.#server = http.createServer((req, res) => this.#handle(req, res));
     this.#server.keepAliveTimeout = 120_000;
@@ -269,6 +272,7 @@ export class ConsulFake {
     if (old && old.Service.Service !== spec.service) d.serviceIndex.set(old.Service.Service, idx);
     d.serviceIndex.set(spec.service, idx);
     d.catalogIndex = idx;
+    d.checksIndex = idx;
     this.#wake();
   }
 
@@ -280,6 +284,7 @@ export class ConsulFake {
     d.services.delete(id);
     d.serviceIndex.set(rec.Service.Service, idx);
     d.catalogIndex = idx;
+    d.checksIndex = idx;
     this.#wake();
   }
 
@@ -294,6 +299,7 @@ export class ConsulFake {
     c.Status = status;
     c.ModifyIndex = idx;
     d.serviceIndex.set(rec.Service.Service, idx);
+    d.checksIndex = idx;
     this.#wake();
   }
 
@@ -309,6 +315,7 @@ export class ConsulFake {
   }
 
   #touchNode(d: Dc, node: string): void {
+    d.checksIndex = this.#index;
     for (const s of d.services.values()) if (s.node === node) d.serviceIndex.set(s.Service.Service, this.#index);
     this.#wake();
   }
@@ -325,6 +332,7 @@ export class ConsulFake {
     this.#index = n;
     for (const d of this.#dcs.values()) {
       d.catalogIndex = Math.min(d.catalogIndex, n);
+      d.checksIndex = Math.min(d.checksIndex, n);
       for (const k of d.serviceIndex.keys()) d.serviceIndex.set(k, Math.min(d.serviceIndex.get(k)!, n));
     }
   }
@@ -390,6 +398,7 @@ export class ConsulFake {
     const [dcName, kind, name] = key.split('\u0000') as [string, string, string];
     const d = this.#dcs.get(dcName)!;
     if (kind === 'catalog') return Math.max(1, d.catalogIndex);
+    if (kind === 'state') return Math.max(1, d.checksIndex);
     // A service never seen still has an index (Consul answers [] with the services table index).
     return Math.max(1, d.serviceIndex.get(name) ?? d.catalogIndex);
   }
@@ -435,6 +444,14 @@ export class ConsulFake {
       return;
     } else if (url.pathname === '/v1/catalog/services') {
       key = `${dcName}\u0000catalog\u0000`;
+    } else if (/^\/v1\/health\/state\/(any|passing|warning|critical)$/.test(url.pathname)) {
+      key = `${dcName}\u0000state\u0000${url.pathname.slice('/v1/health/state/'.length)}`;
+      const filter = q.get('filter');
+      if (filter !== null && !/^Status\s*(==|!=)\s*"(passing|warning|critical|maintenance)"$/.test(filter.trim())) {
+        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`Failed to create boolean expression evaluator: unsupported by the fake: ${filter}`);
+        return;
+      }
     } else if (url.pathname.startsWith('/v1/health/service/')) {
       key = `${dcName}\u0000health\u0000${decodeURIComponent(url.pathname.slice('/v1/health/service/'.length))}`;
     } else {
@@ -452,6 +469,7 @@ export class ConsulFake {
         'X-Consul-Query-Backend': 'blocking-query',
       };
       if (key.includes('\u0000catalog\u0000')) this.#json(res, 200, idx, this.#catalog(dcName), headers);
+      else if (key.includes('\u0000state\u0000')) this.#json(res, 200, idx, this.#state(dcName, key.split('\u0000')[2]!, q.get('filter')), headers);
       else this.#json(res, 200, idx, this.#health(dcName, key.split('\u0000')[2]!, flag(q, 'passing')), headers);
     };
     const want = Number(q.get('index') ?? '0');
@@ -501,6 +519,17 @@ export class ConsulFake {
     return out;
   }
 
+  #state(dcName: string, state: string, filter: string | null): Check[] {
+    const d = this.#dcs.get(dcName)!;
+    const all: Check[] = [];
+    for (const n of d.nodes.values()) all.push(...n.checks);
+    for (const s of d.services.values()) all.push(...s.checks);
+    const m = filter ? /^Status\s*(==|!=)\s*"(\w+)"$/.exec(filter.trim()) : null;
+    return all.filter(
+      (c) => (state === 'any' || c.Status === state) && (!m || (m[1] === '==' ? c.Status === m[2] : c.Status !== m[2])),
+    );
+  }
+
   #health(dcName: string, name: string, passing: boolean): unknown[] {
     const d = this.#dcs.get(dcName)!;
     const out: unknown[] = [];
@@ -516,3 +545,43 @@ export class ConsulFake {
     return out;
   }
 }
+
+// ---- child-process mode: `node consul-fake.ts` runs one fake driven over IPC, so a scale test can measure the
+// server's memory without the fake's (test/integration/consul-scale). Messages: {id, op, ...} → {id, result}.
+
+interface IpcRequest {
+  id: number;
+  op: 'seed' | 'setCheck' | 'register' | 'stats' | 'close';
+  services?: number;
+  nodes?: number;
+  serviceId?: string;
+  status?: CheckStatus;
+  spec?: FakeServiceSpec;
+}
+
+async function childMain(): Promise<void> {
+  const fake = await ConsulFake.start();
+  fake.recordRequests = false;
+  process.on('message', (m: IpcRequest) => {
+    let result: unknown = null;
+    if (m.op === 'seed') {
+      const nodes = m.nodes ?? 50;
+      for (let n = 0; n < nodes; n++) fake.addNode({ name: `node-${n}`, address: `10.${(n >> 8) & 255}.${n & 255}.1` });
+      for (let i = 0; i < (m.services ?? 0); i++) {
+        fake.register({ id: `svc-${i}-1`, service: `svc-${i}`, node: `node-${i % nodes}`, port: 20_000 + (i % 1000), tags: i % 2 ? ['odd'] : null });
+      }
+    } else if (m.op === 'setCheck') {
+      fake.setCheck(m.serviceId!, m.status!);
+    } else if (m.op === 'register') {
+      fake.register(m.spec!);
+    } else if (m.op === 'stats') {
+      result = { port: fake.port, peakConnections: fake.peakConnections, openConnections: fake.openConnections, held: fake.held };
+    } else if (m.op === 'close') {
+      void fake.close().then(() => process.exit(0));
+    }
+    process.send?.({ id: m.id, result });
+  });
+  process.send?.({ id: 0, result: { port: fake.port } });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) await childMain();

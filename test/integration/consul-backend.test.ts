@@ -231,3 +231,34 @@ test('datacenters: a second datacenter is mirrored as its own scope via ?dc=', a
     await fake.close();
   }
 });
+
+test('more watches than blocking slots: a health-state hint reads changed services at once; hints stop when not needed', async () => {
+  const fake = await ConsulFake.start();
+  fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+  fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+  for (let i = 0; i < 40; i++) fake.register({ id: `s${i}`, service: `svc-${i}`, node: i % 2 ? 'node-b' : 'node-a', port: 80 });
+  // 24 sockets - 4 fetch - 2 (catalog + hint) = 18 blocking slots for 41 watches; each waits its turn ~26 s.
+  const b = backend({ address: fake.address, maxConnections: 24, fetchConcurrency: 4, waitSeconds: 60 });
+  const sink = new RecordingSink();
+  b.start(sink);
+  try {
+    await waitFor(() => sink.last);
+    assert.equal(b.stats.blockingSlots, 18);
+    await waitFor(() => b.stats.hints === 1);
+    assert.ok(fake.peakConnections <= 24, `peak ${fake.peakConnections}`);
+    // Let the hint watch take its first reading before changing anything.
+    await waitFor(() => fake.requests.some((r) => r.path === '/v1/health/state/any' && r.query.has('index')));
+    assert.equal(fake.requests.find((r) => r.path === '/v1/health/state/any')!.query.get('filter'), 'Status != "passing"');
+    for (const i of [3, 17, 38]) {
+      fake.setCheck(`s${i}`, 'critical');
+      await waitFor(() => sink.addrs(`dc1/svc-${i}`).length === 0, 2000);
+    }
+    fake.setNodeHealth('node-b', 'critical'); // node-level: every odd service
+    await waitFor(() => sink.addrs('dc1/svc-1').length === 0 && sink.addrs('dc1/svc-39').length === 0, 2000);
+    for (let i = 0; i < 30; i++) fake.deregister(`s${i}`);
+    await waitFor(() => b.stats.hints === 0, 3000);
+  } finally {
+    await b.stop();
+    await fake.close();
+  }
+});

@@ -51,8 +51,14 @@ export const configSchema = z.strictObject({
   /** TTL of every record from this backend (§3.4); default: the global ttlSeconds. */
   ttlSeconds: z.number().int().min(0).max(2_147_483_647).optional(),
 }).superRefine((c, ctx) => {
-  if (c.fetchConcurrency + 2 > c.maxConnections) {
-    ctx.addIssue({ code: 'custom', path: ['fetchConcurrency'], message: 'must leave at least 2 of maxConnections for blocking queries' });
+  // Two sockets per datacenter (catalog and hint watches) and at least one blocking slot besides the fetches.
+  const reserved = 2 * (1 + c.datacenters.length) + 1;
+  if (c.fetchConcurrency + reserved > c.maxConnections) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxConnections'],
+      message: `must be at least fetchConcurrency + ${reserved} (2 per datacenter + 1 blocking slot)`,
+    });
   }
 });
 

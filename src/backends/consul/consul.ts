@@ -29,6 +29,8 @@ interface ServiceWatch {
   readonly loop: BlockingLoop;
   service: Service | null;
   sig: string;
+  /** Nodes with an instance of this service (healthy or not), for node-level check hints. */
+  nodes: string[];
 }
 
 interface Datacenter {
@@ -40,6 +42,11 @@ interface Datacenter {
   catalogSynced: boolean;
   /** Scope name (lowercase label) → watch. */
   readonly watches: Map<string, ServiceWatch>;
+  /** Node → services with an instance there (for hints from node-level checks such as serfHealth). */
+  readonly nodeServices: Map<string, Set<string>>;
+  /** Change hints while watches outnumber blocking slots: a watch on the non-passing checks. */
+  hint: BlockingLoop | null;
+  hintPrev: Set<string> | null;
 }
 
 export interface ConsulBackendOptions {
@@ -81,8 +88,9 @@ export class ConsulBackend implements Backend {
     this.#log = ctx.logger;
     this.#now = opts.now ?? (() => performance.now());
     this.#random = opts.random ?? Math.random;
-    // One socket per catalog watch is kept out of the shared budget; the rest is split fetch / blocking.
-    this.#blockingSlots = Math.max(1, cfg.maxConnections - cfg.fetchConcurrency - 1 - cfg.datacenters.length);
+    // Per datacenter a socket for the catalog watch and one for the hint watch are kept out of the shared budget;
+    // the rest is split between non-blocking fetches and blocking service watches.
+    this.#blockingSlots = Math.max(1, cfg.maxConnections - cfg.fetchConcurrency - 2 * (1 + cfg.datacenters.length));
     this.#pools = {
       fetch: new Semaphore(cfg.fetchConcurrency),
       blocking: new Semaphore(this.#blockingSlots),
@@ -111,13 +119,14 @@ export class ConsulBackend implements Backend {
     this.#abort.abort();
     for (const dc of this.#dcs.values()) {
       dc.catalog.stop();
+      dc.hint?.stop();
       for (const w of dc.watches.values()) w.loop.stop();
     }
     this.#http?.destroy();
   }
 
   /** Loop counts, for tests and /readyz details. */
-  get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number } {
+  get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number; hints: number } {
     let watches = 0;
     let zero = 0;
     for (const dc of this.#dcs.values()) {
@@ -125,7 +134,9 @@ export class ConsulBackend implements Backend {
       zero += dc.catalog.zeroIndexRequests;
       for (const w of dc.watches.values()) zero += w.loop.zeroIndexRequests;
     }
-    return { datacenters: this.#dcs.size, watches, blockingSlots: this.#blockingSlots, zeroIndexRequests: zero };
+    let hints = 0;
+    for (const dc of this.#dcs.values()) if (dc.hint) hints++;
+    return { datacenters: this.#dcs.size, watches, blockingSlots: this.#blockingSlots, zeroIndexRequests: zero, hints };
   }
 
   // ---- boot: access, agent datacenter, watches ----
@@ -173,6 +184,9 @@ export class ConsulBackend implements Backend {
       dcParam,
       catalogSynced: false,
       watches: new Map(),
+      nodeServices: new Map(),
+      hint: null,
+      hintPrev: null,
       catalog: new BlockingLoop({
         http,
         path: '/v1/catalog/services',
@@ -240,10 +254,12 @@ export class ConsulBackend implements Backend {
       if (seen.has(name)) continue;
       w.loop.stop();
       dc.watches.delete(name);
+      this.#setNodes(dc, name, w, []);
       this.#failing.delete(w.loop);
       this.#dirty = true;
     }
     dc.catalogSynced = true;
+    this.#updateHints();
     this.#dirty = true;
     this.#scheduleEmit();
     this.#maybeRecovered();
@@ -254,6 +270,7 @@ export class ConsulBackend implements Backend {
       consulName,
       service: null,
       sig: '',
+      nodes: [],
       loop: new BlockingLoop({
         http: this.#http!,
         path: `/v1/health/service/${encodeURIComponent(consulName)}`,
@@ -288,12 +305,90 @@ export class ConsulBackend implements Backend {
     if (t.malformed > 0) {
       this.#warnOnce(`malformed/${dc.scope}/${name}`, `Consul ${endpoint}: ${t.malformed} entries without Node/Service skipped`, { endpoint });
     }
+    this.#setNodes(dc, name, w, t.nodes);
     const sig = signature(t.instances, this.#cfg.ttlSeconds);
     if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
     w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds);
     w.sig = sig;
     this.#dirty = true;
     this.#scheduleEmit();
+  }
+
+  #setNodes(dc: Datacenter, name: string, w: ServiceWatch, nodes: string[]): void {
+    if (nodes.length === w.nodes.length && nodes.every((n, i) => n === w.nodes[i])) return;
+    for (const n of w.nodes) {
+      const set = dc.nodeServices.get(n);
+      set?.delete(name);
+      if (set?.size === 0) dc.nodeServices.delete(n);
+    }
+    for (const n of nodes) {
+      let set = dc.nodeServices.get(n);
+      if (!set) dc.nodeServices.set(n, (set = new Set()));
+      set.add(name);
+    }
+    w.nodes = nodes;
+  }
+
+  // ---- hints: when watches outnumber blocking slots, most of them wait their turn for a slot; a blocking watch
+  // on the checks that are not passing (small: healthy checks are filtered out by Consul) says which services'
+  // health changed, and those read at once instead of waiting. Registrations and deregistrations are already
+  // immediate through the catalog watch; a changed port or address of an existing instance waits its turn.
+
+  #updateHints(): void {
+    let watches = 0;
+    for (const dc of this.#dcs.values()) watches += dc.watches.size;
+    const want = watches > this.#blockingSlots;
+    for (const dc of this.#dcs.values()) {
+      if (want && dc.hint === null) {
+        const hint: BlockingLoop = new BlockingLoop({
+          http: this.#http!,
+          path: '/v1/health/state/any',
+          query: { dc: dc.dcParam, filter: 'Status != "passing"' },
+          pools: { fetch: this.#catalogPool, blocking: this.#catalogPool, waitSeconds: () => this.#cfg.waitSeconds },
+          requestTimeoutMs: this.#cfg.requestTimeoutMs,
+          minIntervalMs: this.#cfg.minWatchIntervalMs,
+          now: this.#now,
+          random: this.#random,
+          onData: (r) => this.#onHint(dc, r),
+          onOk: () => {},
+          // Hints only speed things up: their failure is logged, never turns the backend stale.
+          onError: (e) =>
+            this.#warnOnce(`hint/${dc.scope}/${e.code}`, 'consul health-state hint watch failing; changes wait for their turn', {
+              code: e.code,
+              details: e.details,
+            }),
+        });
+        dc.hint = hint;
+        dc.hintPrev = null;
+        hint.start();
+      } else if (!want && dc.hint !== null) {
+        dc.hint.stop();
+        dc.hint = null;
+        dc.hintPrev = null;
+      }
+    }
+  }
+
+  #onHint(dc: Datacenter, reply: ConsulReply): void {
+    if (!Array.isArray(reply.body)) {
+      throw new BackendError('SVCDNS_BACKEND_BAD_DATA', 'Consul /v1/health/state/any did not answer an array', { endpoint: '/v1/health/state/any' });
+    }
+    const now = new Set<string>();
+    for (const c of reply.body as unknown[]) {
+      if (typeof c !== 'object' || c === null) continue;
+      const o = c as Record<string, unknown>;
+      now.add(`${String(o['Node'])}\u0000${String(o['ServiceName'] ?? '')}\u0000${String(o['CheckID'])}\u0000${String(o['Status'])}`);
+    }
+    const prev = dc.hintPrev;
+    dc.hintPrev = now;
+    if (prev === null) return;
+    const poke = (key: string) => {
+      const [node, svc] = key.split('\u0000') as [string, string];
+      if (svc !== '') dc.watches.get(svc.toLowerCase())?.loop.poke();
+      else for (const name of dc.nodeServices.get(node) ?? []) dc.watches.get(name)?.loop.poke();
+    };
+    for (const k of now) if (!prev.has(k)) poke(k);
+    for (const k of prev) if (!now.has(k)) poke(k);
   }
 
   #allSynced(): boolean {

@@ -144,6 +144,8 @@ export class BlockingLoop {
   readonly #backoff: Backoff;
   #index = 0;
   #running = false;
+  #poked = false;
+  #queueAbort: AbortController | null = null;
   /** Requests sent with index 0 — exposed for tests. */
   zeroIndexRequests = 0;
 
@@ -171,23 +173,52 @@ export class BlockingLoop {
     this.#abort.abort();
   }
 
+  /**
+   * A hint that this resource changed (from the /v1/health/state watch). Only matters while the loop queues for a
+   * blocking slot (more watches than slots): it then reads at once through the fetch pool instead of waiting its
+   * turn. A loop holding a blocking query needs nothing: Consul wakes it, or the next query returns at once.
+   */
+  poke(): void {
+    if (this.#index === 0 || this.stopped) return; // its next request is an immediate read anyway
+    this.#poked = true;
+    this.#queueAbort?.abort();
+  }
+
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
     let lastSentZero = false;
+    let haveToken = false;
     while (!signal.aborted) {
-      if (!(await this.#bucket.take(signal))) return;
-      const sent = this.#index;
-      const blocking = sent > 0;
-      const release = await (blocking ? this.#o.pools.blocking : this.#o.pools.fetch).acquire(signal);
-      if (release === null) return;
+      if (!haveToken && !(await this.#bucket.take(signal))) return;
+      haveToken = false;
+      // A poked read sends index 1 ("always safe", blocking.mdx): immediate on any live cluster, never index 0.
+      const pokeRead = this.#poked && this.#index > 0;
+      this.#poked = false;
+      const sent = pokeRead ? 1 : this.#index;
+      const blocking = sent > 0 && !pokeRead;
+      let release: (() => void) | null;
+      if (blocking) {
+        const qa = new AbortController();
+        this.#queueAbort = qa;
+        release = await this.#o.pools.blocking.acquire(AbortSignal.any([signal, qa.signal]));
+        this.#queueAbort = null;
+        if (release === null) {
+          if (signal.aborted) return;
+          haveToken = true; // poked while queued: go round again and read at once, same token
+          continue;
+        }
+      } else {
+        release = await this.#o.pools.fetch.acquire(signal);
+        if (release === null) return;
+      }
       let reply: ConsulReply;
       try {
-        const waitS = blocking ? this.#o.pools.waitSeconds() : 0;
+        const waitS = blocking ? this.#o.pools.waitSeconds() : pokeRead ? 1 : 0;
         // Consul adds up to wait/16 of jitter; beyond wait + wait/16 + requestTimeoutMs the request is hung.
-        const timeoutMs = blocking ? waitS * 1000 + Math.ceil((waitS * 1000) / 16) + this.#o.requestTimeoutMs : this.#o.requestTimeoutMs;
-        const query = blocking ? { ...this.#o.query, index: String(sent), wait: `${waitS}s` } : this.#o.query;
-        if (!blocking) this.zeroIndexRequests++;
-        lastSentZero = !blocking;
+        const timeoutMs = waitS * 1000 + Math.ceil((waitS * 1000) / 16) + this.#o.requestTimeoutMs;
+        const query = sent > 0 ? { ...this.#o.query, index: String(sent), wait: `${waitS}s` } : this.#o.query;
+        if (sent === 0) this.zeroIndexRequests++;
+        lastSentZero = sent === 0;
         reply = await this.#o.http.get(this.#o.path, { query, timeoutMs, signal });
       } catch (e) {
         release();
