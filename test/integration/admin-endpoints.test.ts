@@ -123,11 +123,11 @@ describe('admin endpoints on a synced server', () => {
     resp[2]! |= 0x80;
     assert.equal(await udpRaw(srv.port, resp, 200), null, 'a response is never answered');
 
-    const text = await waitFor(async () => {
+    const text = (await waitFor(async () => {
       const t = (await get(srv, '/metrics')).text;
       // The TCP connection closes after the client's end: wait until the gauge is back to 0.
       return metric(t, 'svcdns_dns_tcp_connections') === 0 ? t : null;
-    });
+    }))!;
     const d = (name: string, labels: Record<string, string> = {}) => (metric(text, name, labels) ?? 0) - base(name, labels);
     // web A NOERROR ×2 over UDP; the second was a cache hit (a query already cached adds hits only).
     assert.equal(d('svcdns_dns_responses_total', { type: 'A', rcode: 'NOERROR', transport: 'udp' }), 3, 'web ×2 + big');
