@@ -175,10 +175,10 @@ describe('/readyz follows backend state: not synced → synced → failed (stale
   });
 
   it('503 naming the backend that has not synced; then 200; a failure after sync stays 200 marked stale', async () => {
-    const notReady = await waitFor(async () => {
+    const notReady = (await waitFor(async () => {
       const r = await get(srv, '/readyz');
       return r.status === 503 && r.json().backends.find((b: any) => b.name === 'a')?.state === 'synced' ? r : null;
-    });
+    }))!;
     assert.match(notReady.type, /^application\/json/);
     assert.equal(notReady.json().ready, false);
     assert.deepEqual(notReady.json().notSynced, ['b']);
@@ -188,19 +188,19 @@ describe('/readyz follows backend state: not synced → synced → failed (stale
     assert.equal(metric(m, 'svcdns_backend_state', { backend: 'b', state: 'syncing' }), 1);
 
     await writeFile(path.join(dir, 'b.yaml'), WEB);
-    const ready = await waitFor(async () => {
+    const ready = (await waitFor(async () => {
       const r = await get(srv, '/readyz');
       return r.status === 200 ? r : null;
-    }, 5000);
+    }, 5000))!;
     assert.equal(ready.json().ready, true);
     assert.deepEqual(ready.json().notSynced, []);
     assert.equal(rcode(await query(srv.port, 'web.service.bscope.sd.internal', 'A')), 'NOERROR');
 
     await writeFile(path.join(dir, 'b.yaml'), 'services: [ {name: "not a label!"} ]\n');
-    const stale = await waitFor(async () => {
+    const stale = (await waitFor(async () => {
       const r = await get(srv, '/readyz');
       return r.json().stale.includes('b') ? r : null;
-    }, 5000);
+    }, 5000))!;
     assert.equal(stale.status, 200, 'a stale backend keeps serving its last data: still ready (§6.3)');
     const b = stale.json().backends.find((x: any) => x.name === 'b');
     assert.equal(b.state, 'stale');

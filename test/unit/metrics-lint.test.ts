@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { Store } from '../../src/store/store.ts';
@@ -223,7 +223,7 @@ describe('DnsMetrics counting (typed arrays, read at scrape time)', () => {
     const t1 = performance.now();
     await new Promise((r) => setTimeout(r, 50)); // gc entries are delivered asynchronously
     obs.disconnect();
-    const during = gcs.filter((e) => e.startTime >= t0 && e.startTime <= t1 && (e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR);
+    const during = gcs.filter((e) => e.startTime >= t0 && e.startTime <= t1 && ((e as unknown as { detail?: { kind?: number } }).detail)?.kind === constants.NODE_PERFORMANCE_GC_MINOR);
     assert.ok(during.length <= 1, `${during.length} scavenges during 3e6 metric calls`);
     process.stdout.write(`# metrics hot path: ${(((t1 - t0) * 1e6) / 3e6).toFixed(1)} ns per call, ${during.length} scavenges\n`);
   });
