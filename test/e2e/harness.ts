@@ -227,10 +227,8 @@ export function collect(child: ChildProcess): { stdout: () => string; stderr: ()
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
+  // 'close', not 'exit': it fires after the child's stdout/stderr are drained, so callers see all its output.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return { stdout: () => out, stderr: () => err, exited };
 }
 
