@@ -5,6 +5,7 @@
 // It records every request as (group, resource, verb, namespace) so tests can check RBAC against real traffic.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -58,12 +59,15 @@ export type ExpiredForm = 'status' | 'event';
 export interface FakeOptions {
   /** Bearer token required on every request (401 otherwise). */
   readonly token?: string;
+  /** Serve HTTPS with this key/certificate (PEM), as a real API server does. */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 export class KubeApiServerFake {
   readonly requests: RecordedRequest[] = [];
   readonly #server: Server;
   readonly #token: string;
+  readonly #tls: FakeOptions['tls'];
   readonly #objects = new Map<string, Map<string, KubeObject>>(); // resource → ns/name → object
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
@@ -80,7 +84,9 @@ export class KubeApiServerFake {
 
   private constructor(opts: FakeOptions) {
     this.#token = opts.token ?? 'fake-token';
-    this.#server = createServer((req, res) => this.#handle(req, res));
+    this.#tls = opts.tls;
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    this.#server = opts.tls ? createTlsServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : createServer(handler);
     for (const r of RESOURCES) this.#objects.set(r.resource, new Map());
   }
 
@@ -91,7 +97,7 @@ export class KubeApiServerFake {
   }
 
   get port(): number { return this.#port; }
-  get url(): string { return `http://127.0.0.1:${this.#port}`; }
+  get url(): string { return `${this.#tls ? 'https' : 'http'}://127.0.0.1:${this.#port}`; }
   get resourceVersion(): number { return this.#rv; }
   get openWatches(): number { return this.#watchers.size; }
 
@@ -101,8 +107,10 @@ export class KubeApiServerFake {
     return [
       'apiVersion: v1', 'kind: Config', `current-context: ${ctx}`,
       'clusters:', `- name: fake-cluster`, `  cluster:`, `    server: ${this.url}`,
-      // client-node refuses plain http unless told so; the fake speaks http on loopback only.
-      `    insecure-skip-tls-verify: true`,
+      // client-node refuses plain http unless told so; with TLS the fake's certificate is the CA.
+      this.#tls
+        ? `    certificate-authority-data: ${Buffer.from(this.#tls.cert).toString('base64')}`
+        : `    insecure-skip-tls-verify: true`,
       'users:', `- name: fake-user`, `  user:`, `    token: ${opts.token ?? this.#token}`,
       'contexts:', `- name: ${ctx}`, `  context:`, `    cluster: fake-cluster`, `    user: fake-user`, '',
     ].join('\n');

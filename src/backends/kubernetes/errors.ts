@@ -32,12 +32,19 @@ function statusMessage(err: unknown): string | undefined {
   return typeof m === 'string' ? m : undefined;
 }
 
-function networkCode(err: unknown): string | undefined {
+/** TLS verification failures: a wrong CA or server name is configuration, not an outage. */
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME_MISMATCH/;
+
+function causeCode(err: unknown, test: (code: string) => boolean): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+    if (typeof code === 'string' && test(code)) return code;
   }
   return undefined;
+}
+
+function networkCode(err: unknown): string | undefined {
+  return causeCode(err, (c) => NETWORK_CODES.has(c));
 }
 
 /** Map a failed LIST or WATCH of `r` (cluster-wide when namespace is null) to a typed error. */
@@ -74,6 +81,15 @@ export function toBackendError(err: unknown, verb: Verb, r: ApiResource, namespa
   const name = (err as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError') {
     return new BackendError('SVCDNS_BACKEND_TIMEOUT', `${verb} ${r.resource}: request timed out`, details, err);
+  }
+  const tls = causeCode(err, (c) => TLS_CODE.test(c));
+  if (tls !== undefined) {
+    return new BackendError(
+      'SVCDNS_BACKEND_CONFIG',
+      `${verb} ${r.resource}: the API server's TLS certificate is not trusted (${tls}): check the CA (certificate-authority / ca.crt)`,
+      { ...details, errno: tls },
+      err,
+    );
   }
   const net = networkCode(err);
   if (net !== undefined || (err instanceof TypeError && /fetch failed/.test(err.message))) {
