@@ -5,6 +5,7 @@
 // ACL tokens (403), and failures on demand (HTTP 500, dropped connections, hanging requests, index going back).
 
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -101,6 +102,8 @@ export interface ConsulFakeOptions {
   readonly datacenters?: string[];
   /** Register the `consul` service on a server node, as every real catalog has. Default true. */
   readonly withConsulService?: boolean;
+  /** Serve HTTPS (PEM key/cert); with `ca` + `requireClientCert`, clients must present a certificate it signed. */
+  readonly tls?: { key: Buffer | string; cert: Buffer | string; ca?: Buffer | string; requireClientCert?: boolean };
 }
 
 function parseWait(s: string | null): number {
@@ -143,7 +146,19 @@ export class ConsulFake {
     for (const dc of [this.#datacenter, ...(opts.datacenters ?? [])]) {
       this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1 });
     }
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
+    this.#server = opts.tls
+      ? (https.createServer(
+          {
+            key: opts.tls.key,
+            cert: opts.tls.cert,
+            ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+            requestCert: opts.tls.requireClientCert === true,
+            rejectUnauthorized: opts.tls.requireClientCert === true,
+          },
+          handler,
+        ) as unknown as http.Server)
+      : http.createServer(handler);
     this.#server.keepAliveTimeout = 120_000;
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);

@@ -102,6 +102,19 @@ describe('consul over DNS: changes in Consul are answered', () => {
     });
   });
 
+  it('a watch that returns without change (idempotent write) leaves the served data and its generation alone', async () => {
+    await withConsul({}, webSeed, async (srv, fake) => {
+      await synced(srv);
+      const gen = srv.app.store.generation;
+      fake.bumpIndex('web');
+      const idx = fake.raftIndex;
+      // The next blocking query carrying the new index means the unchanged reply was processed.
+      await waitFor(() => fake.requests.some((r) => r.path === '/v1/health/service/web' && Number(r.query.get('index')) === idx));
+      assert.equal(srv.app.store.generation, gen);
+      assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
+    });
+  });
+
   it('onlyPassing: warning instances are dropped', async () => {
     await withConsul({ onlyPassing: true }, webSeed, async (srv, fake) => {
       await synced(srv);
