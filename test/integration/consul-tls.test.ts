@@ -99,7 +99,7 @@ describe('consul over TLS', () => {
     ]) {
       const { b, sink } = await run({ tls });
       try {
-        const err = await waitFor(() => sink.errors[0], 5000);
+        const err = (await waitFor(() => sink.errors[0], 5000))!;
         assert.equal(err.code, 'SVCDNS_BACKEND_UNREACHABLE', JSON.stringify(tls));
         assert.equal(sink.snapshots.length, 0);
       } finally {
@@ -111,7 +111,7 @@ describe('consul over TLS', () => {
   it('a missing CA file: SVCDNS_BACKEND_CONFIG, retried', async () => {
     const { b, sink } = await run({ tls: { caFile: 'missing.pem' } });
     try {
-      const err = await waitFor(() => sink.errors[0], 3000);
+      const err = (await waitFor(() => sink.errors[0], 3000))!;
       assert.equal(err.code, 'SVCDNS_BACKEND_CONFIG');
       assert.equal(err.details['file'], join(dir, 'missing.pem'));
     } finally {
