@@ -177,6 +177,26 @@ test('403: FORBIDDEN names the endpoint and token source, never the token; no sn
   }
 });
 
+test('403 on /v1/agent/self (token without agent:read, no `datacenter` set) names that endpoint; any scope stays SERVFAIL', async () => {
+  const fake = await ConsulFake.start();
+  fake.requireToken('good-token');
+  const b = backend({ address: fake.address, token: 'other' });
+  const sink = new RecordingSink();
+  b.start(sink);
+  try {
+    const err = (await waitFor(() => sink.errors.find((e) => e.code === 'SVCDNS_BACKEND_FORBIDDEN')))!;
+    assert.equal(err.details['endpoint'], '/v1/agent/self');
+    assert.equal(err.details['tokenSource'], 'config');
+    assert.ok(b.ownsScope('dc1') && b.ownsScope('anything'), 'agent dc unknown yet: every scope could be ours');
+    fake.requireToken('other');
+    await waitFor(() => sink.last, 5000);
+    assert.ok(b.ownsScope('dc1') && !b.ownsScope('anything'));
+  } finally {
+    await b.stop();
+    await fake.close();
+  }
+});
+
 test('connection refused at start: UNREACHABLE, no snapshot; then Consul comes up and the backend syncs', async () => {
   const fake = await ConsulFake.start();
   const port = fake.port;

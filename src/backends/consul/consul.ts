@@ -100,6 +100,8 @@ export class ConsulBackend implements Backend {
 
   ownsScope(scope: string | null): boolean {
     if (scope === null) return true;
+    // Until /v1/agent/self names the agent's datacenter, any scope could be it: SERVFAIL rather than NXDOMAIN (§5.4).
+    if (this.#cfg.datacenter === undefined && this.#agentScope === null) return true;
     return scope === this.#cfg.datacenter || this.#cfg.datacenters.includes(scope) || scope === this.#agentScope;
   }
 

@@ -128,7 +128,7 @@ export class ConsulHttp {
             new BackendError(
               'SVCDNS_BACKEND_UNREACHABLE',
               `Consul ${this.baseUrl}${endpoint}: ${e.message}`,
-              { endpoint, address: this.baseUrl, errno: code || undefined, tlsOrProtocol: !UNREACHABLE_CODES.has(code) },
+              { endpoint, address: this.baseUrl, errno: code || undefined, kind: UNREACHABLE_CODES.has(code) ? 'network' : 'tls-or-protocol' },
               e,
             ),
           );
