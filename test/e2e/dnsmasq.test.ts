@@ -9,6 +9,7 @@ import { REPO, dig, rr, startDnsmasq, startSvcdns, tempDir, writeConfig, type Dn
 
 const SHIPPED = join(REPO, 'dnsmasq/svcdns.conf');
 const FORWARD = 'server=/sd.internal/127.0.0.1#8653';
+const BIG = 50; // 50 A records: ~852 bytes, over a 512-byte client's limit
 
 const SERVICES = `services:
   - name: web
@@ -22,6 +23,9 @@ const SERVICES = `services:
   - name: db
     instances:
       - { address: 10.0.2.1, port: 5432, healthy: false }
+  - name: big
+    instances:
+${Array.from({ length: BIG }, (_, i) => `      - { address: 10.9.0.${i + 1}, port: 7000 }`).join('\n')}
 `;
 
 /** Directive lines of a dnsmasq config (comments and blanks dropped). */
@@ -90,6 +94,15 @@ describe('dnsmasq with dnsmasq/svcdns.conf forwarding sd.internal to svcdns', { 
     const nx = await dig(dm!.port, ['nope.service.sd.internal']);
     assert.equal(nx.status, 'NXDOMAIN');
     assert.match(nx.authority[0] ?? '', /^sd\.internal\. [0-5] IN SOA /);
+  });
+
+  test('a large answer: a 512-byte client gets TC through dnsmasq, and its TCP retry gets every record (§4.2, §4.3)', async () => {
+    const udp = await dig(dm!.port, ['+bufsize=512', '+ignore', 'big.service.sd.internal']);
+    assert.ok(udp.flags.includes('tc'), 'dnsmasq must flag the truncation, not drop records silently');
+    assert.ok(udp.answer.length < BIG);
+    const retried = await dig(dm!.port, ['+bufsize=512', 'big.service.sd.internal']);
+    assert.equal(retried.transport, 'TCP');
+    assert.equal(retried.answer.length, BIG);
   });
 
   test('without the shipped rebind-domain-ok line, stop-dns-rebind would drop the answers (why the line is there)', async () => {
