@@ -79,6 +79,8 @@ export class KubeApiServerFake {
   #forbidden = new Set<string>(); // `${resource}:${verb}`
   #port = 0;
   #uid = 0;
+  /** LIST responses fully written so far. */
+  listsAnswered = 0;
   /** Delay before answering a LIST (ms): lets tests look at what is served while a relist is in flight. */
   listDelayMs = 0;
 
@@ -295,7 +297,10 @@ export class KubeApiServerFake {
         .filter((o) => inNamespace(o, route.namespace) && selector(o.metadata.labels ?? {}))
         .map(({ kind: _k, apiVersion: _a, ...rest }) => rest); // list items carry no kind/apiVersion
       const body = JSON.stringify({ kind: `${route.def.kind}List`, apiVersion: apiVersionOf(route.def), metadata: { resourceVersion: String(this.#rv) }, items });
-      const send = () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(body); };
+      const send = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body, () => { this.listsAnswered++; });
+      };
       if (this.listDelayMs > 0) setTimeout(send, this.listDelayMs); else send();
       return;
     }

@@ -294,6 +294,21 @@ describe('kubernetes backend: watch failures (§6.3)', () => {
     assert.ok(neverDropped(h.sink, 'default/web'));
   });
 
+  it('stop() during an in-flight LIST opens no watch afterwards and reports nothing', async () => {
+    const fake = await KubeApiServerFake.start();
+    fake.apply(web([{ addresses: ['10.0.0.1'] }]));
+    fake.listDelayMs = 150;
+    const h = await harness({}, { fake });
+    await h.until(() => fake.requests.length === 1, 'list sent');
+    await h.backend.stop();
+    await h.until(() => fake.listsAnswered === 1, 'delayed LIST answered');
+    // Observation window for a (wrong) watch request: absence can only be checked over some time.
+    await assert.rejects(h.until(() => fake.count('watch') > 0, 'a watch after stop()', 200));
+    assert.equal(fake.count('watch'), 0);
+    assert.equal(fake.openWatches, 0);
+    assert.equal(h.sink.events.length, 0);
+  });
+
   it('periodic resync relists and heals silently missed changes', async () => {
     const h = await harness({}, { resyncMs: 300 });
     h.fake.apply(web([{ addresses: ['10.0.0.1'] }]));

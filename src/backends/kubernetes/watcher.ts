@@ -122,16 +122,19 @@ export class KubernetesBackend implements Backend {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#configTimer) clearTimeout(this.#configTimer);
-    for (const d of this.#delays) { clearTimeout(d.timer); d.resolve(); }
-    this.#delays.clear();
+    // Stop every informer first (synchronously), so none can start a new watch while we wait below.
+    const stopping: Promise<void>[] = [];
     for (const feed of this.#feeds) {
       if (feed.restartTimer) clearTimeout(feed.restartTimer);
       if (feed.resyncTimer) clearTimeout(feed.resyncTimer);
       feed.restartTimer = feed.resyncTimer = null;
       const inf = feed.informer;
       feed.informer = null;
-      if (inf) await inf.stop();
+      if (inf) stopping.push(inf.stop());
     }
+    for (const d of this.#delays) { clearTimeout(d.timer); d.resolve(); }
+    this.#delays.clear();
+    await Promise.all(stopping);
   }
 
   /** Load credentials (retrying with backoff: a mounted kubeconfig/token may appear later), then start feeds. */
@@ -192,7 +195,7 @@ export class KubernetesBackend implements Backend {
           this.#report(new BackendError('SVCDNS_BACKEND_HTTP', `watch ${r.resource}: in-stream error: ${message}`, { status }), feed);
           return obj;
         }
-        feed.backoff.reset();
+        this.#recovered(feed); // events flow again: clear a failure reported on this stream
         return obj;
       },
       done: (err) => {
@@ -250,6 +253,7 @@ export class KubernetesBackend implements Backend {
 
   /** Cancellable sleep for the informer's reconnect delay, so stop() never waits on it. */
   #delay(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const entry = { timer: setTimeout(() => { this.#delays.delete(entry); resolve(); }, ms), resolve };
       this.#delays.add(entry);
