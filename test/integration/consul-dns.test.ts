@@ -122,6 +122,8 @@ describe('consul over DNS: changes in Consul are answered', () => {
       await waitFor(async () => (await a(srv.port, `web.service.${D}`)).join() === '10.0.0.2');
       fake.setCheck('web-1', 'passing');
       await waitFor(async () => (await a(srv.port, `web.service.${D}`)).length === 2);
+      const health = fake.requests.filter((r) => r.path === '/v1/health/service/web');
+      assert.ok(health.length > 0 && health.every((r) => r.query.has('passing')), 'asks Consul for ?passing');
     });
   });
 

@@ -276,7 +276,9 @@ export class ConsulBackend implements Backend {
       loop: new BlockingLoop({
         http: this.#http!,
         path: `/v1/health/service/${encodeURIComponent(consulName)}`,
-        query: { dc: dc.dcParam },
+        // onlyPassing: Consul drops instances with any non-passing check itself (smaller replies); translate
+        // applies the same rule again, so the result does not depend on the server honouring it.
+        query: { dc: dc.dcParam, passing: this.#cfg.onlyPassing ? '' : undefined },
         pools: this.#pools,
         requestTimeoutMs: this.#cfg.requestTimeoutMs,
         minIntervalMs: this.#cfg.minWatchIntervalMs,

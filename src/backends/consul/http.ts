@@ -35,6 +35,9 @@ export class AbortedError extends Error {
   }
 }
 
+/** Internal: a reused keep-alive socket was reset before any reply (retried once). */
+class StaleSocketError extends Error {}
+
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
 export class ConsulHttp {
@@ -79,8 +82,16 @@ export class ConsulHttp {
     const qs = params.toString().replace(/=(&|$)/g, '$1'); // Consul's flags are bare: `?stale`, not `?stale=`
     const fullPath = qs ? `${path}?${qs}` : path;
     const endpoint = path; // what errors name: the endpoint, never the token
-    const mod = this.#endpoint.protocol === 'https:' ? https : http;
+    // A keep-alive socket the agent closed while idle fails at once with ECONNRESET on reuse: that is not an
+    // outage, so it is retried once on a fresh socket instead of marking the backend stale.
+    return this.#attempt(fullPath, endpoint, opts, false).catch((e: unknown) => {
+      if (e instanceof StaleSocketError) return this.#attempt(fullPath, endpoint, opts, true);
+      throw e;
+    });
+  }
 
+  #attempt(fullPath: string, endpoint: string, opts: GetOptions, retried: boolean): Promise<ConsulReply> {
+    const mod = this.#endpoint.protocol === 'https:' ? https : http;
     return new Promise<ConsulReply>((resolvePromise, rejectPromise) => {
       let settled = false;
       const settle = (fn: () => void) => {
@@ -121,9 +132,14 @@ export class ConsulHttp {
       }
       opts.signal?.addEventListener('abort', onAbort, { once: true });
 
+      let gotResponse = false;
       req.on('error', (e: NodeJS.ErrnoException) => {
         settle(() => {
           const code = e.code ?? '';
+          if (!retried && !gotResponse && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+            rejectPromise(new StaleSocketError());
+            return;
+          }
           rejectPromise(
             new BackendError(
               'SVCDNS_BACKEND_UNREACHABLE',
@@ -135,6 +151,7 @@ export class ConsulHttp {
         });
       });
       req.on('response', (res) => {
+        gotResponse = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => {
