@@ -11,7 +11,7 @@ export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_CONFIG = 2;
 /** Bound on a graceful stop (ms): listeners close, TCP queries in flight are answered. */
-const SHUTDOWN_GRACE_MS = 5000;
+export const SHUTDOWN_GRACE_MS = 5000;
 
 const USAGE = `Usage:
   svcdns [--config FILE] [--listen HOST:PORT ...] [--log-level LEVEL]
@@ -151,9 +151,16 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
       setWatch(false);
       const force = setTimeout(() => resolveExit(EXIT_RUNTIME), SHUTDOWN_GRACE_MS + 1000);
       force.unref();
+      const t0 = performance.now();
       running.stop(SHUTDOWN_GRACE_MS).then(
-        () => resolveExit(EXIT_OK),
-        () => resolveExit(EXIT_RUNTIME),
+        () => {
+          logger.info({ event: 'stopped', ms: Math.round(performance.now() - t0) }, 'stopped');
+          resolveExit(EXIT_OK);
+        },
+        (err: unknown) => {
+          logger.error({ event: 'stop_failed', err: (err as Error).message }, 'stop failed');
+          resolveExit(EXIT_RUNTIME);
+        },
       );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
