@@ -104,7 +104,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const startBackend = (b: Backend) => b.start(supervisedSink(b.name, store, logger.child({ backend: b.name }), now, supervisorHooks));
   for (const b of backends) store.register(b.name, b.type, (s) => b.ownsScope(s));
   for (const b of backends) startBackend(b);
-  let queryLog = config.queryLog.enabled ? new QueryLog(config.queryLog, configDir, () => metrics.queryLogged()) : null;
+  const openQueryLog = (c: Config['queryLog']) =>
+    c.enabled
+      ? new QueryLog(c, configDir, () => metrics.queryLogged(), (err) => logger.error({ event: 'query_log_failed', path: c.path ?? 'stdout', err: err.message }, 'query log cannot be written; it stops recording (DNS unaffected)'))
+      : null;
+  let queryLog = openQueryLog(config.queryLog);
   processor.setQueryLog(queryLog);
   let stopping = false;
   const admin = opts.serveAdmin && config.admin.enabled
@@ -154,7 +158,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       const i = backends.findIndex((b) => b.name === name);
       const old = backends.splice(i, 1)[0]!;
       // Stop first: a snapshot arriving after unregister would name an unknown backend.
-      await old.stop();
+      await old.stop().catch((err: unknown) => logger.warn({ event: 'backend_stop_failed', backend: name, err: (err as Error).message }, 'backend stop failed'));
       store.unregister(name);
       const repl = created.get(name);
       if (repl) {
@@ -176,16 +180,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (plan.logLevelChanged) logger.level = next.log.level;
     if (plan.queryLogChanged) {
       const old = queryLog;
-      queryLog = next.queryLog.enabled ? new QueryLog(next.queryLog, configDir, () => metrics.queryLogged()) : null;
+      queryLog = openQueryLog(next.queryLog);
       processor.setQueryLog(queryLog);
       old?.close();
     }
     // Socket keys keep their running values, so a later reload still sees them as pending.
     current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin };
     metrics.configReload(true);
-    logger.info(
+    const changed = plan.change.length + plan.add.length + plan.remove.length > 0 || plan.answerChanged || plan.logLevelChanged || plan.queryLogChanged;
+    logger[changed ? 'info' : 'debug'](
       { event: 'config_reloaded', kept: plan.keep, changed: plan.change.map(backendName), added: plan.add.map(backendName), removed: plan.remove, answerOptions: plan.answerChanged },
-      'config reloaded',
+      changed ? 'config reloaded' : 'config reloaded (no change)',
     );
     if (plan.restartRequired.length > 0) {
       logger.warn({ event: 'restart_required', keys: plan.restartRequired }, `restart required for: ${plan.restartRequired.join(', ')} (kept the running values)`);

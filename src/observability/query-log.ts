@@ -21,18 +21,30 @@ export class QueryLog {
   readonly #scratch = Buffer.allocUnsafe(256);
   readonly #onRecord: () => void;
 
-  /** `onRecord` counts records (svcdns_query_log_records_total). */
-  constructor(config: QueryLogConfig, baseDir: string, onRecord: () => void = () => {}) {
+  #failed = false;
+
+  /**
+   * `onRecord` counts records (svcdns_query_log_records_total). `onError` hears about a destination that cannot
+   * be opened or written (bad path, disk full): the log stops recording, DNS keeps answering.
+   */
+  constructor(config: QueryLogConfig, baseDir: string, onRecord: () => void = () => {}, onError: (err: Error) => void = () => {}) {
     this.sampleRate = config.sampleRate;
     const toStdout = config.path === undefined || config.path === 'stdout' || config.path === '-';
     // Asynchronous writes: a slow disk delays log lines, not answers. mkdir so a fresh log dir works.
     this.#dest = toStdout ? pino.destination({ dest: 1, sync: false }) : pino.destination({ dest: resolve(baseDir, config.path!), sync: false, mkdir: true });
+    // sonic-boom reports open/write failures as 'error' events; unhandled, one would crash the server.
+    (this.#dest as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+      if (this.#failed) return;
+      this.#failed = true;
+      onError(err);
+    });
     this.#log = pino({ base: { app: 'svcdns', log: 'query' }, timestamp: pino.stdTimeFunctions.isoTime }, this.#dest);
     this.#onRecord = onRecord;
   }
 
   /** Record one query and what was sent back (`out` null: dropped). `micros`: processing time. */
   record(msg: Uint8Array, len: number, tcp: boolean, out: Buffer | null, micros: number): void {
+    if (this.#failed) return;
     const q = this.#q;
     const status = parseQuery(msg, len, q, this.#scratch);
     this.#onRecord();

@@ -147,4 +147,15 @@ describe('App.reload on a running server', () => {
     assert.match(await srv.app.metrics.text(), /svcdns_query_log_records_total 2\b/, 'off: nothing more recorded');
     assert.equal((await readFile(log, 'utf8')).split('\n').filter(Boolean).length, 2);
   });
+
+  it('a query log that cannot be written stops recording; DNS keeps answering (no crash)', async () => {
+    // Below a regular file: mkdir fails with ENOTDIR even for root.
+    await srv.app.reload(cfg({ backends: srv.app.config.backends, ttlSeconds: 42, queryLog: { enabled: true, sampleRate: 1, path: 'a.yaml/sub/q.log' } }));
+    for (let i = 0; i < 5; i++) {
+      assert.equal(rcode(await query(srv.port, 'web.service.as.sd.internal', 'A')), 'NOERROR');
+      await new Promise((r) => setImmediate(r));
+    }
+    await srv.app.reload(cfg({ backends: srv.app.config.backends, ttlSeconds: 42 }));
+    assert.equal(rcode(await query(srv.port, 'web.service.as.sd.internal', 'A')), 'NOERROR');
+  });
 });
