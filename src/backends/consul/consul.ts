@@ -127,7 +127,7 @@ export class ConsulBackend implements Backend {
     this.#http?.destroy();
   }
 
-  /** Loop counts, for tests and /readyz details. */
+  /** Loop counts, for tests. */
   get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number; hints: number } {
     let watches = 0;
     let zero = 0;
@@ -150,6 +150,7 @@ export class ConsulBackend implements Backend {
     while (!signal.aborted) {
       try {
         const access = await resolveAccess(this.#cfg, this.#ctx.env, this.#ctx.configDir);
+        if (signal.aborted) return; // stop() while reading files: start nothing
         this.#http?.destroy();
         this.#http = new ConsulHttp(access, { maxConnections: this.#cfg.maxConnections, consistency: this.#cfg.consistency });
         let agentDc: string | undefined = this.#cfg.datacenter;
@@ -179,6 +180,7 @@ export class ConsulBackend implements Backend {
   }
 
   #addDatacenter(scope: string, dcParam: string | undefined): void {
+    if (this.#stopped) return;
     const http = this.#http!;
     const query = { dc: dcParam };
     const dc: Datacenter = {
@@ -268,6 +270,7 @@ export class ConsulBackend implements Backend {
   }
 
   #startServiceWatch(dc: Datacenter, name: string, consulName: string): void {
+    if (this.#stopped) return;
     const w: ServiceWatch = {
       consulName,
       service: null,
@@ -339,6 +342,7 @@ export class ConsulBackend implements Backend {
   // immediate through the catalog watch; a changed port or address of an existing instance waits its turn.
 
   #updateHints(): void {
+    if (this.#stopped) return;
     let watches = 0;
     for (const dc of this.#dcs.values()) watches += dc.watches.size;
     const want = watches > this.#blockingSlots;
