@@ -36,6 +36,10 @@ export class QueryLog {
     (this.#dest as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
       if (this.#failed) return;
       this.#failed = true;
+      // A stream that never opened would throw from pino's exit hook (flushSync: "not ready"); neutralise it the
+      // way pino itself does for EPIPE (tools.js filterBrokenPipe).
+      const d = this.#dest as unknown as Record<'write' | 'end' | 'flushSync' | 'flush', () => void>;
+      d.write = d.end = d.flushSync = d.flush = () => {};
       onError(err);
     });
     this.#log = pino({ base: { app: 'svcdns', log: 'query' }, timestamp: pino.stdTimeFunctions.isoTime }, this.#dest);
