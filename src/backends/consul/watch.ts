@@ -145,6 +145,7 @@ export class BlockingLoop {
   #index = 0;
   #running = false;
   #poked = false;
+  #holdingBlocking = false;
   #queueAbort: AbortController | null = null;
   /** Requests sent with index 0 — exposed for tests. */
   zeroIndexRequests = 0;
@@ -180,6 +181,7 @@ export class BlockingLoop {
    */
   poke(): void {
     if (this.#index === 0 || this.stopped) return; // its next request is an immediate read anyway
+    if (this.#holdingBlocking) return; // Consul answers the held query when the resource changes
     this.#poked = true;
     this.#queueAbort?.abort();
   }
@@ -219,8 +221,11 @@ export class BlockingLoop {
         const query = sent > 0 ? { ...this.#o.query, index: String(sent), wait: `${waitS}s` } : this.#o.query;
         if (sent === 0) this.zeroIndexRequests++;
         lastSentZero = sent === 0;
+        this.#holdingBlocking = blocking;
         reply = await this.#o.http.get(this.#o.path, { query, timeoutMs, signal });
+        this.#holdingBlocking = false;
       } catch (e) {
+        this.#holdingBlocking = false;
         release();
         if (e instanceof AbortedError || signal.aborted) return;
         await this.#o.onError(asBackendError(e));
