@@ -99,6 +99,10 @@ describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
         }),
       );
       assert.equal(r.child.exitCode, null, 'still draining our half-sent query');
+      // While draining, the admin server still answers, and /healthz says the process is going away.
+      const health = await fetch(`http://127.0.0.1:${r.adminPort}/healthz`);
+      assert.equal(health.status, 503);
+      assert.equal(((await health.json()) as { status: string }).status, 'unavailable');
       sock.end(framed.subarray(12));
       await closed;
       assert.ok(got.length > 2, 'an answer came back');
