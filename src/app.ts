@@ -145,6 +145,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let current = config;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = async (next: Config): Promise<ReloadPlan> => {
+    // A reload racing a stop must not start backends that stop() will never see.
+    if (stopping) throw new Error('svcdns is stopping; reload ignored');
     const plan = planReload(current, next);
     // Create everything that can fail before touching what runs: a failure leaves the running config in place.
     const created = new Map<string, Backend>();

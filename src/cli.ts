@@ -134,10 +134,12 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
     }
   };
   setWatch(config.watchConfig);
-  const onHup = () => reload('SIGHUP');
-  process.on('SIGHUP', onHup);
+  let stopping = false;
+  // Stays installed while draining: SIGHUP's default action would kill the process mid-drain.
+  process.on('SIGHUP', () => {
+    if (!stopping) reload('SIGHUP');
+  });
   return new Promise<number>((resolveExit) => {
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
         // A second signal: the operator does not want to wait for the drain.
@@ -147,7 +149,6 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
       }
       stopping = true;
       logger.info({ event: 'shutdown', signal }, 'shutting down');
-      process.off('SIGHUP', onHup);
       setWatch(false);
       const force = setTimeout(() => resolveExit(EXIT_RUNTIME), SHUTDOWN_GRACE_MS + 1000);
       force.unref();
