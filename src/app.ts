@@ -60,15 +60,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const now = opts.now ?? Date.now;
   const store = new Store({ now });
   const metrics = new Metrics({ store, logger, now });
-  const answerer = new Answerer(store, {
-    domains: config.domains,
-    ttlSeconds: config.ttlSeconds,
-    negativeTtlSeconds: config.negativeTtlSeconds,
-    order: config.order,
-    maxAnswers: config.maxAnswers,
-    emptyService: config.emptyService,
-    nameserver: config.nameserver,
-  });
+  const answerer = answererFor(store, config);
   const dnsMetrics = opts.dnsMetrics ?? metrics;
   const processor = new MeasuredProcessor({
     responder: answerer,
