@@ -196,17 +196,26 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let data: unknown;
   // JSON is YAML 1.2, so the YAML parser also gives JSON files line numbers (for syntax and validation errors).
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  // For JSON it runs only when there is an error to place: on a 100k-instance file it costs seconds and
+  // hundreds of MB that a valid file never needs.
+  let yamlDoc: { doc: Document; lc: LineCounter } | null = null;
+  const yaml = () => {
+    if (yamlDoc === null) {
+      const lc = new LineCounter();
+      yamlDoc = { doc: parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true }), lc };
+    }
+    return yamlDoc;
+  };
   if (json) {
     try {
       data = JSON.parse(text);
     } catch (err) {
-      const pos = doc.errors[0]?.linePos?.[0];
+      const pos = yaml().doc.errors[0]?.linePos?.[0];
       const at = pos ? `line ${pos.line}: ` : '';
       throw badData(fileName, [`${at}invalid JSON: ${(err as Error).message}`], err);
     }
   } else {
+    const { doc } = yaml();
     if (doc.errors.length > 0) {
       const msgs = doc.errors.map((e) => `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}`);
       throw badData(fileName, msgs, doc.errors[0]);
@@ -219,7 +228,10 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
 
   const parsed = fileSchema.safeParse(data);
   const problems: string[] = [];
-  const lineOf = (path: readonly PropertyKey[], key?: string) => (json && doc.errors.length > 0 ? null : findLine(doc, lineCounter, path, key));
+  const lineOf = (path: readonly PropertyKey[], key?: string) => {
+    const { doc, lc } = yaml();
+    return json && doc.errors.length > 0 ? null : findLine(doc, lc, path, key);
+  };
   if (!parsed.success) {
     for (const issue of parsed.error.issues) collect(issue, [], data, lineOf, problems);
     throw badData(fileName, problems, parsed.error);
