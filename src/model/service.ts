@@ -52,4 +52,10 @@ export interface ServiceSnapshot {
    * scoped names.
    */
   readonly defaultScope: string | null;
+  /**
+   * Optional hint: the keys that may differ from the previous snapshot this backend emitted. When present the
+   * store looks only at these keys (O(changes) instead of O(services)); every other key must hold the very
+   * same Service object as before. Absent: the store diffs the whole map by identity.
+   */
+  readonly changed?: ReadonlySet<string> | undefined;
 }

@@ -135,26 +135,39 @@ export class Store {
     const scopedKeys = new Set<string>(); // serviceKey(scope,name)
     const unscopedNames = new Set<string>();
     const defaultChanged = (prev?.defaultScope ?? null) !== snapshot.defaultScope;
+    const prevDefault = prev?.defaultScope ?? null;
 
     const touch = (svc: Service, defaultScope: string | null) => {
       scopedKeys.add(serviceKey(svc.scope, svc.name));
       if (svc.scope === defaultScope) unscopedNames.add(svc.name);
     };
-    for (const [key, svc] of snapshot.services) {
-      const old = prevServices.get(key);
-      if (old !== svc || defaultChanged) {
-        touch(svc, snapshot.defaultScope);
-        if (old) touch(old, prev?.defaultScope ?? null);
+    if (snapshot.changed !== undefined && prev !== null && !defaultChanged) {
+      // The backend says which keys changed: O(changes), whatever the number of services.
+      let delta = 0;
+      for (const key of snapshot.changed) {
+        const svc = snapshot.services.get(key);
+        const old = prevServices.get(key);
+        if (svc === old) continue;
+        if (svc) touch(svc, snapshot.defaultScope);
+        if (old) touch(old, prevDefault);
+        delta += (svc?.instances.length ?? 0) - (old?.instances.length ?? 0);
       }
+      entry.instances += delta;
+    } else {
+      for (const [key, svc] of snapshot.services) {
+        const old = prevServices.get(key);
+        if (old !== svc || defaultChanged) {
+          touch(svc, snapshot.defaultScope);
+          if (old) touch(old, prevDefault);
+        }
+      }
+      for (const [key, old] of prevServices) {
+        if (!snapshot.services.has(key) || defaultChanged) touch(old, prevDefault);
+      }
+      let instances = 0;
+      for (const svc of snapshot.services.values()) instances += svc.instances.length;
+      entry.instances = instances;
     }
-    for (const [key, old] of prevServices) {
-      if (!snapshot.services.has(key)) touch(old, prev?.defaultScope ?? null);
-      else if (defaultChanged) touch(old, prev?.defaultScope ?? null);
-    }
-
-    let instances = 0;
-    for (const svc of snapshot.services.values()) instances += svc.instances.length;
-    entry.instances = instances;
 
     if (scopedKeys.size === 0 && unscopedNames.size === 0 && prev !== null) return;
     for (const key of scopedKeys) {

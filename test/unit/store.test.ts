@@ -77,3 +77,26 @@ describe('store', () => {
     assert.equal(st.status().length, 0);
   });
 });
+
+describe('store: the changed-keys hint', () => {
+  it('with `changed`, only the named keys are merged and instance counts stay right', () => {
+    const st = new Store();
+    st.register('a', 'consul', () => true);
+    const web = svc('web', [inst('10.0.0.1', [80])]);
+    const api = svc('api', [inst('10.0.0.2', [80]), inst('10.0.0.3', [80])]);
+    const m1 = new Map([[serviceKey('default', 'web'), web], [serviceKey('default', 'api'), api]]);
+    st.apply('a', { services: m1, defaultScope: 'default' });
+    assert.equal(st.status()[0]!.instances, 3);
+    const web2 = svc('web', [inst('10.0.0.7', [80]), inst('10.0.0.8', [80])]);
+    const m2 = new Map(m1).set(serviceKey('default', 'web'), web2);
+    st.apply('a', { services: m2, defaultScope: 'default', changed: new Set([serviceKey('default', 'web')]) });
+    assert.deepEqual(st.service(null, 'web')!.instances.map((i) => i.address), ['10.0.0.7', '10.0.0.8']);
+    assert.equal(st.status()[0]!.instances, 4);
+    assert.equal(st.hasAddress(null, '10.0.0.1'), false);
+    const m3 = new Map(m2);
+    m3.delete(serviceKey('default', 'api'));
+    st.apply('a', { services: m3, defaultScope: 'default', changed: new Set([serviceKey('default', 'api')]) });
+    assert.equal(st.service(null, 'api'), undefined);
+    assert.equal(st.status()[0]!.instances, 2);
+  });
+});
