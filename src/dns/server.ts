@@ -94,13 +94,12 @@ export class DnsServer {
         sock.on('error', (err) => onError?.(err, 'udp'));
         resolve(sock);
       });
+      // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
+      // ENOBUFS) arrive as 'error' events, which the handler above reports without closing the socket.
       sock.on('message', (msg, rinfo) => {
         const out = processor.process(msg, msg.length, false);
-        if (out !== null) sock.send(out, rinfo.port, rinfo.address, sendCallback);
+        if (out !== null) sock.send(out, rinfo.port, rinfo.address);
       });
-      const sendCallback = (err: Error | null) => {
-        if (err) onError?.(err, 'udp-send');
-      };
     });
   }
 
