@@ -361,23 +361,29 @@ export class KubernetesBackend implements Backend {
     if (this.#stopped || !this.#sink) return;
     if (!this.#feeds.every((f) => f.listed)) return; // first sync not complete: keep SERVFAIL (§5.4)
     let changed = false;
+    const changedKeys = new Set<string>();
     for (const sk of this.#dirty) {
       const keys = this.#byService.get(sk);
       const prev = this.#services.get(sk);
       if (!keys || keys.size === 0) {
-        if (prev) { this.#services.delete(sk); changed = true; }
+        if (prev) { this.#services.delete(sk); changed = true; changedKeys.add(sk); }
         continue;
       }
       const contributions: Contribution[] = [];
       for (const k of keys) contributions.push(this.#objects.get(k)!);
       const first = contributions[0]!;
       const svc = buildService(first.scope, first.service, contributions, prev);
-      if (svc !== prev) { this.#services.set(sk, svc); changed = true; }
+      if (svc !== prev) { this.#services.set(sk, svc); changed = true; changedKeys.add(sk); }
     }
     this.#dirty.clear();
     const failing = this.#feeds.find((f) => f.failure !== null);
     if (!changed && this.#emitted && !(this.#stale && !failing)) return;
-    const snapshot: ServiceSnapshot = { services: new Map(this.#services), defaultScope: this.#config.defaultScope ?? null };
+    // After the first snapshot, tell the store which services changed so it merges O(changes) (model/service.ts).
+    const snapshot: ServiceSnapshot = {
+      services: new Map(this.#services),
+      defaultScope: this.#config.defaultScope ?? null,
+      changed: this.#emitted ? changedKeys : undefined,
+    };
     if (!this.#emitted) this.#logger.info({ services: this.#services.size }, 'kubernetes: synced');
     this.#emitted = true;
     this.#stale = false;
