@@ -6,75 +6,46 @@
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import type { DnsMetrics } from '../dns/processor.ts';
+import { ANSWER_LATENCY_BUCKETS_SECONDS, DnsCounters, FastHistogram, N_RCODES, RCODE_LABELS, TYPE_LABELS } from './dns-counters.ts';
 import type { Store } from '../store/store.ts';
 
-/** Query types with their own label value; anything else counts as "other". */
-const QTYPES: readonly [number, string][] = [
-  [1, 'A'], [2, 'NS'], [5, 'CNAME'], [6, 'SOA'], [12, 'PTR'], [15, 'MX'], [16, 'TXT'], [28, 'AAAA'],
-  [33, 'SRV'], [35, 'NAPTR'], [64, 'SVCB'], [65, 'HTTPS'], [251, 'IXFR'], [252, 'AXFR'], [255, 'ANY'], [257, 'CAA'],
-];
-/** Label for qtype 0: the question could not be parsed (FORMERR/NOTIMP before the type is known). */
-const TYPE_LABELS = ['none', 'other', ...QTYPES.map(([, n]) => n)];
-const TYPE_OTHER = 1;
-
-/** RCODEs 0..16 (BADVERS is 16); index = rcode. */
-const RCODE_LABELS: readonly string[] = [
-  'NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET',
-  'NOTAUTH', 'NOTZONE', 'DSOTYPENI', 'RCODE12', 'RCODE13', 'RCODE14', 'RCODE15', 'BADVERS',
-];
-const N_RCODES = RCODE_LABELS.length;
 const TRANSPORTS = ['udp', 'tcp'] as const;
 
-/** Answer latency buckets (seconds): a cache hit is a few µs, a miss tens of µs, a big SRV encode ~1 ms. */
-export const ANSWER_LATENCY_BUCKETS_SECONDS = [
-  0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
-];
 /** Store swap buckets (seconds): one changed service is µs; a 10k-service first sync can take tens of ms. */
 export const PROPAGATION_BUCKETS_SECONDS = [0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
 
-/** Histogram kept in a Float64Array; `observe` is a bucket scan and three stores, no allocation. */
-export class FastHistogram {
-  readonly bounds: Float64Array;
-  /** Non-cumulative counts; the last slot is +Inf. */
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-  constructor(bounds: readonly number[]) {
-    this.bounds = Float64Array.from(bounds);
-    this.counts = new Float64Array(bounds.length + 1);
-  }
-  observe(v: number): void {
-    const b = this.bounds;
-    let i = 0;
-    while (i < b.length && v > b[i]!) i++;
-    this.counts[i]!++;
-    this.sum += v;
-    this.count++;
-  }
-}
+export { ANSWER_LATENCY_BUCKETS_SECONDS, FastHistogram };
 
 /**
  * A prom-client Histogram whose values come from a FastHistogram at scrape time. The registry reads
  * `getForPromString()` (text) or `get()` (JSON); both are overridden.
  */
 class ArrayBackedHistogram extends client.Histogram<string> {
-  readonly #h: FastHistogram;
+  readonly #h: () => readonly FastHistogram[];
   readonly #name: string;
   readonly #help: string;
-  constructor(name: string, help: string, h: FastHistogram, registry: client.Registry) {
-    super({ name, help, buckets: [...h.bounds], registers: [registry] });
+  constructor(name: string, help: string, bounds: readonly number[], h: () => readonly FastHistogram[], registry: client.Registry) {
+    super({ name, help, buckets: [...bounds], registers: [registry] });
     this.#h = h;
     this.#name = name;
     this.#help = help;
   }
   #snapshot() {
-    const h = this.#h;
+    const hs = this.#h();
+    const bounds = hs[0]!.bounds;
     const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
     let acc = 0;
-    for (let i = 0; i < h.bounds.length; i++) {
-      acc += h.counts[i]!;
-      values.push({ metricName: `${this.#name}_bucket`, labels: { le: h.bounds[i]! }, value: acc });
+    let count = 0;
+    let total = 0;
+    for (const h of hs) {
+      count += h.count;
+      total += h.sum;
     }
+    for (let i = 0; i < bounds.length; i++) {
+      for (const h of hs) acc += h.counts[i]!;
+      values.push({ metricName: `${this.#name}_bucket`, labels: { le: bounds[i]! }, value: acc });
+    }
+    const h = { count, sum: total };
     values.push({ metricName: `${this.#name}_bucket`, labels: { le: '+Inf' }, value: h.count });
     values.push({ metricName: `${this.#name}_sum`, labels: {}, value: h.sum });
     values.push({ metricName: `${this.#name}_count`, labels: {}, value: h.count });
@@ -105,21 +76,11 @@ export class Metrics implements DnsMetrics {
   readonly #logger: Logger;
   readonly #now: () => number;
 
-  /** qtype → index into TYPE_LABELS. */
-  readonly #typeIndex = new Uint8Array(65_536).fill(TYPE_OTHER);
-  /** [type][rcode][transport] response counts. */
-  readonly #responses = new Float64Array(TYPE_LABELS.length * N_RCODES * 2);
-  /** [transport] messages dropped without an answer (§5.5). */
-  readonly #dropped = new Float64Array(2);
-  /** [transport] responses with TC=1. */
-  readonly #truncated = new Float64Array(2);
-  readonly #cache = new Float64Array(2); // [miss, hit]
-  #internalErrors = 0;
+  /** This thread's DNS counters; worker threads add theirs with addCounters(). */
+  readonly local = new DnsCounters();
+  readonly #blocks: DnsCounters[] = [this.local];
   #lastInternalErrorLogMs = -Infinity;
-  #tcpOpen = 0;
-  #tcpAccepted = 0;
-  #queryLogRecords = 0;
-  readonly answerLatency = new FastHistogram(ANSWER_LATENCY_BUCKETS_SECONDS);
+  readonly answerLatency: FastHistogram = this.local.latency;
   readonly #propagation: client.Histogram<'backend'>;
   readonly #reloads: client.Counter<'result'>;
   readonly #lastReload: client.Gauge;
@@ -130,8 +91,7 @@ export class Metrics implements DnsMetrics {
     this.#store = opts.store;
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
-    QTYPES.forEach(([t], i) => (this.#typeIndex[t] = i + 2));
-    this.#typeIndex[0] = 0;
+    this.local.onInternalError = (err, total) => this.#logInternalError(err, total);
     const r = this.registry;
     const self = this;
 
@@ -142,11 +102,11 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        const a = self.#responses;
+        const blocks = self.#blocks;
         for (let t = 0; t < TYPE_LABELS.length; t++) {
           for (let rc = 0; rc < N_RCODES; rc++) {
             for (let tr = 0; tr < 2; tr++) {
-              const v = a[(t * N_RCODES + rc) * 2 + tr]!;
+              const v = DnsCounters.response(blocks, t, rc, tr);
               if (v > 0) this.inc({ type: TYPE_LABELS[t]!, rcode: RCODE_LABELS[rc]!, transport: TRANSPORTS[tr]! }, v);
             }
           }
@@ -160,7 +120,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, self.#dropped[tr]!);
+        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, DnsCounters.dropped(self.#blocks, tr));
       },
     });
     new client.Counter({
@@ -170,7 +130,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, self.#truncated[tr]!);
+        for (let tr = 0; tr < 2; tr++) this.inc({ transport: TRANSPORTS[tr]! }, DnsCounters.truncated(self.#blocks, tr));
       },
     });
     new client.Counter({
@@ -179,7 +139,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(self.#cache[1]!);
+        this.inc(DnsCounters.cacheCount(self.#blocks, true));
       },
     });
     new client.Counter({
@@ -188,7 +148,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(self.#cache[0]!);
+        this.inc(DnsCounters.cacheCount(self.#blocks, false));
       },
     });
     new client.Gauge({
@@ -196,7 +156,7 @@ export class Metrics implements DnsMetrics {
       help: 'Query names currently held in the encoded-answer cache.',
       registers: [r],
       collect() {
-        this.set(self.cachedNames());
+        this.set(self.cachedNames() + DnsCounters.cachedNames(self.#blocks));
       },
     });
     new client.Counter({
@@ -205,7 +165,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(self.#internalErrors);
+        this.inc(DnsCounters.internalErrors(self.#blocks));
       },
     });
     new client.Gauge({
@@ -213,7 +173,7 @@ export class Metrics implements DnsMetrics {
       help: 'Open DNS TCP connections.',
       registers: [r],
       collect() {
-        this.set(self.#tcpOpen);
+        this.set(DnsCounters.tcpOpen(self.#blocks));
       },
     });
     new client.Counter({
@@ -222,13 +182,14 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(self.#tcpAccepted);
+        this.inc(DnsCounters.tcpAccepted(self.#blocks));
       },
     });
     new ArrayBackedHistogram(
       'svcdns_dns_answer_duration_seconds',
       'Time from a query message handed to the processor to its encoded response (excludes socket I/O).',
-      this.answerLatency,
+      ANSWER_LATENCY_BUCKETS_SECONDS,
+      () => self.#blocks.map((b) => b.latency),
       r,
     );
     new client.Counter({
@@ -237,7 +198,7 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(self.#queryLogRecords);
+        this.inc(DnsCounters.queryLogged(self.#blocks));
       },
     });
 
@@ -330,27 +291,23 @@ export class Metrics implements DnsMetrics {
   // ---- DnsMetrics (hot path: index arithmetic on typed arrays, no allocation) ----
 
   response(qtype: number, rcode: number, tcp: boolean, truncated: boolean): void {
-    const tr = tcp ? 1 : 0;
-    if (rcode < 0) {
-      this.#dropped[tr]!++;
-      return;
-    }
-    const rc = rcode < N_RCODES ? rcode : 0;
-    this.#responses[(this.#typeIndex[qtype & 0xffff]! * N_RCODES + rc) * 2 + tr]!++;
-    if (truncated) this.#truncated[tr]!++;
+    this.local.response(qtype, rcode, tcp, truncated);
   }
 
   cache(hit: boolean): void {
-    this.#cache[hit ? 1 : 0]!++;
+    this.local.cache(hit);
   }
 
   internalError(err: unknown): void {
-    this.#internalErrors++;
+    this.local.internalError(err);
+  }
+
+  #logInternalError(err: unknown, total: number): void {
     const now = this.#now();
     if (now - this.#lastInternalErrorLogMs >= INTERNAL_ERROR_LOG_INTERVAL_MS) {
       this.#lastInternalErrorLogMs = now;
       this.#logger.error(
-        { event: 'query_internal_error', err: err instanceof Error ? err.stack ?? err.message : String(err), total: this.#internalErrors },
+        { event: 'query_internal_error', err: err instanceof Error ? err.stack ?? err.message : String(err), total },
         'exception while answering a query (answered SERVFAIL; further ones logged at most every 10 s)',
       );
     }
@@ -358,10 +315,14 @@ export class Metrics implements DnsMetrics {
 
   // ---- other sources ----
 
+  /** Count a worker thread's block too (workers: N). */
+  addCounters(block: DnsCounters): void {
+    this.#blocks.push(block);
+  }
+
   /** DnsServer.onTcpConnections: called with the open count after each open and close. */
   tcpConnections(open: number): void {
-    if (open > this.#tcpOpen) this.#tcpAccepted += open - this.#tcpOpen;
-    this.#tcpOpen = open;
+    this.local.tcpConnections(open);
   }
 
   /** SupervisorHooks.onSnapshot. */
@@ -370,7 +331,7 @@ export class Metrics implements DnsMetrics {
   }
 
   queryLogged(): void {
-    this.#queryLogRecords++;
+    this.local.queryLogged();
   }
 
   configReload(ok: boolean): void {
