@@ -57,6 +57,13 @@ const EMPTY_MAP: ReadonlyMap<string, Service> = new Map();
 
 export type StoreListener = (generation: number) => void;
 
+/** What happened to the store, for replicas (workers) that must follow it exactly. */
+export type StoreEvent =
+  | { readonly kind: 'register'; readonly name: string; readonly type: string }
+  | { readonly kind: 'unregister'; readonly name: string }
+  | { readonly kind: 'apply'; readonly name: string; readonly snapshot: ServiceSnapshot }
+  | { readonly kind: 'fail'; readonly name: string; readonly error: { readonly code: string; readonly message: string } };
+
 export class Store {
   readonly #now: () => number;
   readonly #backends = new Map<string, BackendEntry>();
@@ -66,6 +73,7 @@ export class Store {
   /** Address reference counts per view: key '' for the unscoped view, else the scope. */
   readonly #addrs = new Map<string, Map<string, number>>();
   readonly #listeners = new Set<StoreListener>();
+  readonly #observers = new Set<(e: StoreEvent) => void>();
   #unsynced = 0;
   #generation = 0;
   readonly #serialBase: number;
@@ -91,6 +99,26 @@ export class Store {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Follow every register/unregister/apply/fail, in order (store/replication.ts). */
+  observe(observer: (e: StoreEvent) => void): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  #emit(e: StoreEvent): void {
+    for (const o of this.#observers) o(e);
+  }
+
+  /** A backend's last snapshot (null before its first one). */
+  snapshotOf(name: string): ServiceSnapshot | null {
+    return this.#backends.get(name)?.snapshot ?? null;
+  }
+
+  /** The scope test a backend registered with (replication evaluates it for replicas). */
+  ownsScopeOf(name: string): ((scope: string | null) => boolean) | undefined {
+    return this.#backends.get(name)?.ownsScope;
+  }
+
   /** Declare a backend before it reports; until its first snapshot, names it could own answer SERVFAIL (§5.4). */
   register(name: string, type: string, ownsScope: (scope: string | null) => boolean): void {
     if (this.#backends.has(name)) throw new Error(`backend ${name} registered twice`);
@@ -106,6 +134,7 @@ export class Store {
       instances: 0,
     });
     this.#unsynced++;
+    this.#emit({ kind: 'register', name, type });
     this.#bump(); // answers change: names this backend could own now answer SERVFAIL (§5.4)
   }
 
@@ -116,6 +145,7 @@ export class Store {
     if (entry.snapshot) this.apply(name, { services: EMPTY_MAP, defaultScope: null });
     if (entry.state === 'syncing') this.#unsynced--;
     this.#backends.delete(name);
+    this.#emit({ kind: 'unregister', name });
     this.#bump();
   }
 
@@ -123,6 +153,7 @@ export class Store {
   apply(name: string, snapshot: ServiceSnapshot): void {
     const entry = this.#backends.get(name);
     if (!entry) throw new Error(`unknown backend ${name}`);
+    this.#emit({ kind: 'apply', name, snapshot });
     const prev = entry.snapshot;
     entry.snapshot = snapshot;
     if (entry.state === 'syncing') this.#unsynced--;
@@ -183,6 +214,7 @@ export class Store {
     const entry = this.#backends.get(name);
     if (!entry) return;
     entry.lastError = { code: error.code, message: error.message };
+    this.#emit({ kind: 'fail', name, error: entry.lastError });
     if (entry.state === 'synced') {
       entry.state = 'stale';
       entry.sinceMs = this.#now();

@@ -1,0 +1,180 @@
+// store/replication: keeps store replicas (one per worker thread, `workers: N`) identical to the main store.
+// The main thread observes its store and turns each event into a structured-cloneable message; a replica applies
+// them in order to its own Store. A change of one service ships that service only (the snapshot's `changed`
+// hint), so the cost of replication follows the change, not the catalogue.
+
+import type { Service, ServiceSnapshot } from '../model/service.ts';
+import type { Store, StoreEvent } from './store.ts';
+
+/**
+ * Which names a not-yet-synced backend could own (§5.4), as data: a replica cannot call the backend's
+ * `ownsScope`. `any`: every scope; else `scopes` lists the ones it claims.
+ */
+export interface ScopeClaim {
+  readonly unscoped: boolean;
+  readonly any: boolean;
+  readonly scopes: readonly string[];
+}
+
+export type ReplicaMessage =
+  | { readonly t: 'register'; readonly name: string; readonly type: string; readonly claim: ScopeClaim }
+  | { readonly t: 'claim'; readonly name: string; readonly claim: ScopeClaim }
+  | { readonly t: 'unregister'; readonly name: string }
+  | { readonly t: 'fail'; readonly name: string; readonly error: { readonly code: string; readonly message: string } }
+  | {
+      readonly t: 'apply';
+      readonly name: string;
+      readonly defaultScope: string | null;
+      /** The whole map, or ... */
+      readonly services?: readonly (readonly [string, Service])[];
+      /** ... only what changed since the previous apply (null: removed). */
+      readonly changes?: readonly (readonly [string, Service | null])[];
+    };
+
+/** A label no backend can name: a backend that claims it claims every scope. */
+const ANY_SCOPE_PROBE = '\u0000any';
+
+/** Main-thread side. `candidates(name)` lists scope names worth probing (e.g. from the backend's config). */
+export class StoreReplicator {
+  readonly #store: Store;
+  readonly #candidates: (name: string) => readonly string[];
+  readonly #claims = new Map<string, string>();
+
+  constructor(store: Store, candidates: (name: string) => readonly string[]) {
+    this.#store = store;
+    this.#candidates = candidates;
+  }
+
+  claimOf(name: string): ScopeClaim {
+    const owns = this.#store.ownsScopeOf(name) ?? (() => false);
+    return {
+      unscoped: owns(null),
+      any: owns(ANY_SCOPE_PROBE),
+      scopes: [...new Set(this.#candidates(name))].filter((s) => owns(s)),
+    };
+  }
+
+  /** Messages that bring a fresh replica to the store's current state. */
+  initial(): ReplicaMessage[] {
+    const out: ReplicaMessage[] = [];
+    for (const st of this.#store.status()) {
+      out.push({ t: 'register', name: st.name, type: st.type, claim: this.claimOf(st.name) });
+      const snap = this.#store.snapshotOf(st.name);
+      if (snap) out.push(full(st.name, snap));
+      if (st.state === 'stale' && st.lastError) out.push({ t: 'fail', name: st.name, error: st.lastError });
+    }
+    return out;
+  }
+
+  /** Forward every later change to `send`. Returns the unsubscribe function. */
+  subscribe(send: (m: ReplicaMessage) => void): () => void {
+    let prev = new Map<string, ServiceSnapshot | null>();
+    for (const st of this.#store.status()) prev.set(st.name, this.#store.snapshotOf(st.name));
+    const off = this.#store.observe((e: StoreEvent) => {
+      switch (e.kind) {
+        case 'register':
+          prev.set(e.name, null);
+          send({ t: 'register', name: e.name, type: e.type, claim: this.claimOf(e.name) });
+          break;
+        case 'unregister':
+          prev.delete(e.name);
+          send({ t: 'unregister', name: e.name });
+          break;
+        case 'apply': {
+          const before = prev.get(e.name) ?? null;
+          prev.set(e.name, e.snapshot);
+          send(before && before.defaultScope === e.snapshot.defaultScope ? delta(e.name, before, e.snapshot) : full(e.name, e.snapshot));
+          break;
+        }
+        case 'fail':
+          send({ t: 'fail', name: e.name, error: e.error });
+          break;
+      }
+      // A syncing backend may learn what it owns while it syncs (Consul learns the agent's datacenter).
+      for (const st of this.#store.status()) {
+        if (st.state !== 'syncing') continue;
+        const c = this.claimOf(st.name);
+        const key = JSON.stringify(c);
+        if (this.#claims.get(st.name) !== key) {
+          this.#claims.set(st.name, key);
+          send({ t: 'claim', name: st.name, claim: c });
+        }
+      }
+    });
+    return () => {
+      off();
+      prev = new Map();
+    };
+  }
+}
+
+function full(name: string, s: ServiceSnapshot): ReplicaMessage {
+  return { t: 'apply', name, defaultScope: s.defaultScope, services: [...s.services] };
+}
+
+/** Only the services that differ: the backend's hint, else an identity diff (cheap; no deep compare). */
+function delta(name: string, before: ServiceSnapshot, s: ServiceSnapshot): ReplicaMessage {
+  let keys: Iterable<string>;
+  if (s.changed) keys = s.changed;
+  else {
+    const k: string[] = [];
+    for (const [key, svc] of s.services) if (before.services.get(key) !== svc) k.push(key);
+    for (const key of before.services.keys()) if (!s.services.has(key)) k.push(key);
+    keys = k;
+  }
+  return { t: 'apply', name, defaultScope: s.defaultScope, changes: [...keys].map((k) => [k, s.services.get(k) ?? null] as const) };
+}
+
+/** Worker side: applies messages to its own Store. */
+export class StoreReplica {
+  readonly store: Store;
+  readonly #maps = new Map<string, Map<string, Service>>();
+  readonly #claims = new Map<string, ScopeClaim>();
+
+  constructor(store: Store) {
+    this.store = store;
+  }
+
+  apply(m: ReplicaMessage): void {
+    switch (m.t) {
+      case 'register':
+        this.#claims.set(m.name, m.claim);
+        this.store.register(m.name, m.type, (scope) => {
+          const c = this.#claims.get(m.name);
+          if (!c) return false;
+          return scope === null ? c.unscoped : c.any || c.scopes.includes(scope);
+        });
+        break;
+      case 'claim':
+        this.#claims.set(m.name, m.claim);
+        break;
+      case 'unregister':
+        this.store.unregister(m.name);
+        this.#maps.delete(m.name);
+        this.#claims.delete(m.name);
+        break;
+      case 'fail':
+        this.store.fail(m.name, m.error);
+        break;
+      case 'apply': {
+        if (m.services) {
+          const map = new Map(m.services);
+          this.#maps.set(m.name, map);
+          this.store.apply(m.name, { services: map, defaultScope: m.defaultScope });
+        } else {
+          // A new map each time: the store keeps the previous one to diff against (snapshots are immutable).
+          const map = new Map(this.#maps.get(m.name));
+          const changed = new Set<string>();
+          for (const [k, svc] of m.changes ?? []) {
+            changed.add(k);
+            if (svc) map.set(k, svc);
+            else map.delete(k);
+          }
+          this.#maps.set(m.name, map);
+          this.store.apply(m.name, { services: map, defaultScope: m.defaultScope, changed });
+        }
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// Unit: a replica store follows the main store exactly (workers), shipping deltas after the first snapshot.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { serviceKey, type Service } from '../../src/model/service.ts';
+import { StoreReplica, StoreReplicator, type ReplicaMessage } from '../../src/store/replication.ts';
+import { Store } from '../../src/store/store.ts';
+import { inst, svc } from '../helpers/stack.ts';
+
+const snap = (services: Service[], defaultScope: string | null = 'default', changed?: string[]) => ({
+  services: new Map(services.map((s) => [serviceKey(s.scope, s.name), s])),
+  defaultScope,
+  ...(changed ? { changed: new Set(changed) } : {}),
+});
+const clone = <T>(v: T): T => structuredClone(v);
+
+describe('store replication', () => {
+  it('a replica started late catches up from initial(), then follows deltas; claims carry §5.4', () => {
+    const main = new Store();
+    main.register('consul', 'consul', (s) => s === null || s === 'dc1');
+    const rep = new StoreReplicator(main, () => ['dc1', 'dc2']);
+    const replica = new StoreReplica(new Store());
+    for (const m of rep.initial()) replica.apply(clone(m));
+    const sent: ReplicaMessage[] = [];
+    rep.subscribe((m) => {
+      sent.push(m);
+      replica.apply(clone(m));
+    });
+    assert.equal(replica.store.pending('dc1'), true);
+    assert.equal(replica.store.pending(null), true);
+    assert.equal(replica.store.pending('dc2'), false, 'dc2 is not claimed by ownsScope');
+
+    const web = svc('web', [inst('10.0.0.1', [80])], { scope: 'dc1' });
+    const api = svc('api', [inst('10.0.0.2', [80])], { scope: 'dc1' });
+    main.apply('consul', snap([web, api], 'dc1'));
+    assert.equal(replica.store.pending('dc1'), false);
+    assert.deepEqual(replica.store.service(null, 'web')!.instances.map((i) => i.address), ['10.0.0.1']);
+
+    // No hint: the main thread diffs by identity and ships only `web`.
+    const web2 = svc('web', [inst('10.0.0.9', [80])], { scope: 'dc1' });
+    main.apply('consul', snap([web2, api], 'dc1'));
+    const last = sent[sent.length - 1]!;
+    assert.equal(last.t, 'apply');
+    assert.deepEqual(last.t === 'apply' && last.changes?.map(([k]) => k), [serviceKey('dc1', 'web')]);
+    assert.deepEqual(replica.store.service(null, 'web')!.instances.map((i) => i.address), ['10.0.0.9']);
+    assert.equal(replica.store.service(null, 'api')!.instances.length, 1);
+
+    // Removal, stale marking and unregister follow too.
+    main.apply('consul', snap([web2], 'dc1'));
+    assert.equal(replica.store.service(null, 'api'), undefined);
+    main.fail('consul', { code: 'SVCDNS_BACKEND_UNREACHABLE', message: 'down' });
+    assert.equal(replica.store.status()[0]!.state, 'stale');
+    main.unregister('consul');
+    assert.equal(replica.store.status().length, 0);
+    assert.equal(replica.store.service(null, 'web'), undefined);
+  });
+
+  it('a backend that claims every scope is pending for any scope in the replica', () => {
+    const main = new Store();
+    main.register('file', 'file', () => true);
+    const replica = new StoreReplica(new Store());
+    for (const m of new StoreReplicator(main, () => []).initial()) replica.apply(clone(m));
+    assert.equal(replica.store.pending('whatever'), true);
+  });
+});
