@@ -1,9 +1,10 @@
 // app: the one composition root. Builds the store, answerer, processor, listeners and backends from a validated
 // config, wires them together, and tears them down. Only this module sees every layer.
 
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { Answerer } from './answer/answer.ts';
+import { Answerer, type AnswerOptions } from './answer/answer.ts';
 import type { Backend } from './backends/backend.ts';
 import { backendModules, type AnyBackendConfig, type BackendModule } from './backends/registry.ts';
 import { supervisedSink, type SupervisorHooks } from './backends/supervisor.ts';
@@ -15,7 +16,11 @@ import { Metrics } from './observability/metrics.ts';
 import { QueryLog } from './observability/query-log.ts';
 import { type DnsMetrics, QueryProcessor } from './dns/processor.ts';
 import { DnsServer, type BoundAddress } from './dns/server.ts';
+import { StoreReplicator } from './store/replication.ts';
 import { Store } from './store/store.ts';
+import { WorkerPool } from './workers/pool.ts';
+import { isLabel } from './model/names.ts';
+import type { LogLevel } from './observability/logger.ts';
 
 export interface AppOptions {
   readonly config: Config;
@@ -53,6 +58,8 @@ export interface App {
    * changes nothing) when a new backend cannot be created. Reloads are serialised.
    */
   reload(next: Config): Promise<ReloadPlan>;
+  /** The DNS worker threads when `workers` > 1, else null. */
+  readonly workers: WorkerPool | null;
 }
 
 export async function startApp(opts: AppOptions): Promise<App> {
@@ -69,22 +76,49 @@ export async function startApp(opts: AppOptions): Promise<App> {
     metrics: dnsMetrics,
   }, metrics.answerLatency);
   metrics.cachedNames = () => processor.cachedNames;
-  const dns = new DnsServer({
-    listen: config.listen,
-    processor,
-    tcpIdleTimeoutMs: config.tcp.idleTimeoutMs,
-    tcpMaxConnections: config.tcp.maxConnections,
-    onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
-    onTcpConnections: (open) => metrics.tcpConnections(open),
-  });
-  await dns.start();
-
   const configDir = opts.configPath ? dirname(resolve(opts.configPath)) : process.cwd();
+  let current = config;
+  const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
+  // One thread answers (in process), or a pool of worker threads fed by replication of this store.
+  const pool =
+    workerCount > 1
+      ? new WorkerPool({
+          count: workerCount,
+          listen: config.listen,
+          answer: answerOptions(config),
+          maxUdpPayloadBytes: config.maxUdpPayloadBytes,
+          tcp: config.tcp,
+          logLevel: config.log.level as LogLevel,
+          queryLog: config.queryLog,
+          configDir,
+          replicator: new StoreReplicator(store, (name) => candidateScopes(current, name)),
+          metrics,
+          logger,
+        })
+      : null;
+  const dns = pool
+    ? null
+    : new DnsServer({
+        listen: config.listen,
+        processor,
+        tcpIdleTimeoutMs: config.tcp.idleTimeoutMs,
+        tcpMaxConnections: config.tcp.maxConnections,
+        onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
+        onTcpConnections: (open) => metrics.tcpConnections(open),
+      });
+  try {
+    await (pool ?? dns!).start();
+  } catch (err) {
+    await (pool ?? dns!).close(0);
+    throw err;
+  }
+  const dnsAddresses = () => (pool ? pool.addresses : dns!.addresses);
+
   const backends: Backend[] = [];
   try {
     for (const bc of config.backends) backends.push(createBackend(bc, configDir, opts));
   } catch (err) {
-    await dns.close(0);
+    await (pool ?? dns!).close(0);
     throw err;
   }
   const supervisorHooks: SupervisorHooks = {
@@ -111,14 +145,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
         metrics,
         logger,
         now,
-        healthy: () => !stopping && dns.addresses.length > 0,
-        info: () => ({ dns: dns.addresses, backends: backends.length }),
+        healthy: () => !stopping && dnsAddresses().length > 0 && (pool === null || pool.live > 0),
+        info: () => ({ dns: dnsAddresses(), backends: backends.length, workers: pool ? { configured: workerCount, live: pool.live } : null }),
       })
     : null;
   try {
     await admin?.start();
   } catch (err) {
-    await dns.close(0);
+    await (pool ?? dns!).close(0);
     await Promise.allSettled(backends.map((b) => b.stop()));
     queryLog?.close();
     throw err;
@@ -126,7 +160,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   logger.info(
     {
       event: 'listening',
-      dns: dns.addresses.map((a) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
+      dns: dnsAddresses().map((a) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
+      workers: pool ? workerCount : 1,
       domains: config.domains,
       backends: backends.map((b) => ({ name: b.name, type: b.type })),
       admin: admin?.address ?? null,
@@ -134,7 +169,6 @@ export async function startApp(opts: AppOptions): Promise<App> {
     'svcdns listening (udp+tcp)',
   );
 
-  let current = config;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = async (next: Config): Promise<ReloadPlan> => {
     // A reload racing a stop must not start backends that stop() will never see.
@@ -170,6 +204,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
     if (plan.answerChanged) {
       processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }));
+      pool?.setAnswerOptions(answerOptions(next), next.maxUdpPayloadBytes);
     }
     if (plan.logLevelChanged) logger.level = next.log.level;
     if (plan.queryLogChanged) {
@@ -177,6 +212,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       queryLog = openQueryLog(next.queryLog);
       processor.setQueryLog(queryLog);
       old?.close();
+      pool?.setQueryLog(next.queryLog);
     }
     // Socket keys keep their running values, so a later reload still sees them as pending.
     current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin };
@@ -196,7 +232,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
   return {
     store,
     processor,
-    dnsAddresses: dns.addresses,
+    get dnsAddresses() {
+      return dnsAddresses();
+    },
+    workers: pool,
     backends,
     metrics,
     adminAddress: admin?.address ?? null,
@@ -212,7 +251,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       stopped ??= (async () => {
         stopping = true;
         await reloading;
-        await dns.close(graceMs);
+        await (pool ?? dns!).close(graceMs);
         await Promise.allSettled(backends.map((b) => b.stop()));
         await admin?.close();
         queryLog?.close();
@@ -222,8 +261,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   };
 }
 
-function answererFor(store: Store, config: Config): Answerer {
-  return new Answerer(store, {
+function answerOptions(config: Config): AnswerOptions {
+  return {
     domains: config.domains,
     ttlSeconds: config.ttlSeconds,
     negativeTtlSeconds: config.negativeTtlSeconds,
@@ -231,7 +270,26 @@ function answererFor(store: Store, config: Config): Answerer {
     maxAnswers: config.maxAnswers,
     emptyService: config.emptyService,
     nameserver: config.nameserver,
-  });
+  };
+}
+
+function answererFor(store: Store, config: Config): Answerer {
+  return new Answerer(store, answerOptions(config));
+}
+
+/** Scope names a backend's config mentions (datacenters, namespaces...): what replicas probe ownsScope with. */
+function candidateScopes(config: Config, name: string): string[] {
+  const bc = config.backends.find((b) => (b.name ?? b.type) === name);
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      const l = v.toLowerCase();
+      if (isLabel(l)) out.push(l);
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(bc);
+  return out;
 }
 
 function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Backend {

@@ -92,6 +92,11 @@ export const configSchema = z
         listen: listenAddress.default({ host: '127.0.0.1', port: 8654 }),
       })
       .default({ enabled: true, listen: { host: '127.0.0.1', port: 8654 } }),
+    /**
+     * DNS worker threads: 1 answers on the main thread; N > 1 (or "auto": one per CPU) runs N threads on the
+     * same address with SO_REUSEPORT, fed from the main thread's store (workers/pool.ts).
+     */
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
     /** Reload when the config file changes (as on SIGHUP). */
     watchConfig: z.boolean().default(false),
     /** Sampled per-query log to its own destination, for debugging a client (observability/query-log.ts). */

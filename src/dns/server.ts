@@ -23,6 +23,11 @@ export interface DnsServerOptions {
   readonly onError?: (err: Error, where: string) => void;
   /** Open TCP connections changed (metrics). */
   readonly onTcpConnections?: (open: number) => void;
+  /**
+   * SO_REUSEPORT on every socket, so several threads can each bind the same address and the kernel spreads
+   * flows between them (`workers: N`). Ports must then be explicit (not 0) for all but the first binder.
+   */
+  readonly reusePort?: boolean;
 }
 
 export interface BoundAddress {
@@ -85,7 +90,7 @@ export class DnsServer {
 
   #bindUdp(host: string, port: number): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host) });
+      const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host), reusePort: this.#o.reusePort === true });
       const processor = this.#o.processor;
       const onError = this.#o.onError;
       sock.once('error', reject);
@@ -109,7 +114,7 @@ export class DnsServer {
       // net.Server drops connections beyond this before our handler runs (the cap of §4.1).
       server.maxConnections = this.#o.tcpMaxConnections;
       server.once('error', reject);
-      server.listen({ host, port, ipv6Only: isIPv6(host), exclusive: true }, () => {
+      server.listen({ host, port, ipv6Only: isIPv6(host), exclusive: true, reusePort: this.#o.reusePort === true }, () => {
         server.off('error', reject);
         server.on('error', (err) => this.#o.onError?.(err, 'tcp'));
         resolve(server);

@@ -1,0 +1,178 @@
+// workers/pool: `workers: N` — N DNS worker threads on one address via SO_REUSEPORT, fed by the main thread's
+// store through replication. The main thread keeps the backends, the store and the admin server: one copy of
+// every Consul/Kubernetes watch however many threads answer. A worker that dies is logged and restarted with
+// backoff while its siblings keep answering; its counter block is kept, so metrics do not go backwards.
+
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { AnswerOptions } from '../answer/answer.ts';
+import { Backoff } from '../backends/backoff.ts';
+import type { BoundAddress, ListenSpec } from '../dns/server.ts';
+import { DnsCounters } from '../observability/dns-counters.ts';
+import type { LogLevel } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { QueryLogConfig } from '../observability/query-log.ts';
+import type { StoreReplicator } from '../store/replication.ts';
+import type { FromWorker, ToWorker, WorkerInit } from './worker.ts';
+
+/** How long a worker may take to bind its sockets. */
+const WORKER_START_TIMEOUT_MS = 10_000;
+/** A worker that lived this long before dying is restarted without backoff growth. */
+const WORKER_HEALTHY_AFTER_MS = 30_000;
+
+export interface PoolOptions {
+  readonly count: number;
+  readonly listen: readonly ListenSpec[];
+  readonly answer: AnswerOptions;
+  readonly maxUdpPayloadBytes: number;
+  readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number };
+  readonly logLevel: LogLevel;
+  readonly queryLog: QueryLogConfig;
+  readonly configDir: string;
+  readonly replicator: StoreReplicator;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+interface Slot {
+  readonly index: number;
+  readonly counters: SharedArrayBuffer;
+  worker: Worker | null;
+  ready: boolean;
+  startedMs: number;
+  readonly backoff: Backoff;
+}
+
+export class WorkerPool {
+  readonly #o: PoolOptions;
+  readonly #slots: Slot[] = [];
+  #addresses: BoundAddress[] = [];
+  #answer: AnswerOptions;
+  #maxUdp: number;
+  #queryLog: QueryLogConfig;
+  #unsubscribe: (() => void) | null = null;
+  #stopping = false;
+
+  constructor(o: PoolOptions) {
+    this.#o = o;
+    this.#answer = o.answer;
+    this.#maxUdp = o.maxUdpPayloadBytes;
+    this.#queryLog = o.queryLog;
+  }
+
+  get addresses(): readonly BoundAddress[] {
+    return this.#addresses;
+  }
+
+  /** Workers currently answering. */
+  get live(): number {
+    return this.#slots.filter((s) => s.ready).length;
+  }
+
+  async start(): Promise<void> {
+    // Changes reach every ready worker in order; a (re)starting worker first gets the full state (initial()).
+    this.#unsubscribe = this.#o.replicator.subscribe((m) => this.#broadcast({ t: 'replica', m }));
+    for (let i = 0; i < this.#o.count; i++) {
+      const counters = DnsCounters.sharedBuffer();
+      this.#o.metrics.addCounters(new DnsCounters(counters));
+      this.#slots.push({ index: i, counters, worker: null, ready: false, startedMs: 0, backoff: new Backoff({ initialMs: 100, maxMs: 10_000 }) });
+    }
+    // The first worker resolves port 0; the others bind the very same ports.
+    this.#addresses = await this.#spawn(this.#slots[0]!, this.#o.listen);
+    const explicit = this.#addresses.map((a) => ({ host: a.host, port: a.port }));
+    await Promise.all(this.#slots.slice(1).map((s) => this.#spawn(s, explicit)));
+  }
+
+  /** Terminate one worker as a crash would (operations drills and tests): it is restarted like any other. */
+  async kill(index: number): Promise<void> {
+    await this.#slots[index]?.worker?.terminate();
+  }
+
+  setAnswerOptions(answer: AnswerOptions, maxUdpPayloadBytes: number): void {
+    this.#answer = answer;
+    this.#maxUdp = maxUdpPayloadBytes;
+    this.#broadcast({ t: 'answer', answer, maxUdpPayloadBytes });
+  }
+
+  setQueryLog(queryLog: QueryLogConfig): void {
+    this.#queryLog = queryLog;
+    this.#broadcast({ t: 'queryLog', queryLog });
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#unsubscribe?.();
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        const w = s.worker;
+        if (!w) return;
+        const exited = new Promise<void>((r) => w.once('exit', () => r()));
+        w.postMessage({ t: 'stop', graceMs } satisfies ToWorker);
+        const timer = setTimeout(() => void w.terminate(), graceMs + 1000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  #broadcast(msg: ToWorker): void {
+    for (const s of this.#slots) if (s.ready && s.worker) s.worker.postMessage(msg);
+  }
+
+  #spawn(slot: Slot, listen: readonly ListenSpec[]): Promise<BoundAddress[]> {
+    const o = this.#o;
+    const init: WorkerInit = {
+      index: slot.index,
+      listen,
+      answer: this.#answer,
+      maxUdpPayloadBytes: this.#maxUdp,
+      tcp: o.tcp,
+      counters: slot.counters,
+      logLevel: o.logLevel,
+      queryLog: this.#queryLog,
+      configDir: o.configDir,
+    };
+    const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+    const w = new Worker(entry, { workerData: init });
+    slot.worker = w;
+    slot.ready = false;
+    slot.startedMs = Date.now();
+    return new Promise<BoundAddress[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`worker ${slot.index} did not bind within ${WORKER_START_TIMEOUT_MS} ms`));
+        void w.terminate();
+      }, WORKER_START_TIMEOUT_MS);
+      w.on('message', (msg: FromWorker) => {
+        if (msg.t !== 'ready') return;
+        clearTimeout(timer);
+        // Full state first, then live changes (same tick: nothing can slip between the two).
+        for (const m of o.replicator.initial()) w.postMessage({ t: 'replica', m } satisfies ToWorker);
+        slot.ready = true;
+        resolve(msg.addresses.map((a) => ({ host: a.host, port: a.port })));
+      });
+      w.on('error', (err) => {
+        o.logger.error({ event: 'worker_error', worker: slot.index, err: err.message }, 'DNS worker failed');
+        clearTimeout(timer);
+        reject(err);
+      });
+      w.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`worker ${slot.index} exited with code ${code} before it was ready`)); // no-op once resolved
+        slot.ready = false;
+        slot.worker = null;
+        if (this.#stopping) return;
+        if (Date.now() - slot.startedMs > WORKER_HEALTHY_AFTER_MS) slot.backoff.reset();
+        const delay = slot.backoff.next();
+        o.logger.error({ event: 'worker_exit', worker: slot.index, code, restartInMs: delay, live: this.live }, 'DNS worker exited; restarting it (the other workers keep answering)');
+        const ports = this.#addresses.map((a) => ({ host: a.host, port: a.port }));
+        setTimeout(() => {
+          if (this.#stopping) return;
+          this.#spawn(slot, ports).then(
+            () => o.logger.info({ event: 'worker_restarted', worker: slot.index }, 'DNS worker restarted'),
+            () => {}, // its exit handler schedules the next try
+          );
+        }, delay).unref();
+      });
+    });
+  }
+}

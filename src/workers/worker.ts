@@ -1,0 +1,112 @@
+// workers/worker: the composition root of one DNS worker thread (`workers: N`). It owns a store replica fed by
+// the main thread (store/replication.ts), its own answerer, processor and answer cache, and UDP+TCP sockets bound
+// with SO_REUSEPORT beside its siblings'. It never sees a backend.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { Answerer, type AnswerOptions } from '../answer/answer.ts';
+import type { Order } from '../dns/plan.ts';
+import { QueryProcessor } from '../dns/processor.ts';
+import { DnsServer, type ListenSpec } from '../dns/server.ts';
+import { DnsCounters } from '../observability/dns-counters.ts';
+import { createLogger, type LogLevel } from '../observability/logger.ts';
+import { MeasuredProcessor } from '../observability/measured-processor.ts';
+import { QueryLog, type QueryLogConfig } from '../observability/query-log.ts';
+import { StoreReplica, type ReplicaMessage } from '../store/replication.ts';
+import { Store } from '../store/store.ts';
+
+/** What the main thread hands a worker at start (structured-cloneable). */
+export interface WorkerInit {
+  readonly index: number;
+  readonly listen: readonly ListenSpec[];
+  readonly answer: AnswerOptions;
+  readonly maxUdpPayloadBytes: number;
+  readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number };
+  readonly counters: SharedArrayBuffer;
+  readonly logLevel: LogLevel;
+  readonly queryLog: QueryLogConfig;
+  readonly configDir: string;
+}
+
+export type ToWorker =
+  | { readonly t: 'replica'; readonly m: ReplicaMessage }
+  | { readonly t: 'answer'; readonly answer: AnswerOptions; readonly maxUdpPayloadBytes: number }
+  | { readonly t: 'queryLog'; readonly queryLog: QueryLogConfig }
+  | { readonly t: 'stop'; readonly graceMs: number };
+
+export type FromWorker =
+  | { readonly t: 'ready'; readonly addresses: readonly { host: string; port: number }[] }
+  | { readonly t: 'stopped' };
+
+/** How often a worker publishes its cache size into its counter block (ms). */
+const CACHE_GAUGE_INTERVAL_MS = 1000;
+
+async function main(): Promise<void> {
+  const init = workerData as WorkerInit;
+  const port = parentPort!;
+  const logger = createLogger(init.logLevel).child({ worker: init.index });
+  const counters = new DnsCounters(init.counters);
+  counters.tcpConnections(0); // a restarted worker inherits its block: no connection is open yet
+  let lastLogMs = -Infinity;
+  counters.onInternalError = (err, total) => {
+    if (Date.now() - lastLogMs < 10_000) return;
+    lastLogMs = Date.now();
+    logger.error({ event: 'query_internal_error', err: err instanceof Error ? err.stack ?? err.message : String(err), total }, 'exception while answering a query (answered SERVFAIL)');
+  };
+  const replica = new StoreReplica(new Store());
+  const processorFor = (answer: AnswerOptions, maxUdp: number) =>
+    new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters });
+  const processor = new MeasuredProcessor(
+    { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters },
+    counters.latency,
+  );
+  const openQueryLog = (c: QueryLogConfig) =>
+    c.enabled ? new QueryLog(c, init.configDir, () => counters.queryLogged(), (err) => logger.error({ event: 'query_log_failed', err: err.message }, 'query log cannot be written')) : null;
+  let queryLog = openQueryLog(init.queryLog);
+  processor.setQueryLog(queryLog);
+
+  const server = new DnsServer({
+    listen: init.listen,
+    processor,
+    tcpIdleTimeoutMs: init.tcp.idleTimeoutMs,
+    tcpMaxConnections: init.tcp.maxConnections,
+    reusePort: true,
+    onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
+    onTcpConnections: (open) => counters.tcpConnections(open),
+  });
+  const gauge = setInterval(() => (counters.cachedNames = processor.cachedNames), CACHE_GAUGE_INTERVAL_MS);
+  gauge.unref();
+
+  port.on('message', (msg: ToWorker) => {
+    switch (msg.t) {
+      case 'replica':
+        replica.apply(msg.m);
+        break;
+      case 'answer':
+        processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes));
+        break;
+      case 'queryLog': {
+        const old = queryLog;
+        queryLog = openQueryLog(msg.queryLog);
+        processor.setQueryLog(queryLog);
+        old?.close();
+        break;
+      }
+      case 'stop':
+        clearInterval(gauge);
+        void server.close(msg.graceMs).then(() => {
+          queryLog?.close();
+          counters.tcpConnections(0);
+          port.postMessage({ t: 'stopped' } satisfies FromWorker);
+          port.close();
+        });
+        break;
+    }
+  });
+  await server.start();
+  port.postMessage({ t: 'ready', addresses: server.addresses.map((a) => ({ host: a.host, port: a.port })) } satisfies FromWorker);
+}
+
+void main().catch((err: unknown) => {
+  // Let the main thread see a failed start as an error exit (it logs and restarts with backoff).
+  throw err;
+});
