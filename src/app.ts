@@ -116,7 +116,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
   const backends: Backend[] = [];
   try {
-    for (const bc of config.backends) backends.push(createBackend(bc, configDir, opts));
+    for (const bc of config.backends) backends.push(await createBackend(bc, configDir, opts));
   } catch (err) {
     await (pool ?? dns!).close(0);
     throw err;
@@ -177,7 +177,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // Create everything that can fail before touching what runs: a failure leaves the running config in place.
     const created = new Map<string, Backend>();
     try {
-      for (const bc of [...plan.change, ...plan.add]) created.set(backendName(bc), createBackend(bc, configDir, opts));
+      for (const bc of [...plan.change, ...plan.add]) created.set(backendName(bc), await createBackend(bc, configDir, opts));
     } catch (err) {
       metrics.configReload(false);
       throw err;
@@ -292,10 +292,11 @@ function candidateScopes(config: Config, name: string): string[] {
   return out;
 }
 
-function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Backend {
+async function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Promise<Backend> {
   const mod = backendModules[bc.type] as BackendModule<AnyBackendConfig>;
   const name = bc.name ?? bc.type;
-  return mod.create(bc, {
+  const { create } = await mod.load();
+  return create(bc, {
     logger: opts.logger.child({ backend: name }),
     configDir,
     env: opts.env ?? process.env,
