@@ -76,6 +76,8 @@ export class ConsulBackend implements Backend {
   #degraded = false;
   #synced = false;
   #dirty = false;
+  /** serviceKeys whose served Service changed since the last snapshot: the store's `changed` hint. */
+  readonly #changedKeys = new Set<string>();
   #emitScheduled = false;
   #startedAt = 0;
   readonly #warned = new Set<string>();
@@ -260,6 +262,7 @@ export class ConsulBackend implements Backend {
       dc.watches.delete(name);
       this.#setNodes(dc, name, w, []);
       this.#failing.delete(w.loop);
+      if (w.service !== null) this.#changedKeys.add(serviceKey(dc.scope, name));
       this.#dirty = true;
     }
     dc.catalogSynced = true;
@@ -317,6 +320,7 @@ export class ConsulBackend implements Backend {
     if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
     w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds);
     w.sig = sig;
+    this.#changedKeys.add(serviceKey(dc.scope, name));
     this.#dirty = true;
     this.#scheduleEmit();
   }
@@ -433,6 +437,9 @@ export class ConsulBackend implements Backend {
         instances += w.service.instances.length;
       }
     }
+    // After the first snapshot the store merges only what changed (O(changes) at 5,000 services).
+    const changed = this.#synced ? new Set(this.#changedKeys) : undefined;
+    this.#changedKeys.clear();
     if (!this.#synced) {
       this.#synced = true;
       this.#log.debug(
@@ -440,7 +447,7 @@ export class ConsulBackend implements Backend {
         'consul backend synced',
       );
     }
-    this.#sink.snapshot({ services, defaultScope: this.#agentScope });
+    this.#sink.snapshot({ services, defaultScope: this.#agentScope, changed });
     // A snapshot marks the backend synced in the store; while some watch still fails it is stale (§6.3).
     const failing = this.#failing.values().next();
     if (!failing.done) this.#sink.error(failing.value);
