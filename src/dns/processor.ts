@@ -50,6 +50,8 @@ interface Slot {
 }
 
 interface NameEntry {
+  /** The lowercase name's bytes: the key is only its hash, so a hit is confirmed against these. */
+  readonly name: Buffer;
   slots: Slot[];
   bytes: number;
 }
@@ -67,7 +69,7 @@ export class QueryProcessor {
   readonly #q = new Query();
   readonly #nameScratch = Buffer.allocUnsafe(256);
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
-  readonly #cache: LRUCache<string, NameEntry>;
+  readonly #cache: LRUCache<number, NameEntry>;
   #generation = -1;
 
   constructor(opts: ProcessorOptions) {
@@ -76,7 +78,7 @@ export class QueryProcessor {
     this.#order = opts.order;
     this.#metrics = opts.metrics ?? noopMetrics;
     this.#random = opts.random ?? Math.random;
-    this.#cache = new LRUCache<string, NameEntry>({
+    this.#cache = new LRUCache<number, NameEntry>({
       maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
       sizeCalculation: (e) => Math.max(1, e.bytes),
     });
@@ -136,7 +138,8 @@ export class QueryProcessor {
       this.#cache.clear();
       this.#generation = gen;
     }
-    const entry = this.#cache.get(q.qname);
+    let entry = this.#cache.get(q.nameHash);
+    if (entry && !sameName(entry.name, q)) entry = undefined; // a hash collision: a miss, replaced below
     const slot = entry ? findSlot(entry, q, limit) : undefined;
     if (slot && !q.qnameCompressed) {
       this.#metrics.cache(true);
@@ -175,12 +178,16 @@ export class QueryProcessor {
       let bytes = 0;
       for (const v of variants) bytes += v.length;
       if (entry) {
-        if (entry.slots.length >= MAX_SLOTS_PER_NAME) entry.slots.shift();
+        if (entry.slots.length >= MAX_SLOTS_PER_NAME) {
+          const dropped = entry.slots.shift()!;
+          for (const v of dropped.variants) entry.bytes -= v.length;
+        }
         entry.slots.push(newSlot);
         entry.bytes += bytes;
-        this.#cache.set(q.qname, entry); // re-set so the LRU re-measures the entry
+        this.#cache.set(q.nameHash, entry); // re-set so the LRU re-measures the entry
       } else {
-        this.#cache.set(q.qname, { slots: [newSlot], bytes });
+        const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
+        this.#cache.set(q.nameHash, { name, slots: [newSlot], bytes: bytes + name.length });
       }
     }
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
@@ -196,6 +203,14 @@ export class QueryProcessor {
     }
     return Math.floor(this.#random() * n);
   }
+}
+
+function sameName(name: Buffer, q: Query): boolean {
+  const n = q.nameLen;
+  if (name.length !== n) return false;
+  const b = q.nameBytes;
+  for (let i = 0; i < n; i++) if (name[i] !== b[i]) return false;
+  return true;
 }
 
 function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {

@@ -36,8 +36,24 @@ export class Query {
   questionEnd = 0;
   /** True when the question name contains a compression pointer (its bytes cannot be reused verbatim). */
   qnameCompressed = false;
-  /** Lowercase dotted name without the trailing dot ('' for the root). */
-  qname = '';
+  /** Bytes of the lowercase dotted name in `nameBytes` (no trailing dot; 0 for the root). */
+  nameLen = 0;
+  /** FNV-1a of those bytes: the answer cache's key (verified against the bytes, so collisions are harmless). */
+  nameHash = 0;
+  /** Scratch holding the lowercase dotted name; valid until the next parse. */
+  nameBytes: Buffer = Buffer.alloc(0);
+  #qname: string | null = null;
+  /** Lowercase dotted name without the trailing dot ('' for the root). Built on first use: a cache hit never needs it. */
+  get qname(): string {
+    return (this.#qname ??= this.nameLen === 0 ? '' : this.nameBytes.toString('latin1', 0, this.nameLen));
+  }
+  /** Forget the memoised name (a new packet is being parsed). */
+  resetName(bytes: Buffer): void {
+    this.nameBytes = bytes;
+    this.#qname = null;
+    this.nameLen = 0;
+    this.nameHash = 0;
+  }
   qtype = 0;
   qclass = 0;
   edns = false;
@@ -67,10 +83,12 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
   const ns = (msg[8]! << 8) | msg[9]!;
   const ar = (msg[10]! << 8) | msg[11]!;
   if (qd !== 1) return PARSE.FORMERR;
+  q.resetName(scratch);
 
-  // Question name → lowercase dotted text in `scratch`.
+  // Question name → lowercase dotted text in `scratch`, hashed as it is written (FNV-1a, 32 bit).
   let off = HEADER_BYTES;
   let out = 0;
+  let hash = 0x811c9dc5;
   let wire = 0;
   let jumps = 0;
   let pos = off;
@@ -97,12 +115,16 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
     if (pos + 1 + l > len) return PARSE.FORMERR;
     wire += 1 + l;
     if (wire > MAX_NAME_WIRE_BYTES) return PARSE.FORMERR;
-    if (out > 0) scratch[out++] = 0x2e;
+    if (out > 0) {
+      scratch[out++] = 0x2e;
+      hash = Math.imul(hash ^ 0x2e, 0x01000193);
+    }
     for (let i = pos + 1; i <= pos + l; i++) {
       let c = msg[i]!;
       if (c >= 0x41 && c <= 0x5a) c |= 0x20;
       else if (c === 0x2e) c = 0; // a literal dot inside a label must not split it: it can then match nothing
       scratch[out++] = c;
+      hash = Math.imul(hash ^ c, 0x01000193);
     }
     pos += 1 + l;
   }
@@ -113,7 +135,8 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
   q.qclass = (msg[off + 2]! << 8) | msg[off + 3]!;
   off += 4;
   q.questionEnd = off;
-  q.qname = out === 0 ? '' : scratch.toString('latin1', 0, out);
+  q.nameLen = out;
+  q.nameHash = hash >>> 0;
 
   // Answer and authority sections of a query are unusual but legal: skip them, checking they are well formed.
   for (let i = 0; i < an + ns; i++) {
