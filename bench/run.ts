@@ -309,7 +309,7 @@ async function scalePart(): Promise<void> {
   for (const hint of [true, false]) {
     const small = costAt(10, hint);
     const large = costAt(N, hint);
-    const how = hint ? 'with the changed-keys hint (Kubernetes backend)' : 'identity diff, no hint (file, Consul backends)';
+    const how = hint ? 'with the changed-keys hint (Consul, Kubernetes backends)' : 'identity diff, no hint (file backend)';
     console.log(`one change, store swap median, ${how}: ${f(small * 1000, 1)} µs at 10 services, ${f(large * 1000, 1)} µs at ${N} (ratio ${f(large / small, 2)}, target <= 2)`);
   }
 }
