@@ -10,23 +10,15 @@ import { configSchema } from '../../src/backends/consul/config.ts';
 import { ConsulBackend } from '../../src/backends/consul/consul.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';
 import { waitFor } from '../helpers/server.ts';
+import { RecordingSink as BaseSink } from '../helpers/recording-sink.ts';
 
-class RecordingSink implements BackendSink {
-  snapshots: ServiceSnapshot[] = [];
-  errors: BackendError[] = [];
-  snapshot(s: ServiceSnapshot): void {
-    this.snapshots.push(s);
-  }
-  error(e: BackendError): void {
-    this.errors.push(e);
-  }
-  get last(): ServiceSnapshot | undefined {
-    return this.snapshots.at(-1);
-  }
+class RecordingSink extends BaseSink {
+  /** `address:port` of the served instances of `key` in the latest snapshot ([] before the first). */
   addrs(key: string): string[] {
-    return (this.last?.services.get(key)?.instances ?? []).map((i) => `${i.address}:${i.ports[0]?.port ?? ''}`).sort();
+    return (this.snapshots.at(-1)?.services.get(key)?.instances ?? []).map((i) => `${i.address}:${i.ports[0]?.port ?? ''}`).sort();
   }
 }
+
 
 function backend(raw: Record<string, unknown>, env: Record<string, string> = {}) {
   const cfg = configSchema.parse({ type: 'consul', waitSeconds: 2, requestTimeoutMs: 500, minWatchIntervalMs: 0, ...raw });

@@ -15,6 +15,7 @@ import { configSchema } from '../../src/backends/consul/config.ts';
 import { ConsulBackend } from '../../src/backends/consul/consul.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';
 import { waitFor } from '../helpers/server.ts';
+import { RecordingSink as Sink } from '../helpers/recording-sink.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'svcdns-consul-tls-'));
 const p = (f: string) => join(dir, f);
@@ -35,16 +36,6 @@ function makePki(): void {
   }
 }
 
-class Sink implements BackendSink {
-  snapshots: ServiceSnapshot[] = [];
-  errors: BackendError[] = [];
-  snapshot(s: ServiceSnapshot): void {
-    this.snapshots.push(s);
-  }
-  error(e: BackendError): void {
-    this.errors.push(e);
-  }
-}
 
 describe('consul over TLS', () => {
   let fake: ConsulFake;

@@ -15,47 +15,17 @@ import type { Backend, BackendError, BackendSink } from '../../src/backends/back
 import { probe } from '../../src/backends/file/checks.ts';
 import { configSchema, create } from '../../src/backends/file/index.ts';
 import type { ServiceSnapshot } from '../../src/model/service.ts';
+import { RecordingSink as Recorder } from '../helpers/recording-sink.ts';
 
-type Event = { kind: 'snapshot'; snap: ServiceSnapshot; at: number } | { kind: 'error'; err: BackendError; at: number };
-
-class Recorder implements BackendSink {
-  readonly events: Event[] = [];
-  #wake: (() => void) | null = null;
-  snapshot(snap: ServiceSnapshot): void {
-    this.events.push({ kind: 'snapshot', snap, at: performance.now() });
-    this.#wake?.();
-  }
-  error(err: BackendError): void {
-    this.events.push({ kind: 'error', err, at: performance.now() });
-    this.#wake?.();
-  }
-  /** First snapshot at index >= from satisfying `pred`; fails after timeoutMs. */
-  async snapshotWhere(from: number, pred: (s: ServiceSnapshot) => boolean, timeoutMs = 3000): Promise<{ snap: ServiceSnapshot; at: number; index: number }> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      for (let i = from; i < this.events.length; i++) {
-        const e = this.events[i]!;
-        if (e.kind === 'snapshot' && pred(e.snap)) return { snap: e.snap, at: e.at, index: i };
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) assert.fail(`no matching snapshot within ${timeoutMs} ms; last: ${JSON.stringify(this.events.slice(from).map((e) => (e.kind === 'snapshot' ? view(e.snap) : e.err.message)))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
-    }
-  }
-}
-
+/** `scope/name` → sorted `address:port` of the served instances. */
 function view(snap: ServiceSnapshot): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [k, s] of snap.services) out[k] = s.instances.map((i) => `${i.address}:${i.ports[0]?.port ?? ''}`).sort();
   return out;
 }
+
+
+
 
 const cleanups: (() => Promise<void> | void)[] = [];
 let dir: string;

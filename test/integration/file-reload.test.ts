@@ -12,54 +12,10 @@ import { pino } from 'pino';
 import type { Backend, BackendError, BackendSink } from '../../src/backends/backend.ts';
 import { configSchema, create } from '../../src/backends/file/index.ts';
 import type { ServiceSnapshot } from '../../src/model/service.ts';
+import { RecordingSink as Recorder, view } from '../helpers/recording-sink.ts';
 
-type Event =
-  | { kind: 'snapshot'; snap: ServiceSnapshot; at: number }
-  | { kind: 'error'; err: BackendError; at: number };
 
-/** Records what the backend reports; `waitFor` polls with a deadline (no fixed sleeps). */
-class Recorder implements BackendSink {
-  readonly events: Event[] = [];
-  #wake: (() => void) | null = null;
-  snapshot(snap: ServiceSnapshot): void {
-    this.events.push({ kind: 'snapshot', snap, at: performance.now() });
-    this.#wake?.();
-  }
-  error(err: BackendError): void {
-    this.events.push({ kind: 'error', err, at: performance.now() });
-    this.#wake?.();
-  }
-  /** The first event at index >= from of that kind. */
-  async next<K extends Event['kind']>(kind: K, from: number, timeoutMs = 3000): Promise<Extract<Event, { kind: K }>> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const e = this.events.slice(from).find((x) => x.kind === kind);
-      if (e) return e as Extract<Event, { kind: K }>;
-      const left = deadline - performance.now();
-      if (left <= 0) assert.fail(`no ${kind} event within ${timeoutMs} ms; got ${JSON.stringify(this.events.slice(from).map((x) => x.kind))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
-    }
-  }
-  get last(): ServiceSnapshot {
-    const s = this.events.findLast((e) => e.kind === 'snapshot');
-    assert.ok(s && s.kind === 'snapshot', 'a snapshot was emitted');
-    return s.snap;
-  }
-}
 
-/** `scope/name` → sorted addresses of the served (healthy) instances. */
-function view(snap: ServiceSnapshot): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, s] of snap.services) out[k] = s.instances.map((i) => i.address).sort();
-  return out;
-}
 
 const V1 = `services:
   - name: web
