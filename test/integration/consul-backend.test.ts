@@ -4,8 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import type { BackendError, BackendSink } from '../../src/backends/backend.ts';
-import type { ServiceSnapshot } from '../../src/model/service.ts';
 import { configSchema } from '../../src/backends/consul/config.ts';
 import { ConsulBackend } from '../../src/backends/consul/consul.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';

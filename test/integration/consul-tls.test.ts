@@ -9,8 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import type { BackendError, BackendSink } from '../../src/backends/backend.ts';
-import type { ServiceSnapshot } from '../../src/model/service.ts';
 import { configSchema } from '../../src/backends/consul/config.ts';
 import { ConsulBackend } from '../../src/backends/consul/consul.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';

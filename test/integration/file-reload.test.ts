@@ -9,9 +9,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
-import type { Backend, BackendError, BackendSink } from '../../src/backends/backend.ts';
+import type { Backend } from '../../src/backends/backend.ts';
 import { configSchema, create } from '../../src/backends/file/index.ts';
-import type { ServiceSnapshot } from '../../src/model/service.ts';
 import { RecordingSink as Recorder, view } from '../helpers/recording-sink.ts';
 
 
