@@ -39,6 +39,10 @@ export interface BoundAddress {
 const PORT_ZERO_ATTEMPTS = 20;
 /** Largest DNS message (2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65_535;
+/** A message that has started arriving must be complete within this (slowloris: the idle timer resets per byte). */
+const TCP_MESSAGE_DEADLINE_MS = 3000;
+/** Answers queued for a client that does not read: past this the connection is dropped. */
+const TCP_MAX_QUEUED_BYTES = 1024 * 1024;
 
 export class DnsServer {
   readonly #o: DnsServerOptions;
@@ -132,6 +136,7 @@ export class DnsServer {
     this.#o.onTcpConnections?.(this.#conns.size);
     sock.setTimeout(this.#o.tcpIdleTimeoutMs, () => sock.destroy());
     let buf: Buffer | null = null;
+    let deadline: NodeJS.Timeout | null = null;
     sock.on('data', (chunk: Buffer) => {
       buf = buf === null || buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       let off = 0;
@@ -142,16 +147,38 @@ export class DnsServer {
         off += 2 + n;
         const out = this.#o.processor.process(msg, n, true);
         if (out !== null && out.length <= MAX_TCP_MESSAGE) {
-          const framed = Buffer.allocUnsafe(out.length + 2);
-          framed.writeUInt16BE(out.length, 0);
-          out.copy(framed, 2);
-          sock.write(framed);
+          const len = Buffer.allocUnsafe(2);
+          len.writeUInt16BE(out.length, 0);
+          sock.cork(); // length and message leave in one segment, without copying the answer
+          sock.write(len);
+          const flushed = sock.write(out);
+          sock.uncork();
+          if (!flushed) {
+            // Backpressure: stop reading queries from a client that is not reading answers.
+            if (sock.writableLength > TCP_MAX_QUEUED_BYTES) {
+              sock.destroy();
+              return;
+            }
+            if (!sock.isPaused()) {
+              sock.pause();
+              sock.once('drain', () => sock.resume());
+            }
+          }
         }
       }
       buf = off === buf.length ? null : buf.subarray(off);
       state.partial = buf !== null;
+      if (state.partial && deadline === null) {
+        deadline = setTimeout(() => sock.destroy(), TCP_MESSAGE_DEADLINE_MS);
+      } else if (!state.partial && deadline !== null) {
+        clearTimeout(deadline);
+        deadline = null;
+      }
       // While closing, a connection is ended once every complete query it sent has been answered.
       if (this.#closing && buf === null) sock.end();
+    });
+    sock.on('close', () => {
+      if (deadline !== null) clearTimeout(deadline);
     });
     sock.on('error', () => sock.destroy()); // a client reset is not our error
     sock.on('close', () => {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import * as dnsPacket from 'dns-packet';
 import { buildQuery, decode, query, rcode, tcpRaw, udpRaw } from '../helpers/dns-client.ts';
 import { inst, put, startStack, svc, type Stack } from '../helpers/stack.ts';
+import { waitFor } from '../helpers/server.ts';
 
 const D = 'sd.internal';
 
@@ -137,6 +138,47 @@ describe('size and transport (§4)', () => {
       });
       const took = Date.now() - t0;
       assert.ok(took >= 100 && took < 3000, `closed after ${took} ms`);
+    } finally {
+      await st.stop();
+    }
+  });
+
+  it('§4.1 §5.7 a TCP client dribbling one byte at a time is dropped (slowloris), the idle timer alone would not', async () => {
+    const st = await startStack({ tcpIdleTimeoutMs: 10_000 });
+    try {
+      const sock = net.connect(st.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      const t0 = Date.now();
+      const closed = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now() - t0)));
+      sock.write(Buffer.from([0, 40])); // announces a 40-byte query...
+      const drip = setInterval(() => sock.writable && sock.write(Buffer.from([0])), 400); // ...that never completes
+      const took = await closed;
+      clearInterval(drip);
+      assert.ok(took >= 2500 && took < 6000, `closed after ${took} ms`);
+    } finally {
+      await st.stop();
+    }
+  });
+
+  it('§4.1 §5.7 a TCP client that sends queries but never reads answers is dropped once its backlog is large', async () => {
+    // A long idle timeout: only the backlog cap can close this connection in time.
+    const st = await startStack({ tcpIdleTimeoutMs: 30_000 });
+    put(st.store, 'b', [svc('big', Array.from({ length: 200 }, (_, i) => inst(`10.3.${i >> 8}.${(i & 255) + 1}`, [80])))]);
+    try {
+      const sock = net.connect(st.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      sock.pause(); // never read
+      const q = buildQuery(`big.service.${D}`, 'SRV', { id: 1 });
+      const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+      // Each answer is ~9 KB; loopback socket buffers absorb several MB, so ask for ~45 MB of answers. The server
+      // must stop reading (backpressure) and drop the stalled connection, not buffer it all. (The paused client
+      // would never see the close, so the server's own count is checked.)
+      for (let i = 0; i < 5000 && !sock.destroyed; i++) sock.write(framed);
+      await waitFor(() => st.server.openTcpConnections === 0, 8000);
+      sock.destroy();
+      assert.equal(rcode(await query(st.port, `big.service.${D}`, 'A', { tcp: true })), 'NOERROR', 'others still served');
     } finally {
       await st.stop();
     }
