@@ -57,8 +57,14 @@ interface NameEntry {
 }
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
+const ENTRY_OVERHEAD_BYTES = 512;
+/** Cap on cached names whatever their size: a random-subdomain flood must not grow the heap without bound. */
+const MAX_CACHED_NAMES = 100_000;
 /** Slots kept per name (types × size classes); more is a client iterating over types, not a hot name. */
 const MAX_SLOTS_PER_NAME = 16;
+/** DNS flag day 2020 EDNS size: the size class between 512 and a larger maxUdpPayloadBytes. */
+const EDNS_DEFAULT_BYTES = 1232;
 
 export class QueryProcessor {
   readonly #responder: Responder;
@@ -79,8 +85,9 @@ export class QueryProcessor {
     this.#metrics = opts.metrics ?? noopMetrics;
     this.#random = opts.random ?? Math.random;
     this.#cache = new LRUCache<number, NameEntry>({
+      max: MAX_CACHED_NAMES,
       maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
-      sizeCalculation: (e) => Math.max(1, e.bytes),
+      sizeCalculation: (e) => ENTRY_OVERHEAD_BYTES + e.bytes,
     });
   }
 
@@ -127,11 +134,9 @@ export class QueryProcessor {
       this.#metrics.response(q.qtype, RCODE.REFUSED, tcp, false);
       return encodeBare(this.#scratch, msg, q, RCODE.REFUSED, true, q.edns, this.#maxUdp);
     }
-    const limit = tcp
-      ? MAX_MESSAGE_BYTES
-      : q.edns
-        ? Math.min(Math.max(q.ednsUdpSize, CLASSIC_UDP_BYTES), this.#maxUdp)
-        : CLASSIC_UDP_BYTES;
+    // Size classes, not the client's exact size: a client cycling through EDNS sizes must not force a miss per
+    // query (a miss on a big SRV answer costs milliseconds). Answering smaller than a client allows is legal.
+    const limit = tcp ? MAX_MESSAGE_BYTES : q.edns ? this.#udpClass(q.ednsUdpSize) : CLASSIC_UDP_BYTES;
 
     const gen = this.#responder.generation;
     if (gen !== this.#generation) {
@@ -178,13 +183,12 @@ export class QueryProcessor {
       let bytes = 0;
       for (const v of variants) bytes += v.length;
       if (entry) {
-        if (entry.slots.length >= MAX_SLOTS_PER_NAME) {
-          const dropped = entry.slots.shift()!;
-          for (const v of dropped.variants) entry.bytes -= v.length;
-        }
-        entry.slots.push(newSlot);
-        entry.bytes += bytes;
-        this.#cache.set(q.nameHash, entry); // re-set so the LRU re-measures the entry
+        // A new entry object: lru-cache re-measures an entry only when a different value is set.
+        const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
+        slots.push(newSlot);
+        let total = entry.name.length;
+        for (const sl of slots) for (const v of sl.variants) total += v.length;
+        this.#cache.set(q.nameHash, { name: entry.name, slots, bytes: total });
       } else {
         const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
         this.#cache.set(q.nameHash, { name, slots: [newSlot], bytes: bytes + name.length });
@@ -193,6 +197,14 @@ export class QueryProcessor {
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
     // Round-robin starts at the first rotation (the slot continues from 1); random picks any.
     return variants.length === 1 || this.#order !== 'random' ? first : variants[Math.floor(this.#random() * variants.length)]!;
+  }
+
+  /** §4.2 min(client, maxUdpPayload), rounded down to one of 512, 1232 (the DNS flag day size) or maxUdpPayload. */
+  #udpClass(clientSize: number): number {
+    const max = this.#maxUdp;
+    if (clientSize >= max) return max;
+    if (clientSize >= EDNS_DEFAULT_BYTES && max > EDNS_DEFAULT_BYTES) return EDNS_DEFAULT_BYTES;
+    return CLASSIC_UDP_BYTES;
   }
 
   #pick(slot: Slot, n: number): number {

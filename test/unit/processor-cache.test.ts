@@ -70,3 +70,22 @@ describe('answer cache', () => {
     assert.equal(r.calls, 2);
   });
 });
+
+describe('answer cache bounds', () => {
+  it('stays within its byte budget however many names are asked', () => {
+    const p = new QueryProcessor({ responder: new Echo(), maxUdpPayloadBytes: 1232, order: 'fixed', cacheBytes: 64 * 1024 });
+    for (let i = 0; i < 2000; i++) ask(p, `n${i}.service.sd.internal`);
+    // ~600 B an entry (encoded bytes + overhead): a 64 KiB budget holds about a hundred.
+    assert.ok(p.cachedNames > 10 && p.cachedNames < 130, `${p.cachedNames} names cached`);
+  });
+
+  it('a client cycling EDNS sizes cannot force a miss per query (sizes fall into classes)', () => {
+    const r = new Echo();
+    const p = new QueryProcessor({ responder: r, maxUdpPayloadBytes: 1232, order: 'fixed' });
+    for (let size = 512; size <= 4096; size += 7) {
+      const msg = buildQuery('web.service.sd.internal', 'A', { edns: size });
+      p.process(msg, msg.length, false);
+    }
+    assert.ok(r.calls <= 2, `${r.calls} misses for 512 different sizes`);
+  });
+});
