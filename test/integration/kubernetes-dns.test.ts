@@ -171,11 +171,12 @@ describe('kubernetes over DNS: failures (§5.4, §6.3)', () => {
     let polling = true;
     const empties: string[] = [];
     let polls = 0;
+    let poller: Promise<void> | undefined;
     try {
       await waitFor(() => !srv.app.store.anyPending);
       await fake.waitFor(() => fake.openWatches === 1, 'watch');
       // Query continuously through everything below; no answer may be empty or an error.
-      const poller = (async () => {
+      poller = (async () => {
         while (polling) {
           const r = await query(srv.port, 'web.service.sd.internal', 'A');
           polls++;
@@ -207,6 +208,7 @@ describe('kubernetes over DNS: failures (§5.4, §6.3)', () => {
       await waitFor(async () => answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A').join() === '10.0.0.5', 5000);
     } finally {
       polling = false;
+      await poller?.catch(() => {}); // let the last query finish before the server goes away
       await srv.stop();
       await fake.stop();
     }
