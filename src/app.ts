@@ -19,7 +19,6 @@ import { DnsServer, type BoundAddress } from './dns/server.ts';
 import { StoreReplicator } from './store/replication.ts';
 import { Store } from './store/store.ts';
 import { WorkerPool } from './workers/pool.ts';
-import { isLabel } from './model/names.ts';
 import type { LogLevel } from './observability/logger.ts';
 
 export interface AppOptions {
@@ -91,7 +90,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           logLevel: config.log.level as LogLevel,
           queryLog: config.queryLog,
           configDir,
-          replicator: new StoreReplicator(store, (name) => candidateScopes(current, name)),
+          replicator: new StoreReplicator(store),
           metrics,
           logger,
         })
@@ -128,13 +127,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     },
   };
   const startBackend = (b: Backend) => b.start(supervisedSink(b.name, store, logger.child({ backend: b.name }), now, supervisorHooks));
-  for (const b of backends) store.register(b.name, b.type, (s) => b.ownsScope(s));
+  for (const b of backends) store.register(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim());
   for (const b of backends) startBackend(b);
   const openQueryLog = (c: Config['queryLog']) =>
     c.enabled
       ? new QueryLog(c, configDir, () => metrics.queryLogged(), (err) => logger.error({ event: 'query_log_failed', path: c.path ?? 'stdout', err: err.message }, 'query log cannot be written; it stops recording (DNS unaffected)'))
       : null;
-  let queryLog = openQueryLog(config.queryLog);
+  // In worker mode each worker writes the query log for the queries it answers; the main thread answers none.
+  let queryLog = pool ? null : openQueryLog(config.queryLog);
   processor.setQueryLog(queryLog);
   let stopping = false;
   const admin = opts.serveAdmin && config.admin.enabled
@@ -191,14 +191,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
       const repl = created.get(name);
       if (repl) {
         // Same synchronous step as unregister: its names go from old data straight to SERVFAIL-until-synced (§5.4).
-        store.register(repl.name, repl.type, (s) => repl.ownsScope(s));
+        store.register(repl.name, repl.type, (s) => repl.ownsScope(s), () => repl.scopeClaim());
         backends.push(repl);
         startBackend(repl);
       }
     }
     for (const bc of plan.add) {
       const b = created.get(backendName(bc))!;
-      store.register(b.name, b.type, (s) => b.ownsScope(s));
+      store.register(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim());
       backends.push(b);
       startBackend(b);
     }
@@ -209,7 +209,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (plan.logLevelChanged) logger.level = next.log.level;
     if (plan.queryLogChanged) {
       const old = queryLog;
-      queryLog = openQueryLog(next.queryLog);
+      queryLog = pool ? null : openQueryLog(next.queryLog);
       processor.setQueryLog(queryLog);
       old?.close();
       pool?.setQueryLog(next.queryLog);
@@ -277,20 +277,6 @@ function answererFor(store: Store, config: Config): Answerer {
   return new Answerer(store, answerOptions(config));
 }
 
-/** Scope names a backend's config mentions (datacenters, namespaces...): what replicas probe ownsScope with. */
-function candidateScopes(config: Config, name: string): string[] {
-  const bc = config.backends.find((b) => (b.name ?? b.type) === name);
-  const out: string[] = [];
-  const walk = (v: unknown): void => {
-    if (typeof v === 'string') {
-      const l = v.toLowerCase();
-      if (isLabel(l)) out.push(l);
-    } else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
-  };
-  walk(bc);
-  return out;
-}
 
 async function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Promise<Backend> {
   const mod = backendModules[bc.type] as BackendModule<AnyBackendConfig>;

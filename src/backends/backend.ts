@@ -5,7 +5,7 @@
 // wire format and never learns who reads the store.
 
 import type { Logger } from 'pino';
-import type { ServiceSnapshot } from '../model/service.ts';
+import type { ScopeClaim, ServiceSnapshot } from '../model/service.ts';
 
 /** Stable error codes (undici style): tests assert these, not messages. */
 export type BackendErrorCode =
@@ -56,9 +56,14 @@ export interface Backend {
   readonly type: string;
   /**
    * Whether a name in `scope` (null = unscoped `N.service.D`) could be answered by this backend. Used before
-   * the first sync to answer SERVFAIL rather than NXDOMAIN (§5.4). Must be decidable from config alone.
+   * the first sync to answer SERVFAIL rather than NXDOMAIN (§5.4). Same answer as scopeClaim().
    */
   ownsScope(scope: string | null): boolean;
+  /**
+   * The scopes this backend could own, as data: the store answers §5.4 from it, and it is what worker replicas
+   * receive. May change while syncing (Consul learns its agent's datacenter); it is read again after every report.
+   */
+  scopeClaim(): ScopeClaim;
   /** Begin watching; report through `sink`. Must not throw: failures go to sink.error. */
   start(sink: BackendSink): void;
   /** Stop all watches, timers and sockets. Idempotent. */

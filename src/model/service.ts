@@ -59,3 +59,18 @@ export interface ServiceSnapshot {
    */
   readonly changed?: ReadonlySet<string> | undefined;
 }
+
+/**
+ * Which names a backend could own before its first sync (§5.4), as data — the same answer as its
+ * `ownsScope`, in a form that can be sent to worker threads. `any`: every scope; else `scopes` lists them.
+ */
+export interface ScopeClaim {
+  readonly unscoped: boolean;
+  readonly any: boolean;
+  readonly scopes: readonly string[];
+}
+
+/** Whether a claim covers `scope` (null: the unscoped names). */
+export function claimOwns(claim: ScopeClaim, scope: string | null): boolean {
+  return scope === null ? claim.unscoped : claim.any || claim.scopes.includes(scope);
+}

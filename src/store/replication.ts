@@ -3,18 +3,10 @@
 // them in order to its own Store. A change of one service ships that service only (the snapshot's `changed`
 // hint), so the cost of replication follows the change, not the catalogue.
 
-import type { Service, ServiceSnapshot } from '../model/service.ts';
+import { claimOwns, type ScopeClaim, type Service, type ServiceSnapshot } from '../model/service.ts';
 import type { Store, StoreEvent } from './store.ts';
 
-/**
- * Which names a not-yet-synced backend could own (§5.4), as data: a replica cannot call the backend's
- * `ownsScope`. `any`: every scope; else `scopes` lists the ones it claims.
- */
-export interface ScopeClaim {
-  readonly unscoped: boolean;
-  readonly any: boolean;
-  readonly scopes: readonly string[];
-}
+export type { ScopeClaim };
 
 export type ReplicaMessage =
   | { readonly t: 'register'; readonly name: string; readonly type: string; readonly claim: ScopeClaim }
@@ -31,27 +23,20 @@ export type ReplicaMessage =
       readonly changes?: readonly (readonly [string, Service | null])[];
     };
 
-/** A label no backend can name: a backend that claims it claims every scope. */
-const ANY_SCOPE_PROBE = '\u0000any';
+/** Claimed for a backend registered without a claim: everything (SERVFAIL is the safe side of §5.4). */
+const CLAIM_ALL: ScopeClaim = { unscoped: true, any: true, scopes: [] };
 
-/** Main-thread side. `candidates(name)` lists scope names worth probing (e.g. from the backend's config). */
+/** Main-thread side. */
 export class StoreReplicator {
   readonly #store: Store;
-  readonly #candidates: (name: string) => readonly string[];
   readonly #claims = new Map<string, string>();
 
-  constructor(store: Store, candidates: (name: string) => readonly string[]) {
+  constructor(store: Store) {
     this.#store = store;
-    this.#candidates = candidates;
   }
 
   claimOf(name: string): ScopeClaim {
-    const owns = this.#store.ownsScopeOf(name) ?? (() => false);
-    return {
-      unscoped: owns(null),
-      any: owns(ANY_SCOPE_PROBE),
-      scopes: [...new Set(this.#candidates(name))].filter((s) => owns(s)),
-    };
+    return this.#store.claimOf(name) ?? CLAIM_ALL;
   }
 
   /** Messages that bring a fresh replica to the store's current state. */
@@ -72,10 +57,13 @@ export class StoreReplicator {
     for (const st of this.#store.status()) prev.set(st.name, this.#store.snapshotOf(st.name));
     const off = this.#store.observe((e: StoreEvent) => {
       switch (e.kind) {
-        case 'register':
+        case 'register': {
           prev.set(e.name, null);
-          send({ t: 'register', name: e.name, type: e.type, claim: this.claimOf(e.name) });
+          const claim = this.claimOf(e.name);
+          this.#claims.set(e.name, JSON.stringify(claim));
+          send({ t: 'register', name: e.name, type: e.type, claim });
           break;
+        }
         case 'unregister':
           prev.delete(e.name);
           send({ t: 'unregister', name: e.name });
@@ -141,12 +129,12 @@ export class StoreReplica {
         this.#claims.set(m.name, m.claim);
         this.store.register(m.name, m.type, (scope) => {
           const c = this.#claims.get(m.name);
-          if (!c) return false;
-          return scope === null ? c.unscoped : c.any || c.scopes.includes(scope);
+          return c !== undefined && claimOwns(c, scope);
         });
         break;
       case 'claim':
         this.#claims.set(m.name, m.claim);
+        this.store.invalidate(); // SERVFAILs cached under the old claim must not outlive it
         break;
       case 'unregister':
         this.store.unregister(m.name);

@@ -5,7 +5,7 @@
 // only services whose object changed since the backend's previous snapshot are recomputed, so one change costs
 // the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
 
-import type { Instance, Service, ServiceSnapshot } from '../model/service.ts';
+import type { Instance, ScopeClaim, Service, ServiceSnapshot } from '../model/service.ts';
 import { serviceKey } from '../model/service.ts';
 
 /** One name as answered: the merged healthy instances of every backend that serves it. */
@@ -45,6 +45,7 @@ interface BackendEntry {
   readonly name: string;
   readonly type: string;
   readonly ownsScope: (scope: string | null) => boolean;
+  readonly claim: (() => ScopeClaim) | undefined;
   snapshot: ServiceSnapshot | null;
   state: BackendState;
   lastSyncMs: number | null;
@@ -119,13 +120,19 @@ export class Store {
     return this.#backends.get(name)?.ownsScope;
   }
 
+  /** The backend's own ScopeClaim, when it gives one. */
+  claimOf(name: string): ScopeClaim | undefined {
+    return this.#backends.get(name)?.claim?.();
+  }
+
   /** Declare a backend before it reports; until its first snapshot, names it could own answer SERVFAIL (§5.4). */
-  register(name: string, type: string, ownsScope: (scope: string | null) => boolean): void {
+  register(name: string, type: string, ownsScope: (scope: string | null) => boolean, claim?: () => ScopeClaim): void {
     if (this.#backends.has(name)) throw new Error(`backend ${name} registered twice`);
     this.#backends.set(name, {
       name,
       type,
       ownsScope,
+      claim,
       snapshot: null,
       state: 'syncing',
       lastSyncMs: null,
@@ -215,10 +222,17 @@ export class Store {
     if (!entry) return;
     entry.lastError = { code: error.code, message: error.message };
     this.#emit({ kind: 'fail', name, error: entry.lastError });
+    // A syncing backend may have learned what it owns (Consul: its agent's datacenter): cached SERVFAILs go.
+    if (entry.state === 'syncing') this.#bump();
     if (entry.state === 'synced') {
       entry.state = 'stale';
       entry.sinceMs = this.#now();
     }
+  }
+
+  /** Answers may have changed for a reason outside the data (a replica's claim update): drop cached answers. */
+  invalidate(): void {
+    this.#bump();
   }
 
   // ---- reads (hot path: no allocation) ----

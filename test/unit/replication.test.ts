@@ -16,8 +16,9 @@ const clone = <T>(v: T): T => structuredClone(v);
 describe('store replication', () => {
   it('a replica started late catches up from initial(), then follows deltas; claims carry §5.4', () => {
     const main = new Store();
-    main.register('consul', 'consul', (s) => s === null || s === 'dc1');
-    const rep = new StoreReplicator(main, () => ['dc1', 'dc2']);
+    let claim = { unscoped: true, any: true, scopes: [] as string[] }; // agent's datacenter not known yet
+    main.register('consul', 'consul', (s) => s === null || claim.any || claim.scopes.includes(s), () => claim);
+    const rep = new StoreReplicator(main);
     const replica = new StoreReplica(new Store());
     for (const m of rep.initial()) replica.apply(clone(m));
     const sent: ReplicaMessage[] = [];
@@ -25,9 +26,13 @@ describe('store replication', () => {
       sent.push(m);
       replica.apply(clone(m));
     });
+    assert.equal(replica.store.pending('dc2'), true, 'before the agent dc is known every scope is claimed');
+    // The backend learns its datacenter; the next report carries the narrower claim to the replicas.
+    claim = { unscoped: true, any: false, scopes: ['dc1'] };
+    main.fail('consul', { code: 'SVCDNS_BACKEND_HTTP', message: 'catalog 500' });
     assert.equal(replica.store.pending('dc1'), true);
     assert.equal(replica.store.pending(null), true);
-    assert.equal(replica.store.pending('dc2'), false, 'dc2 is not claimed by ownsScope');
+    assert.equal(replica.store.pending('dc2'), false, 'dc2 is not claimed any more');
 
     const web = svc('web', [inst('10.0.0.1', [80])], { scope: 'dc1' });
     const api = svc('api', [inst('10.0.0.2', [80])], { scope: 'dc1' });
@@ -54,11 +59,34 @@ describe('store replication', () => {
     assert.equal(replica.store.service(null, 'web'), undefined);
   });
 
-  it('a backend that claims every scope is pending for any scope in the replica', () => {
+  it('a backend registered without a claim is pending for every scope in the replica (the safe side)', () => {
     const main = new Store();
     main.register('file', 'file', () => true);
     const replica = new StoreReplica(new Store());
-    for (const m of new StoreReplicator(main, () => []).initial()) replica.apply(clone(m));
+    for (const m of new StoreReplicator(main).initial()) replica.apply(clone(m));
     assert.equal(replica.store.pending('whatever'), true);
+  });
+
+  it('with the changed-keys hint only the named services travel, and identity is kept for the rest', () => {
+    const main = new Store();
+    main.register('k8s', 'kubernetes', () => true, () => ({ unscoped: true, any: true, scopes: [] }));
+    const rep = new StoreReplicator(main);
+    const replica = new StoreReplica(new Store());
+    for (const m of rep.initial()) replica.apply(clone(m));
+    const sent: ReplicaMessage[] = [];
+    rep.subscribe((m) => {
+      sent.push(m);
+      replica.apply(clone(m));
+    });
+    const a = svc('a', [inst('10.0.0.1', [80])]);
+    const b = svc('b', [inst('10.0.0.2', [80])]);
+    main.apply('k8s', snap([a, b]));
+    const mergedB = replica.store.service(null, 'b');
+    const a2 = svc('a', [inst('10.0.0.3', [80])]);
+    main.apply('k8s', snap([a2, b], 'default', [serviceKey('default', 'a')]));
+    const last = sent[sent.length - 1]!;
+    assert.ok(last.t === 'apply' && last.changes?.length === 1);
+    assert.deepEqual(replica.store.service(null, 'a')!.instances.map((i) => i.address), ['10.0.0.3']);
+    assert.equal(replica.store.service(null, 'b'), mergedB, 'untouched service not re-merged in the replica');
   });
 });

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Backend, BackendContext, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
-import type { Service } from '../../model/service.ts';
+import { claimOwns, type ScopeClaim, type Service } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import { isLabel } from '../../model/names.ts';
 import type { ConsulBackendConfig } from './config.ts';
@@ -101,10 +101,15 @@ export class ConsulBackend implements Backend {
   }
 
   ownsScope(scope: string | null): boolean {
-    if (scope === null) return true;
-    // Until /v1/agent/self names the agent's datacenter, any scope could be it: SERVFAIL rather than NXDOMAIN (§5.4).
-    if (this.#cfg.datacenter === undefined && this.#agentScope === null) return true;
-    return scope === this.#cfg.datacenter || this.#cfg.datacenters.includes(scope) || scope === this.#agentScope;
+    return claimOwns(this.scopeClaim(), scope);
+  }
+
+  /** Until /v1/agent/self names the agent's datacenter, any scope could be it: SERVFAIL rather than NXDOMAIN (§5.4). */
+  scopeClaim(): ScopeClaim {
+    const scopes = [...this.#cfg.datacenters];
+    if (this.#cfg.datacenter !== undefined) scopes.push(this.#cfg.datacenter);
+    if (this.#agentScope !== null) scopes.push(this.#agentScope);
+    return { unscoped: true, any: this.#cfg.datacenter === undefined && this.#agentScope === null, scopes };
   }
 
   start(sink: BackendSink): void {

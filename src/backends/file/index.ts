@@ -19,7 +19,7 @@ import type { FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Instance, Service, ServiceSnapshot } from '../../model/service.ts';
+import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import type { Backend, BackendContext, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
@@ -101,9 +101,13 @@ class FileBackend implements Backend {
     this.#display = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : this.#absPath;
   }
 
-  ownsScope(_scope: string | null): boolean {
-    // Any scope can be declared by the file, so before the first load every name might be ours.
-    return true;
+  ownsScope(scope: string | null): boolean {
+    return claimOwns(this.scopeClaim(), scope);
+  }
+
+  /** Any scope can be declared by the file, so before the first load every name might be ours. */
+  scopeClaim(): ScopeClaim {
+    return { unscoped: true, any: true, scopes: [] };
   }
 
   start(sink: BackendSink): void {

@@ -20,7 +20,7 @@ import {
 import type { Backend, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
-import type { Service, ServiceSnapshot } from '../../model/service.ts';
+import { claimOwns, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import type { KubernetesBackendConfig } from './config.ts';
 import { httpStatus, toBackendError } from './errors.ts';
@@ -109,8 +109,11 @@ export class KubernetesBackend implements Backend {
   }
 
   ownsScope(scope: string | null): boolean {
-    if (scope === null) return this.#config.defaultScope !== undefined;
-    return this.#config.namespaces.length === 0 || this.#config.namespaces.includes(scope);
+    return claimOwns(this.scopeClaim(), scope);
+  }
+
+  scopeClaim(): ScopeClaim {
+    return { unscoped: this.#config.defaultScope !== undefined, any: this.#config.namespaces.length === 0, scopes: this.#config.namespaces };
   }
 
   start(sink: BackendSink): void {
