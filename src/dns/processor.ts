@@ -91,6 +91,11 @@ export class QueryProcessor {
     });
   }
 
+  /** Drop every cached answer (the processor is being replaced). */
+  clearCache(): void {
+    this.#cache.clear();
+  }
+
   /** Number of cached names (tests, metrics). */
   get cachedNames(): number {
     return this.#cache.size;

@@ -34,6 +34,7 @@ export class MeasuredProcessor extends QueryProcessor {
   /** Route queries to `next` from now on (its cache starts empty: answer options changed). */
   swap(next: QueryProcessor): void {
     this.#next = next;
+    super.clearCache(); // never read again: free it
   }
 
   /** Turn the query log on (a QueryLog) or off (null). The caller closes the previous one. */

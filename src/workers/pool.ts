@@ -147,6 +147,11 @@ export class WorkerPool {
         clearTimeout(timer);
         // Full state first, then live changes (same tick: nothing can slip between the two).
         for (const m of o.replicator.initial()) w.postMessage({ t: 'replica', m } satisfies ToWorker);
+        // A reload while it was starting reached only the ready workers: bring this one up to date too.
+        if (this.#answer !== init.answer || this.#maxUdp !== init.maxUdpPayloadBytes) {
+          w.postMessage({ t: 'answer', answer: this.#answer, maxUdpPayloadBytes: this.#maxUdp } satisfies ToWorker);
+        }
+        if (this.#queryLog !== init.queryLog) w.postMessage({ t: 'queryLog', queryLog: this.#queryLog } satisfies ToWorker);
         slot.ready = true;
         resolve(msg.addresses.map((a) => ({ host: a.host, port: a.port })));
       });
@@ -160,6 +165,10 @@ export class WorkerPool {
         reject(new Error(`worker ${slot.index} exited with code ${code} before it was ready`)); // no-op once resolved
         slot.ready = false;
         slot.worker = null;
+        // Its gauges (open TCP connections, cached names) describe nothing any more; its counters stay.
+        const c = new DnsCounters(slot.counters);
+        c.tcpConnections(0);
+        c.cachedNames = 0;
         if (this.#stopping) return;
         if (Date.now() - slot.startedMs > WORKER_HEALTHY_AFTER_MS) slot.backoff.reset();
         const delay = slot.backoff.next();

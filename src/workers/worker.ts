@@ -106,7 +106,5 @@ async function main(): Promise<void> {
   port.postMessage({ t: 'ready', addresses: server.addresses.map((a) => ({ host: a.host, port: a.port })) } satisfies FromWorker);
 }
 
-void main().catch((err: unknown) => {
-  // Let the main thread see a failed start as an error exit (it logs and restarts with backoff).
-  throw err;
-});
+// A failed start rejects: the worker exits with an error, which the pool logs and retries with backoff.
+await main();

@@ -84,3 +84,42 @@ describe('workers before the first sync (§5.4)', () => {
     }
   });
 });
+
+describe('workers: review regressions', () => {
+  it('§5.4 a Consul backend that learned its datacenter but has not synced: workers answer SERVFAIL for it, NXDOMAIN elsewhere', async () => {
+    const { ConsulFake } = await import('../fakes/consul-fake.ts');
+    const fake = await ConsulFake.start({ datacenter: 'dc1' });
+    fake.failNext(100_000, 500, /catalog/); // the agent answers /v1/agent/self; the catalog keeps failing
+    const s = await startServer({ workers: 2, backends: [{ type: 'consul', address: fake.address }] });
+    try {
+      // Once /v1/agent/self has named dc1, the claim narrows to dc1 (plus unscoped names).
+      await waitFor(async () => (await fromMany(s.port, 10, `web.service.dc9.${D}`)).every((r) => rcode(r) === 'NXDOMAIN'), 5000);
+      for (const r of await fromMany(s.port, 20, `web.service.dc1.${D}`)) assert.equal(rcode(r), 'SERVFAIL');
+      for (const r of await fromMany(s.port, 20, `web.service.${D}`)) assert.equal(rcode(r), 'SERVFAIL');
+    } finally {
+      await s.stop();
+      await fake.close();
+    }
+  });
+
+  it('a worker restarting across a reload and a data change comes back with both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svcdns-workers-'));
+    const path = join(dir, 'services.yaml');
+    write(path, services(['10.0.0.1']));
+    const raw = { workers: 2, backends: [{ type: 'file', path, debounceMs: 10 }] };
+    const s = await startServer(raw, { configDir: dir });
+    try {
+      await waitFor(async () => (await fromMany(s.port, 10, `web.service.${D}`)).every((r) => answerData(r).join() === '10.0.0.1'));
+      const { validateConfig } = await import('../../src/config/load.ts');
+      await s.app.workers!.kill(1);
+      // While worker 1 is down (restart backoff ≥ 50 ms): new data and new answer options.
+      write(path, services(['10.0.0.2']));
+      await s.app.reload(validateConfig({ ...raw, listen: '127.0.0.1:0', ttlSeconds: 77 }, 'test-config'));
+      await waitFor(() => s.app.workers!.live === 2, 5000);
+      await waitFor(async () => (await fromMany(s.port, 40, `web.service.${D}`)).every((r) => answerData(r).join() === '10.0.0.2' && r.answers![0]!.ttl === 77), 5000);
+    } finally {
+      await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
