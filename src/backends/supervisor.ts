@@ -13,22 +13,40 @@ export interface SupervisorHooks {
 export function supervisedSink(name: string, store: Store, logger: Logger, now: () => number, hooks: SupervisorHooks = {}): BackendSink {
   const startedMs = now();
   let lastErrorCode: string | null = null;
+  const statusOf = () => store.status().find((s) => s.name === name);
+  // A backend whose other watches still fail sends a snapshot and then the same error again, in one turn of the
+  // event loop (Consul, Kubernetes). That is one incident, not a recovery: the "recovered" line waits for the end
+  // of the turn and is dropped if the same error follows, and "stale since" keeps its first time.
+  let recovering: { sinceMs: number } | null = null;
   return {
     snapshot(snapshot) {
-      const before = store.status().find((s) => s.name === name)?.state;
+      const before = statusOf();
       const t0 = performance.now();
       store.apply(name, snapshot);
       hooks.onSnapshot?.(name, performance.now() - t0);
-      const st = store.status().find((s) => s.name === name);
-      if (before === 'syncing') {
+      const st = statusOf();
+      if (before?.state === 'syncing') {
         logger.info({ event: 'backend_synced', services: st?.services, instances: st?.instances, ms: now() - startedMs }, 'backend synced');
-      } else if (before === 'stale') {
-        logger.info({ event: 'backend_recovered', services: st?.services, instances: st?.instances }, 'backend recovered');
+        lastErrorCode = null;
+      } else if (before?.state === 'stale' && recovering === null) {
+        const r = (recovering = { sinceMs: before.sinceMs });
+        queueMicrotask(() => {
+          if (recovering !== r) return; // the same error came back in this turn: still stale
+          recovering = null;
+          lastErrorCode = null;
+          const now2 = statusOf();
+          logger.info({ event: 'backend_recovered', services: now2?.services, instances: now2?.instances }, 'backend recovered');
+        });
       }
-      lastErrorCode = null;
     },
     error(err: BackendError) {
-      const before = store.status().find((s) => s.name === name)?.state;
+      const before = statusOf()?.state;
+      if (recovering !== null && err.code === lastErrorCode) {
+        store.fail(name, err, recovering.sinceMs);
+        recovering = null;
+        return;
+      }
+      recovering = null;
       store.fail(name, err);
       const ctx = { event: 'backend_error', code: err.code, details: err.details, err: err.message };
       if (before === 'synced') {

@@ -216,8 +216,11 @@ export class Store {
     this.#bump();
   }
 
-  /** A backend failed after (or before) syncing: keep its data, mark it stale (§6.3) or still syncing. */
-  fail(name: string, error: { code: string; message: string }): void {
+  /**
+   * A backend failed after (or before) syncing: keep its data, mark it stale (§6.3) or still syncing.
+   * `staleSinceMs`: when this is the continuation of an earlier staleness (the supervisor knows), its start.
+   */
+  fail(name: string, error: { code: string; message: string }, staleSinceMs?: number): void {
     const entry = this.#backends.get(name);
     if (!entry) return;
     entry.lastError = { code: error.code, message: error.message };
@@ -226,7 +229,7 @@ export class Store {
     if (entry.state === 'syncing') this.#bump();
     if (entry.state === 'synced') {
       entry.state = 'stale';
-      entry.sinceMs = this.#now();
+      entry.sinceMs = staleSinceMs ?? this.#now();
     }
   }
 
