@@ -46,6 +46,14 @@ interface Slot {
   readonly variants: readonly Buffer[];
   readonly truncated: boolean;
   readonly rcode: number;
+  /**
+   * Rotatable A/AAAA answer (one variant): `blocks` records of `block` bytes right after the question, each
+   * owner a pointer to the question. Every response rotates them (§3.5) and shows `shown` of them (§3.6), so
+   * every record gets its turn first. 0 blocks: serve the precomputed variants instead.
+   */
+  readonly blocks: number;
+  readonly block: number;
+  readonly shown: number;
   next: number;
 }
 
@@ -57,6 +65,10 @@ interface NameEntry {
 }
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Wire sizes of an A / AAAA record whose owner is a compression pointer, and of our OPT record. */
+const A_RECORD_BYTES = 16;
+const AAAA_RECORD_BYTES = 28;
+const OPT_RECORD_BYTES = 11;
 /** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
 const ENTRY_OVERHEAD_BYTES = 512;
 /** Cap on cached names whatever their size: a random-subdomain flood must not grow the heap without bound. */
@@ -105,7 +117,7 @@ export class QueryProcessor {
    * Handle one message. `tcp` lifts the size limit to 65535 (§4.3). Returns the response, or null when the
    * message must be dropped silently (§5.5).
    */
-  process(msg: Uint8Array, len: number, tcp: boolean): Buffer | null {
+  process(msg: Buffer, len: number, tcp: boolean): Buffer | null {
     const q = this.#q;
     try {
       return this.#process(msg, len, tcp, q);
@@ -119,7 +131,7 @@ export class QueryProcessor {
     }
   }
 
-  #process(msg: Uint8Array, len: number, tcp: boolean, q: Query): Buffer | null {
+  #process(msg: Buffer, len: number, tcp: boolean, q: Query): Buffer | null {
     const status = parseQuery(msg, len, q, this.#nameScratch);
     if (status !== PARSE.OK) {
       if (status === PARSE.DROP) {
@@ -153,55 +165,103 @@ export class QueryProcessor {
     const slot = entry ? findSlot(entry, q, limit) : undefined;
     if (slot && !q.qnameCompressed) {
       this.#metrics.cache(true);
-      const n = slot.variants.length;
-      const v = n === 1 ? slot.variants[0]! : slot.variants[this.#pick(slot, n)]!;
-      const out = Buffer.allocUnsafe(v.length);
-      v.copy(out);
-      out[0] = q.id >> 8;
-      out[1] = q.id & 0xff;
-      // Echo this query's RD (0x0100) and CD (0x0010); the rest of the flags belong to the cached answer.
-      out[2] = (v[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
-      out[3] = (v[3]! & 0xef) | (q.flags & 0x10);
-      // Same name length (cache key is the lowercase name): the client's spelling overwrites ours in place.
-      out.set(msg.subarray(HEADER_BYTES, q.questionEnd), HEADER_BYTES);
       this.#metrics.response(q.qtype, slot.rcode, tcp, slot.truncated);
-      return out;
+      return this.#serve(slot, q, msg);
     }
     this.#metrics.cache(false);
     const plan = this.#responder.plan(q.qname, q.qtype);
     const ctx = { query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch };
-    const variants = orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
-    const first = variants[0]!;
-    const truncated = (first[2]! & 0x02) !== 0;
-    if (!q.qnameCompressed) {
-      const newSlot: Slot = {
-        qtype: q.qtype,
-        qclass: q.qclass,
-        limit,
-        edns: q.edns,
-        dnssecOk: q.dnssecOk,
-        variants,
-        truncated,
-        rcode: plan.rcode,
-        next: 1,
-      };
-      let bytes = 0;
-      for (const v of variants) bytes += v.length;
-      if (entry) {
-        // A new entry object: lru-cache re-measures an entry only when a different value is set.
-        const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
-        slots.push(newSlot);
-        let total = entry.name.length;
-        for (const sl of slots) for (const v of sl.variants) total += v.length;
-        this.#cache.set(q.nameHash, { name: entry.name, slots, bytes: total });
-      } else {
-        const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
-        this.#cache.set(q.nameHash, { name, slots: [newSlot], bytes: bytes + name.length });
+    let variants: Buffer[] | null = null;
+    let blocks = 0;
+    let block = 0;
+    if (plan.order !== 'fixed' && plan.answers.length > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
+      const t = plan.answers[0]!.type;
+      if ((t === TYPE.A || t === TYPE.AAAA) && plan.answers.every((r) => r.type === t)) {
+        const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
+        const buf = encode(ctx, plan, base);
+        const count = buf.readUInt16BE(6);
+        const size = t === TYPE.A ? A_RECORD_BYTES : AAAA_RECORD_BYTES;
+        // Only when every answer really is one fixed-size block (owner compressed to the question).
+        if (!q.qnameCompressed && buf.length === q.questionEnd + count * size + (q.edns ? OPT_RECORD_BYTES : 0)) {
+          variants = [buf];
+          blocks = count;
+          block = size;
+        }
       }
     }
+    variants ??= orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
+    const first = variants[0]!;
+    const truncated = (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
-    // Round-robin starts at the first rotation (the slot continues from 1); random picks any.
-    return variants.length === 1 || this.#order !== 'random' ? first : variants[Math.floor(this.#random() * variants.length)]!;
+    if (q.qnameCompressed) {
+      // Not cached (its question bytes cannot be reused verbatim): any variant will do.
+      return variants.length === 1 ? first : variants[Math.floor(this.#random() * variants.length)]!;
+    }
+    const newSlot: Slot = {
+      qtype: q.qtype,
+      qclass: q.qclass,
+      limit,
+      edns: q.edns,
+      dnssecOk: q.dnssecOk,
+      variants,
+      truncated,
+      rcode: plan.rcode,
+      blocks,
+      block,
+      shown: blocks > 0 && plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, blocks) : blocks,
+      next: 0,
+    };
+    let bytes = 0;
+    for (const v of variants) bytes += v.length;
+    if (entry) {
+      // A new entry object: lru-cache re-measures an entry only when a different value is set.
+      const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
+      slots.push(newSlot);
+      let total = entry.name.length;
+      for (const sl of slots) for (const v of sl.variants) total += v.length;
+      this.#cache.set(q.nameHash, { name: entry.name, slots, bytes: total });
+    } else {
+      const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
+      this.#cache.set(q.nameHash, { name, slots: [newSlot], bytes: bytes + name.length });
+    }
+    return this.#serve(newSlot, q, msg);
+  }
+
+  /** A response from a cached slot: copied (or rotated), then this query's ID, RD, CD and spelling patched in. */
+  #serve(slot: Slot, q: Query, msg: Buffer): Buffer {
+    let out: Buffer;
+    let v: Buffer;
+    if (slot.blocks > 0) {
+      v = slot.variants[0]!;
+      const start = q.questionEnd; // same name length as the cached question
+      const b = slot.block;
+      const tail = start + slot.blocks * b;
+      out = Buffer.allocUnsafe(start + slot.shown * b + (v.length - tail));
+      v.copy(out, 0, 0, start);
+      const r = this.#pick(slot, slot.blocks);
+      let o = start;
+      for (let i = 0; i < slot.shown; i++) {
+        const src = start + ((r + i) % slot.blocks) * b;
+        v.copy(out, o, src, src + b);
+        o += b;
+      }
+      v.copy(out, o, tail);
+      out[6] = slot.shown >> 8;
+      out[7] = slot.shown & 0xff;
+    } else {
+      const n = slot.variants.length;
+      v = n === 1 ? slot.variants[0]! : slot.variants[this.#pick(slot, n)]!;
+      out = Buffer.allocUnsafe(v.length);
+      v.copy(out);
+    }
+    out[0] = q.id >> 8;
+    out[1] = q.id & 0xff;
+    // Echo this query's RD (0x0100) and CD (0x0010); the rest of the flags belong to the cached answer.
+    out[2] = (v[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
+    out[3] = (v[3]! & 0xef) | (q.flags & 0x10);
+    // Same name length (the cache key is the lowercase name): the client's spelling overwrites ours in place.
+    msg.copy(out, HEADER_BYTES, HEADER_BYTES, q.questionEnd);
+    return out;
   }
 
   /** §4.2 min(client, maxUdpPayload), rounded down to one of 512, 1232 (the DNS flag day size) or maxUdpPayload. */
@@ -218,7 +278,7 @@ export class QueryProcessor {
       slot.next = (i + 1) % n;
       return i;
     }
-    return Math.floor(this.#random() * n);
+    return this.#order === 'random' ? Math.floor(this.#random() * n) : 0;
   }
 }
 
@@ -237,4 +297,15 @@ function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {
     if (s.qtype === q.qtype && s.qclass === q.qclass && s.limit === limit && s.edns === q.edns && s.dnssecOk === q.dnssecOk) return s;
   }
   return undefined;
+}
+
+function shuffled<T>(xs: readonly T[], random: () => number): T[] {
+  const p = [...xs];
+  for (let i = p.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
 }

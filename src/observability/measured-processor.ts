@@ -42,7 +42,7 @@ export class MeasuredProcessor extends QueryProcessor {
     this.#queryLog = log;
   }
 
-  override process(msg: Uint8Array, len: number, tcp: boolean): Buffer | null {
+  override process(msg: Buffer, len: number, tcp: boolean): Buffer | null {
     const t0 = performance.now();
     const next = this.#next;
     const out = next === null ? super.process(msg, len, tcp) : next.process(msg, len, tcp);

@@ -256,6 +256,29 @@ describe('options: order, maxAnswers, emptyService (§3.5, §3.6, §5.3)', () =>
     }
   });
 
+  it('§3.5 with many records every one of them comes first in turn (random and round-robin)', async () => {
+    const sixty = Array.from({ length: 60 }, (_, i) => inst(`10.5.0.${i + 1}`, [80]));
+    const rnd = await startStack({ answer: { order: 'random' } });
+    const rr = await startStack({ answer: { order: 'round-robin' } });
+    try {
+      put(rnd.store, 'b', [svc('web', sixty)]);
+      put(rr.store, 'b', [svc('web', sixty)]);
+      const rndFirst = new Set<string>();
+      const rrFirst: string[] = [];
+      for (let i = 0; i < 600; i++) {
+        const r = await query(rnd.port, `web.service.${D}`, 'A', { edns: 1232 });
+        assert.equal(r.answers!.length, 60);
+        rndFirst.add(String(r.answers![0]!.data));
+      }
+      for (let i = 0; i < 60; i++) rrFirst.push(String((await query(rr.port, `web.service.${D}`, 'A', { edns: 1232 })).answers![0]!.data));
+      assert.ok(rndFirst.size >= 50, `random: ${rndFirst.size} of 60 records came first`);
+      assert.equal(new Set(rrFirst).size, 60, 'round-robin: each record first once per cycle');
+    } finally {
+      await rnd.stop();
+      await rr.stop();
+    }
+  });
+
   it('§3.6 maxAnswers caps A records after shuffling, so different subsets are served', async () => {
     const s = await startStack({ answer: { maxAnswers: 2 } });
     try {
