@@ -69,6 +69,8 @@ const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 const A_RECORD_BYTES = 16;
 const AAAA_RECORD_BYTES = 28;
 const OPT_RECORD_BYTES = 11;
+/** A/AAAA answers with at most this many records keep every rotation encoded; larger ones rotate per hit. */
+const PRECOMPUTED_ROTATIONS = 32;
 /** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
 const ENTRY_OVERHEAD_BYTES = 512;
 /** Cap on cached names whatever their size: a random-subdomain flood must not grow the heap without bound. */
@@ -183,9 +185,16 @@ export class QueryProcessor {
         const size = t === TYPE.A ? A_RECORD_BYTES : AAAA_RECORD_BYTES;
         // Only when every answer really is one fixed-size block (owner compressed to the question).
         if (!q.qnameCompressed && buf.length === q.questionEnd + count * size + (q.edns ? OPT_RECORD_BYTES : 0)) {
-          variants = [buf];
-          blocks = count;
-          block = size;
+          const shown = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, count) : count;
+          if (count <= PRECOMPUTED_ROTATIONS) {
+            // Few records: keep every rotation ready, so a hit is one copy (measured: 377 vs 613 ns a hit).
+            variants = [];
+            for (let r = 0; r < count; r++) variants.push(rotate(buf, q.questionEnd, count, size, shown, r));
+          } else {
+            variants = [buf];
+            blocks = count;
+            block = size;
+          }
         }
       }
     }
@@ -233,21 +242,7 @@ export class QueryProcessor {
     let v: Buffer;
     if (slot.blocks > 0) {
       v = slot.variants[0]!;
-      const start = q.questionEnd; // same name length as the cached question
-      const b = slot.block;
-      const tail = start + slot.blocks * b;
-      out = Buffer.allocUnsafe(start + slot.shown * b + (v.length - tail));
-      v.copy(out, 0, 0, start);
-      const r = this.#pick(slot, slot.blocks);
-      let o = start;
-      for (let i = 0; i < slot.shown; i++) {
-        const src = start + ((r + i) % slot.blocks) * b;
-        v.copy(out, o, src, src + b);
-        o += b;
-      }
-      v.copy(out, o, tail);
-      out[6] = slot.shown >> 8;
-      out[7] = slot.shown & 0xff;
+      out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
     } else {
       const n = slot.variants.length;
       v = n === 1 ? slot.variants[0]! : slot.variants[this.#pick(slot, n)]!;
@@ -308,4 +303,24 @@ function shuffled<T>(xs: readonly T[], random: () => number): T[] {
     p[j] = t;
   }
   return p;
+}
+
+/**
+ * `v` with its `count` fixed-size answer records (starting at `start`, `size` bytes each) rotated to begin at
+ * record `r`, keeping `shown` of them (ANCOUNT patched); header, question and trailing OPT unchanged.
+ */
+function rotate(v: Buffer, start: number, count: number, size: number, shown: number, r: number): Buffer {
+  const tail = start + count * size;
+  const out = Buffer.allocUnsafe(start + shown * size + (v.length - tail));
+  v.copy(out, 0, 0, start);
+  let o = start;
+  for (let i = 0; i < shown; i++) {
+    const src = start + ((r + i) % count) * size;
+    v.copy(out, o, src, src + size);
+    o += size;
+  }
+  v.copy(out, o, tail);
+  out[6] = shown >> 8;
+  out[7] = shown & 0xff;
+  return out;
 }
