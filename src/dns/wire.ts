@@ -67,6 +67,7 @@ export class Query {
  * malformed packets: truncated records, names with loops, a second OPT, an OPT whose owner is not the root.
  */
 export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buffer): ParseStatus {
+  q.qtype = 0; // until the question is read (metrics of an early FORMERR must not show the previous query's)
   if (len < HEADER_BYTES) return PARSE.DROP;
   q.id = (msg[0]! << 8) | msg[1]!;
   q.flags = (msg[2]! << 8) | msg[3]!;
