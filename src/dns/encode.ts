@@ -329,17 +329,20 @@ export function orderings(plan: Plan, random: () => number): Rec[][] {
   const out: Rec[][] = [];
   // Each variant is a full encode; past a few dozen SRV records clients pick by weight themselves (RFC 2782).
   const count = a.length > LARGE_ANSWER ? LARGE_ANSWER_VARIANTS : RANDOM_VARIANTS;
-  for (let v = 0; v < count; v++) {
-    const p = [...a];
-    for (let i = p.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      const t = p[i]!;
-      p[i] = p[j]!;
-      p[j] = t;
-    }
-    out.push(capped(p));
-  }
+  for (let v = 0; v < count; v++) out.push(capped(shuffled(a, random)));
   return out;
+}
+
+/** A Fisher-Yates shuffled copy. */
+export function shuffled<T>(xs: readonly T[], random: () => number): T[] {
+  const p = [...xs];
+  for (let i = p.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
 }
 
 /** §3.6: keep at most `max` A/AAAA records (0 = all), in order; other types are untouched. */

@@ -7,7 +7,7 @@
 // so no cached answer outlives the data behind it (§6.4).
 
 import { LRUCache } from 'lru-cache';
-import { encode, encodeBare, orderings, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
+import { encode, encodeBare, orderings, shuffled, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
 import type { Order, Responder } from './plan.ts';
 import { CLASS, CLASSIC_UDP_BYTES, HEADER_BYTES, PARSE, parseQuery, Query, RCODE, TYPE } from './wire.ts';
 
@@ -292,17 +292,6 @@ function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {
     if (s.qtype === q.qtype && s.qclass === q.qclass && s.limit === limit && s.edns === q.edns && s.dnssecOk === q.dnssecOk) return s;
   }
   return undefined;
-}
-
-function shuffled<T>(xs: readonly T[], random: () => number): T[] {
-  const p = [...xs];
-  for (let i = p.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
 }
 
 /**

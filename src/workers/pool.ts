@@ -9,7 +9,6 @@ import type { AnswerOptions } from '../answer/answer.ts';
 import { Backoff } from '../backends/backoff.ts';
 import type { BoundAddress, ListenSpec } from '../dns/server.ts';
 import { DnsCounters } from '../observability/dns-counters.ts';
-import type { LogLevel } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QueryLogConfig } from '../observability/query-log.ts';
 import type { StoreReplicator } from '../store/replication.ts';
@@ -20,15 +19,9 @@ const WORKER_START_TIMEOUT_MS = 10_000;
 /** A worker that lived this long before dying is restarted without backoff growth. */
 const WORKER_HEALTHY_AFTER_MS = 30_000;
 
-export interface PoolOptions {
+/** What every worker is started with (minus its index and counters), plus what the pool itself needs. */
+export interface PoolOptions extends Omit<WorkerInit, 'index' | 'counters'> {
   readonly count: number;
-  readonly listen: readonly ListenSpec[];
-  readonly answer: AnswerOptions;
-  readonly maxUdpPayloadBytes: number;
-  readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number };
-  readonly logLevel: LogLevel;
-  readonly queryLog: QueryLogConfig;
-  readonly configDir: string;
   readonly replicator: StoreReplicator;
   readonly metrics: Metrics;
   readonly logger: Logger;
