@@ -73,8 +73,6 @@ const OPT_RECORD_BYTES = 11;
 const PRECOMPUTED_ROTATIONS = 32;
 /** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
 const ENTRY_OVERHEAD_BYTES = 512;
-/** Cap on cached names whatever their size: a random-subdomain flood must not grow the heap without bound. */
-const MAX_CACHED_NAMES = 100_000;
 /** Slots kept per name (types × size classes); more is a client iterating over types, not a hot name. */
 const MAX_SLOTS_PER_NAME = 16;
 /** DNS flag day 2020 EDNS size: the size class between 512 and a larger maxUdpPayloadBytes. */
@@ -99,7 +97,8 @@ export class QueryProcessor {
     this.#metrics = opts.metrics ?? noopMetrics;
     this.#random = opts.random ?? Math.random;
     this.#cache = new LRUCache<number, NameEntry>({
-      max: MAX_CACHED_NAMES,
+      // Bytes only, no `max`: with `max` lru-cache preallocates index arrays that clear() resets on every data
+      // change (measured 380 µs vs 1.8 µs). The per-entry overhead in the size bounds the number of names anyway.
       maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
       sizeCalculation: (e) => ENTRY_OVERHEAD_BYTES + e.bytes,
     });
