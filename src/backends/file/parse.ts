@@ -9,7 +9,7 @@ import { LineCounter, isMap, isNode, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
 import { canonicalAddress } from '../../model/names.ts';
-import type { Port } from '../../model/service.ts';
+import type { Instance, Port } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import { BackendError } from '../backend.ts';
 import { labelSchema } from '../schema.ts';
@@ -22,14 +22,11 @@ export type CheckSpec =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly intervalMs: number; readonly timeoutMs: number }
   | { readonly kind: 'http'; readonly url: string; readonly intervalMs: number; readonly timeoutMs: number };
 
-/** One instance as written in the file (healthy or not), canonicalised. */
-export interface InstanceDef {
-  readonly address: string;
-  readonly family: 4 | 6;
-  readonly ports: readonly Port[];
-  readonly weight: number;
-  /** Service tags then instance tags, de-duplicated, lowercase. */
-  readonly tags: readonly string[];
+/**
+ * One instance as written in the file (healthy or not), canonicalised: the served Instance (tags are service
+ * tags then instance tags, de-duplicated, lowercase) plus what decides whether it is served.
+ */
+export interface InstanceDef extends Instance {
   /** `healthy: false` in the file: never served, never checked. */
   readonly healthy: boolean;
   readonly check: CheckSpec | null;
