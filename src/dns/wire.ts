@@ -9,8 +9,10 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 export const HEADER_BYTES = 12;
 /** RFC 1035 §4.2.1 UDP limit without EDNS. */
 export const CLASSIC_UDP_BYTES = 512;
-/** RFC 1035 §2.3.4. */
+/** RFC 1035 §2.3.4: a name is at most 255 octets on the wire, the root's zero octet included. */
 const MAX_NAME_WIRE_BYTES = 255;
+/** So its labels (length octets included) may take at most this much. */
+const MAX_LABELS_WIRE_BYTES = MAX_NAME_WIRE_BYTES - 1;
 
 /** Outcome of parseQuery. */
 export const PARSE = {
@@ -27,7 +29,10 @@ export type ParseStatus = (typeof PARSE)[keyof typeof PARSE];
 /** Scratch for one parsed query; one instance per listener, overwritten by each packet. */
 export class Query {
   id = 0;
-  /** Header flags word (bytes 2-3). */
+  /**
+   * Header flags word (bytes 2-3): what a response echoes (encode.ts echoFlags takes opcode, RD and CD from it).
+   * For NOTIMP it keeps only the opcode (§5.5).
+   */
   flags = 0;
   opcode = 0;
   /** Offset just after the question name (the name starts at 12). */
@@ -78,7 +83,11 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
   q.ednsVersion = 0;
   q.dnssecOk = false;
   q.qnameCompressed = false;
-  if (q.opcode !== 0) return PARSE.NOTIMP;
+  if (q.opcode !== 0) {
+    // §5.5, RFC 6895 §2: flags other than the opcode are defined for QUERY only, so none is echoed (as NSD/BIND).
+    q.flags &= 0x7800;
+    return PARSE.NOTIMP;
+  }
   const qd = (msg[4]! << 8) | msg[5]!;
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
@@ -115,7 +124,7 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
     if (l & 0xc0) return PARSE.FORMERR; // 0x40/0x80: extended label types, not supported (RFC 6891 §5)
     if (pos + 1 + l > len) return PARSE.FORMERR;
     wire += 1 + l;
-    if (wire > MAX_NAME_WIRE_BYTES) return PARSE.FORMERR;
+    if (wire > MAX_LABELS_WIRE_BYTES) return PARSE.FORMERR;
     if (out > 0) {
       scratch[out++] = 0x2e;
       hash = Math.imul(hash ^ 0x2e, 0x01000193);
@@ -184,7 +193,7 @@ function skipName(msg: Uint8Array, len: number, off: number): number {
     if ((l & 0xc0) === 0xc0) return off + 2 <= len ? off + 2 : -1;
     if (l & 0xc0) return -1;
     wire += l + 1;
-    if (wire > MAX_NAME_WIRE_BYTES) return -1;
+    if (wire > MAX_LABELS_WIRE_BYTES) return -1;
     off += l + 1;
   }
 }

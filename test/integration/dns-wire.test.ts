@@ -246,6 +246,21 @@ describe('bad input (§5.5–§5.7)', () => {
     }
   });
 
+  it('§5.5 RFC 6895 §2 NOTIMP echoes no flags but the opcode: RD, CD, TC, AD and Z are not echoed (genreport opcodeflg)', async () => {
+    // Every flag a query can carry (TC, RD, Z, AD, CD; AA too), for each unimplemented opcode.
+    const allFlags = 0x0400 | 0x0200 | 0x0100 | 0x0040 | 0x0020 | 0x0010;
+    for (const opcode of [1, 2, 4, 5, 6, 15]) {
+      const raw = await udpRaw(s.port, Buffer.concat([header(0x1234 + opcode, (opcode << 11) | allFlags, 1), question(`web.service.${D}`)]));
+      assert.ok(raw, `opcode ${opcode}: got a reply`);
+      assert.equal(raw.readUInt16BE(0), 0x1234 + opcode, `opcode ${opcode}: ID`);
+      assert.equal(raw.readUInt16BE(2).toString(16), (0x8000 | (opcode << 11) | 4).toString(16), `opcode ${opcode}: QR, opcode and NOTIMP only`);
+      assert.deepEqual([raw.readUInt16BE(4), raw.readUInt16BE(6), raw.readUInt16BE(8), raw.readUInt16BE(10)], [0, 0, 0, 0]);
+    }
+    // A QUERY with the same flags still gets RD and CD echoed (§3.7).
+    const q = (await udpRaw(s.port, Buffer.concat([header(77, 0x0100 | 0x0010, 1), question(`web.service.${D}`)])))!;
+    assert.equal(q.readUInt16BE(2) & 0x0110, 0x0110);
+  });
+
   const formerr = async (label: string, msg: Buffer, id: number) => {
     const raw = await udpRaw(s.port, msg);
     assert.ok(raw, `${label}: got a reply`);
@@ -270,6 +285,25 @@ describe('bad input (§5.5–§5.7)', () => {
     await formerr('forward pointer', Buffer.concat([header(108, 0, 1), Buffer.from([0xc0, 14, 0, 1, 0, 1, 0])]), 108);
     const long = Array.from({ length: 5 }, () => 'a'.repeat(63)).join('.');
     await formerr('name over 255', Buffer.concat([header(109, 0, 1), question(long)]), 109);
+  });
+
+  it('§5.5 RFC 1035 §2.3.4: a QNAME of 256 octets (root octet included) is FORMERR; 255 octets is answered', async () => {
+    /** A name under D whose wire form, root octet included, is exactly `octets` long. */
+    const nameOf = (octets: number) => {
+      let left = octets - (D.length + 2); // D's labels and the root octet
+      const labels: string[] = [];
+      while (left > 0) {
+        const l = Math.min(63, left - 1);
+        labels.push('a'.repeat(l));
+        left -= l + 1;
+      }
+      const name = `${labels.join('.')}.${D}`;
+      assert.equal(qname(name).length, octets);
+      return name;
+    };
+    await formerr('256 octets', Buffer.concat([header(114, 0x0100, 1), question(nameOf(256))]), 114);
+    const ok = (await udpRaw(s.port, Buffer.concat([header(115, 0x0100, 1), question(nameOf(255))])))!;
+    assert.equal(rcodeOf(ok), 3, '255 octets: an ordinary NXDOMAIN');
   });
 
   it('§5.5 two OPT records, an OPT not at the root, or a broken OPT → FORMERR', async () => {
