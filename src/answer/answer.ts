@@ -139,7 +139,9 @@ export class Answerer implements Responder {
     if (!parsed || !this.#store.hasAddress(scope, parsed.address)) return this.#missing(domain, scope);
     const type = parsed.family === 4 ? TYPE.A : TYPE.AAAA;
     if (qtype !== type && qtype !== TYPE.ANY) return this.#nodata(domain);
-    return this.#positive([{ name: this.#addrName(parsed.address, scope, domain), type, ttl: this.#o.ttlSeconds, address: parsed.address } as Rec], []);
+    // The owner is the name asked: an old spelling (`--1`, §2.4) answers under its own name, not addrLabel's.
+    const owner = `${prefix[0]!}.${ADDR}${scope === null ? '' : `.${scope}`}.${domain}`;
+    return this.#positive([{ name: owner, type, ttl: this.#o.ttlSeconds, address: parsed.address } as Rec], []);
   }
 
   #service(domain: string, scope: string | null, prefix: string[], qtype: number): Plan {
@@ -178,7 +180,8 @@ export class Answerer implements Responder {
     const ttl = svc.ttlSeconds ?? this.#o.ttlSeconds;
     const owner = this.#ownerName(domain, scope, prefix);
 
-    if (qtype === TYPE.SRV) return this.#srv(domain, scope, owner, ttl, selected);
+    // §3.3, RFC 8482: ANY may get a subset, never a denial; on an SRV-only name that subset is the SRV RRset.
+    if (qtype === TYPE.SRV || (srvOnly && qtype === TYPE.ANY)) return this.#srv(domain, scope, owner, ttl, selected);
     if (srvOnly) return this.#nodata(domain); // §2.3: A/AAAA on RFC 2782 names answer NODATA
     const answers: Rec[] = [];
     const seen = new Set<string>();

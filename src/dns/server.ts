@@ -19,6 +19,8 @@ export interface DnsServerOptions {
   readonly processor: QueryProcessor;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
+  /** A TCP message that has started arriving must be complete within this (default 3000 ms). */
+  readonly tcpMessageDeadlineMs?: number;
   /** Errors on a socket that are not the client's fault to see (EMSGSIZE, EPIPE...). Must not throw. */
   readonly onError?: (err: Error, where: string) => void;
   /** Open TCP connections changed (metrics). */
@@ -39,7 +41,8 @@ export interface BoundAddress {
 const PORT_ZERO_ATTEMPTS = 20;
 /** Largest DNS message (2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65_535;
-/** A message that has started arriving must be complete within this (slowloris: the idle timer resets per byte). */
+/** Default per-message deadline: a message that has started arriving must be complete within this (slowloris: the
+ * idle timer resets per byte). */
 const TCP_MESSAGE_DEADLINE_MS = 3000;
 /** Answers queued for a client that does not read: past this the connection is dropped. */
 const TCP_MAX_QUEUED_BYTES = 1024 * 1024;
@@ -135,47 +138,89 @@ export class DnsServer {
     this.#conns.set(sock, state);
     this.#o.onTcpConnections?.(this.#conns.size);
     sock.setTimeout(this.#o.tcpIdleTimeoutMs, () => sock.destroy());
-    let buf: Buffer | null = null;
+    const deadlineMs = this.#o.tcpMessageDeadlineMs ?? TCP_MESSAGE_DEADLINE_MS;
+    // Framing state, carried across chunks. A message that arrives whole inside one chunk is answered from a
+    // view of that chunk; one split across chunks is copied into a buffer of its announced size (one allocation
+    // per split message, each byte copied once: no concatenation per chunk, which is quadratic when dribbled).
+    let lenHigh = -1; // first length byte when a chunk ended between the two, else -1
+    let msgLen = -1; // announced length of the message being assembled, -1 when none
+    let asm: Buffer | null = null;
+    let filled = 0;
     let deadline: NodeJS.Timeout | null = null;
-    sock.on('data', (chunk: Buffer) => {
-      buf = buf === null || buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      let off = 0;
-      while (buf.length - off >= 2) {
-        const n = buf.readUInt16BE(off);
-        if (buf.length - off - 2 < n) break;
-        const msg = buf.subarray(off + 2, off + 2 + n);
-        off += 2 + n;
-        const out = this.#o.processor.process(msg, n, true);
-        if (out !== null && out.length <= MAX_TCP_MESSAGE) {
-          const len = Buffer.allocUnsafe(2);
-          len.writeUInt16BE(out.length, 0);
-          sock.cork(); // length and message leave in one segment, without copying the answer
-          sock.write(len);
-          const flushed = sock.write(out);
-          sock.uncork();
-          if (!flushed) {
-            // Backpressure: stop reading queries from a client that is not reading answers.
-            if (sock.writableLength > TCP_MAX_QUEUED_BYTES) {
-              sock.destroy();
-              return;
-            }
-            if (!sock.isPaused()) {
-              sock.pause();
-              sock.once('drain', () => sock.resume());
-            }
-          }
+    const answer = (msg: Buffer, n: number): boolean => {
+      const out = this.#o.processor.process(msg, n, true);
+      if (out === null || out.length > MAX_TCP_MESSAGE) return true;
+      const len = Buffer.allocUnsafe(2);
+      len.writeUInt16BE(out.length, 0);
+      sock.cork(); // length and message leave in one segment, without copying the answer
+      sock.write(len);
+      const flushed = sock.write(out);
+      sock.uncork();
+      if (!flushed) {
+        // Backpressure: stop reading queries from a client that is not reading answers.
+        if (sock.writableLength > TCP_MAX_QUEUED_BYTES) {
+          sock.destroy();
+          return false;
+        }
+        if (!sock.isPaused()) {
+          sock.pause();
+          sock.once('drain', () => sock.resume());
         }
       }
-      buf = off === buf.length ? null : buf.subarray(off);
-      state.partial = buf !== null;
-      if (state.partial && deadline === null) {
-        deadline = setTimeout(() => sock.destroy(), TCP_MESSAGE_DEADLINE_MS);
-      } else if (!state.partial && deadline !== null) {
+      return true;
+    };
+    sock.on('data', (chunk: Buffer) => {
+      const end = chunk.length;
+      let off = 0;
+      let completed = false;
+      while (off < end) {
+        if (msgLen < 0) {
+          // The 2-byte length prefix, possibly split across chunks.
+          if (lenHigh >= 0) {
+            msgLen = (lenHigh << 8) | chunk[off++]!;
+            lenHigh = -1;
+          } else if (end - off >= 2) {
+            msgLen = chunk.readUInt16BE(off);
+            off += 2;
+          } else {
+            lenHigh = chunk[off++]!;
+            break;
+          }
+        }
+        if (asm === null && end - off >= msgLen) {
+          // Whole message inside this chunk: no copy.
+          const n = msgLen;
+          msgLen = -1;
+          completed = true;
+          if (!answer(chunk.subarray(off, off + n), n)) return;
+          off += n;
+          continue;
+        }
+        asm ??= Buffer.allocUnsafe(msgLen);
+        const take = Math.min(msgLen - filled, end - off);
+        chunk.copy(asm, filled, off, off + take);
+        filled += take;
+        off += take;
+        if (filled < msgLen) break;
+        const msg = asm;
+        const n = msgLen;
+        asm = null;
+        filled = 0;
+        msgLen = -1;
+        completed = true;
+        if (!answer(msg, n)) return;
+      }
+      state.partial = lenHigh >= 0 || msgLen >= 0;
+      // The deadline is per message: it starts when a message starts arriving and stops when it is complete, so
+      // a client pipelining over a long connection (chunks ending mid-message) is never cut off, while one that
+      // dribbles a single message forever (slowloris: the idle timer resets per byte) is.
+      if (deadline !== null && (completed || !state.partial)) {
         clearTimeout(deadline);
         deadline = null;
       }
+      if (state.partial && deadline === null) deadline = setTimeout(() => sock.destroy(), deadlineMs);
       // While closing, a connection is ended once every complete query it sent has been answered.
-      if (this.#closing && buf === null) sock.end();
+      if (this.#closing && !state.partial) sock.end();
     });
     sock.on('close', () => {
       if (deadline !== null) clearTimeout(deadline);

@@ -67,12 +67,25 @@ export function canonicalIPv6(s: string): string {
   return `${head}::${tail}`;
 }
 
-/** The `.addr` label of an address (§2.4): IPv4 dots → dashes; IPv6 RFC 5952 colons → dashes. */
+/**
+ * The `.addr` label of an address (§2.4): IPv4 dots → dashes; IPv6 RFC 5952 colons → dashes, with a zero group
+ * written out where `::` touches an edge (`::1` → `0--1`, `fd00::` → `fd00--0`, `::` → `0--0`). So the label is a
+ * host name (RFC 952/1123: letters, digits, inner hyphens): glibc's getaddrinfo refuses labels that start or end
+ * with `-`, and an SRV target must be one.
+ */
 export function addrLabel(address: string): string {
-  return address.includes(':') ? address.replace(/:/g, '-') : address.replace(/\./g, '-');
+  if (!address.includes(':')) return address.replace(/\./g, '-');
+  let text = address;
+  if (text.startsWith('::')) text = `0${text}`;
+  if (text.endsWith('::')) text = `${text}0`;
+  return text.replace(/:/g, '-');
 }
 
-/** Inverse of addrLabel; null when the label is not an address in our form. Returns canonical text. */
+/**
+ * Inverse of addrLabel; null when the label is not an address in our form. Returns canonical text.
+ * Two spellings name an IPv6 address: addrLabel's, and the older one with `::` left bare at an edge (`--1`),
+ * which earlier versions handed out as SRV targets and resolvers may still have cached. No other spelling does.
+ */
 export function addressFromLabel(label: string): { address: string; family: 4 | 6 } | null {
   if (/^\d{1,3}(-\d{1,3}){3}$/.test(label)) {
     const text = label.replace(/-/g, '.');
@@ -82,8 +95,7 @@ export function addressFromLabel(label: string): { address: string; family: 4 | 
     const text = label.replace(/-/g, ':');
     if (isIP(text) !== 6) return null;
     const c = canonicalIPv6(text);
-    // Only the canonical spelling names the target (one name per address).
-    return c === text ? { address: c, family: 6 } : null;
+    return c === text || label === addrLabel(c) ? { address: c, family: 6 } : null;
   }
   return null;
 }

@@ -14,6 +14,7 @@ export interface StackOptions {
   maxUdpPayloadBytes?: number;
   tcpIdleTimeoutMs?: number;
   tcpMaxConnections?: number;
+  tcpMessageDeadlineMs?: number;
   metrics?: DnsMetrics;
 }
 
@@ -48,6 +49,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     processor,
     tcpIdleTimeoutMs: opts.tcpIdleTimeoutMs ?? 5000,
     tcpMaxConnections: opts.tcpMaxConnections ?? 100,
+    ...(opts.tcpMessageDeadlineMs !== undefined ? { tcpMessageDeadlineMs: opts.tcpMessageDeadlineMs } : {}),
   });
   await server.start();
   return { port: server.addresses[0]!.port, store, server, processor, stop: () => server.close(200) };

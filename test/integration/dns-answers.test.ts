@@ -16,6 +16,7 @@ function data(s: Stack) {
     svc('dns', [inst('10.0.3.1', ['dns:53/udp', 'dns-tcp:53/tcp'])]),
     svc('slow', [inst('10.0.4.1', [80])], { ttlSeconds: 30 }),
     svc('web', [inst('10.1.0.1', [8080])], { scope: 'staging' }),
+    svc('edge', [inst('::1', [80]), inst('fd00::', [81]), inst('::', [82])]),
   ]);
 }
 
@@ -130,6 +131,26 @@ describe('answers over UDP (§1–§3, §5)', () => {
     assert.equal(v6asA.answers!.length, 0);
   });
 
+  it('§2.4 RFC 952/1123: every .addr target is a host name (zero groups at the edges written out); the old form answers too', async () => {
+    const hostLabel = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+    const r = await query(s.port, `edge.service.${D}`, 'SRV');
+    assert.deepEqual(answerData(r), ['1 1 80 0--1.addr.sd.internal', '1 1 81 fd00--0.addr.sd.internal', '1 1 82 0--0.addr.sd.internal']);
+    const targets = r.answers!.map((a) => (a.data as { target: string }).target);
+    for (const t of targets) for (const l of t.split('.')) assert.match(l, hostLabel, t);
+    const glue = (r.additionals ?? []).filter((a) => a.type === 'AAAA').map((a) => `${a.name} ${String(a.data)}`).sort();
+    assert.deepEqual(glue, ['0--0.addr.sd.internal ::', '0--1.addr.sd.internal ::1', 'fd00--0.addr.sd.internal fd00::']);
+    // The target names answer, and so do the old spellings (`--1`, `fd00--`, `--`), each under its own owner name.
+    for (const [name, address] of [
+      ['0--1', '::1'], ['--1', '::1'], ['fd00--0', 'fd00::'], ['fd00--', 'fd00::'], ['0--0', '::'], ['--', '::'],
+    ] as const) {
+      const a = await query(s.port, `${name}.addr.${D}`, 'AAAA');
+      assert.deepEqual(answerData(a), [address], name);
+      assert.equal(a.answers![0]!.name, `${name}.addr.${D}`, `${name}: the owner is the name asked`);
+    }
+    // Other spellings of the same address are not target names.
+    for (const name of ['0-0--1', '0--0-1', 'fd00-0--0']) assert.equal(rcode(await query(s.port, `${name}.addr.${D}`, 'AAAA')), 'NXDOMAIN', name);
+  });
+
   it('§2.5 empty non-terminals answer NODATA for every type; unknown names NXDOMAIN (§5.1)', async () => {
     for (const name of [`service.${D}`, `staging.${D}`, `service.staging.${D}`]) {
       for (const t of ['A', 'TXT', 'SRV']) {
@@ -169,6 +190,19 @@ describe('answers over UDP (§1–§3, §5)', () => {
   it('§3.3 ANY answers the A and AAAA records', async () => {
     const r = await query(s.port, `api.service.${D}`, 'ANY');
     assert.deepEqual(r.answers!.map((a) => a.type).sort(), ['A', 'AAAA']);
+  });
+
+  it('§3.3 RFC 8482: ANY on an SRV-only name answers its SRV RRset with glue, never an empty NODATA', async () => {
+    for (const name of [`_http._tcp.api.service.${D}`, `_web._tcp.service.${D}`, `_web._primary.service.${D}`]) {
+      const srv = await query(s.port, name, 'SRV');
+      const any = await query(s.port, name, 'ANY');
+      assert.equal(rcode(any), 'NOERROR', name);
+      assert.ok(any.answers!.length > 0, `${name}: ANY is answered`);
+      assert.deepEqual(any.answers!.map((a) => a.type), any.answers!.map(() => 'SRV'), name);
+      assert.deepEqual(answerData(any), answerData(srv), name);
+      const glue = (p: typeof any) => (p.additionals ?? []).filter((a) => a.type !== 'OPT').map((a) => a.name).sort();
+      assert.deepEqual(glue(any), glue(srv), `${name}: the same glue`);
+    }
   });
 
   it('§3.4 TTL per service when set, else the default', async () => {
