@@ -1,6 +1,8 @@
 // cli: argv → config → app, signals, exit codes (0 ok, 1 runtime failure, 2 bad usage or bad config).
 
-import { readFileSync } from 'node:fs';
+// First: on an old Node it exits with a clear message before any other module runs.
+import './require-node.ts';
+import { readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
 import { ConfigError, loadConfigFile, type ConfigOverrides } from './config/load.ts';
@@ -169,6 +171,16 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   });
 }
 
-if (import.meta.main) {
+// `import.meta.main` is missing before Node 24.2: fall back to comparing the script path, or `node dist/cli.js`
+// would exit 0 without doing anything.
+function runAsScript(): boolean {
+  if (import.meta.main !== undefined) return import.meta.main;
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === import.meta.filename;
+  } catch {
+    return false;
+  }
+}
+if (runAsScript()) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

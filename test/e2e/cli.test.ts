@@ -2,9 +2,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { SAMPLE_CONFIG, collect, spawnSvcdns, tempDir } from './harness.ts';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { BIN, CLI_SOURCE, REPO, SAMPLE_CONFIG, collect, spawnSvcdns, tempDir } from './harness.ts';
 
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnSvcdns(args);
@@ -45,4 +46,146 @@ test('check-config on the sample prints OK and exits 0', { timeout: 15_000 }, as
   const r = await runCli(['check-config', SAMPLE_CONFIG]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /svcdns\.yaml: OK \(1 backend\(s\): static\)/);
+});
+
+// ---- the Node version check and the choice between src/ and dist/ (issue 10 #11, issue 9 item 4) ----
+
+/** Bound on a child that should exit at once; only turns a hang into a failure (never a speed assertion). */
+const EXIT_DEADLINE_MS = 60_000;
+
+const WRONG_NODE = /^svcdns needs Node\.js >= 24 \(found (\d+\.\d+\.\d+)\); run npm ci, which installs it\n$/;
+
+/** Run `file args` in `cwd`; resolves with the exit code and output; killed (and failed) only if it hangs. */
+async function runWith(file: string, args: readonly string[], cwd = REPO): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(file, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const io = collect(child);
+  const kill = setTimeout(() => child.kill('SIGKILL'), EXIT_DEADLINE_MS);
+  try {
+    const code = await io.exited;
+    return { code, stdout: io.stdout(), stderr: io.stderr() };
+  } finally {
+    clearTimeout(kill);
+  }
+}
+
+/**
+ * A Node.js older than 24 to run the entry points with: the system's own `node` (Debian's is 20), found on PATH
+ * outside this repository (npm puts node_modules/.bin, which holds Node 24, first). When the machine has none,
+ * the test Node pretends to be 20.0.0 through a preload, so the message path is still exercised.
+ */
+function oldNode(): { file: string; pre: string[]; version: string } {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/bin', '/usr/bin', '/bin'];
+  for (const dir of dirs) {
+    if (dir === '' || resolve(dir).startsWith(REPO)) continue;
+    const file = join(dir, 'node');
+    if (!existsSync(file)) continue;
+    const r = spawnSync(file, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: EXIT_DEADLINE_MS });
+    const version = r.stdout?.trim() ?? '';
+    if (r.status === 0 && Number(version.split('.')[0]) < 24) return { file, pre: [], version };
+  }
+  return { file: process.execPath, pre: ['--import', PRETEND_NODE_20], version: '20.0.0' };
+}
+const PRETEND_NODE_20 = `data:text/javascript,Object.defineProperty(process.versions,'node',{value:'20.0.0'})`;
+
+test('wrong Node (issue 10 #11): bin/svcdns.js, `npm start` and a built dist/cli.js say which Node they need and exit 1', { timeout: 240_000 }, async () => {
+  const node = oldNode();
+  const out = join(REPO, '.tmp', `dist-node-check-${process.pid}`);
+  try {
+    const bin = await runWith(node.file, [...node.pre, BIN, '--config', SAMPLE_CONFIG]);
+    assert.equal(bin.code, 1, bin.stderr);
+    assert.match(bin.stderr, WRONG_NODE);
+    assert.equal(WRONG_NODE.exec(bin.stderr)?.[1], node.version);
+    assert.equal(bin.stdout, '');
+
+    // `npm start` before `npm ci`: its command, with the old Node as `node`.
+    const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    const [cmd, ...startArgs] = pkg.scripts.start.split(/\s+/);
+    assert.equal(cmd, 'node', 'npm start runs node');
+    const start = await runWith(node.file, [...node.pre, ...startArgs]);
+    assert.equal(start.code, 1, start.stderr);
+    assert.match(start.stderr, WRONG_NODE);
+
+    // The systemd unit's and the image's `node dist/cli.js`: built into a directory of its own (the repo's
+    // dist/ belongs to whoever ran `npm run build`); inside the repo so that node_modules resolves.
+    const tsc = await runWith(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out]);
+    assert.ok(existsSync(join(out, 'cli.js')), `tsc built nothing: ${tsc.stdout}${tsc.stderr}`);
+    const dist = await runWith(node.file, [...node.pre, join(out, 'cli.js'), '--config', SAMPLE_CONFIG]);
+    assert.equal(dist.code, 1, dist.stderr);
+    assert.match(dist.stderr, WRONG_NODE);
+    assert.equal(dist.stdout, '');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('wrong Node (issue 10 #11): src/cli.ts itself checks first (Node 22.18+ runs .ts files too)', { timeout: 120_000 }, async () => {
+  const pretend = `data:text/javascript,Object.defineProperty(process.versions,'node',{value:'22.18.0'})`;
+  const r = await runWith(process.execPath, ['--import', pretend, CLI_SOURCE, '--config', SAMPLE_CONFIG]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, WRONG_NODE);
+  assert.equal(WRONG_NODE.exec(r.stderr)?.[1], '22.18.0');
+});
+
+/**
+ * A copy of bin/svcdns.js beside a fake src/cli.ts and dist/cli.js whose main() prints which one ran: the launcher
+ * picks by path relative to itself, so the copy behaves as the real one would in a checkout.
+ */
+function launcherLayout(dir: string): { run: () => Promise<string>; age: (rel: string, secondsAgo: number) => void } {
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'src', 'sub'), { recursive: true });
+  mkdirSync(join(dir, 'dist', 'sub'), { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+  copyFileSync(BIN, join(dir, 'bin', 'svcdns.js'));
+  const fake = (which: string) => `export async function main() { process.stdout.write('${which}\\n'); return 0; }\n`;
+  writeFileSync(join(dir, 'src', 'cli.ts'), fake('src'));
+  writeFileSync(join(dir, 'src', 'sub', 'x.ts'), 'export {};\n');
+  writeFileSync(join(dir, 'dist', 'cli.js'), fake('dist'));
+  writeFileSync(join(dir, 'dist', 'sub', 'x.js'), 'export {};\n');
+  const now = Date.now() / 1000;
+  const age = (rel: string, secondsAgo: number) => utimesSync(join(dir, rel), now - secondsAgo, now - secondsAgo);
+  // A checkout, then a build: every source 100 s old, every output 50 s old.
+  for (const rel of ['src', 'src/sub', 'src/cli.ts', 'src/sub/x.ts']) age(rel, 100);
+  for (const rel of ['dist/cli.js', 'dist/sub/x.js']) age(rel, 50);
+  const run = async () => {
+    const r = await runWith(process.execPath, [join(dir, 'bin', 'svcdns.js')], dir);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  return { run, age };
+}
+
+test('a stale dist/ is never run (issue 9 item 4): bin/svcdns.js runs dist/ only when no file under src/ is newer', { timeout: 120_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    const l = launcherLayout(tmp.dir);
+    assert.equal(await l.run(), 'dist', 'a build newer than every source runs');
+    l.age('src/sub/x.ts', 10); // a source edited after the build
+    assert.equal(await l.run(), 'src');
+    l.age('src/sub/x.ts', 100);
+    l.age('dist/sub/x.js', 200); // an output left over from an older build
+    assert.equal(await l.run(), 'src');
+    l.age('dist/sub/x.js', 50);
+    assert.equal(await l.run(), 'dist');
+    rmSync(join(tmp.dir, 'src', 'sub', 'x.ts'));
+    l.age('src/sub', 10); // a source deleted after the build: only its directory says so
+    assert.equal(await l.run(), 'src');
+    rmSync(join(tmp.dir, 'src'), { recursive: true }); // an installed copy without sources (systemd, Docker)
+    assert.equal(await l.run(), 'dist');
+    const l2 = launcherLayout(join(tmp.dir, 'again'));
+    rmSync(join(tmp.dir, 'again', 'dist'), { recursive: true });
+    assert.equal(await l2.run(), 'src', 'no build: the sources');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('the e2e harness runs the sources under test, never a build (issue 9 item 4)', { timeout: 60_000 }, async () => {
+  const child = spawnSvcdns(['--version']);
+  const io = collect(child);
+  try {
+    assert.ok(child.spawnargs.includes(CLI_SOURCE), child.spawnargs.join(' '));
+    assert.equal(await io.exited, 0, io.stderr());
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

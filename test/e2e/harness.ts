@@ -1,4 +1,4 @@
-// test/e2e/harness: real processes for end-to-end tests — svcdns as a child process (bin/svcdns.js), dnsmasq,
+// test/e2e/harness: real processes for end-to-end tests — svcdns as a child process (src/cli.ts), dnsmasq,
 // and the dig/kdig command-line tools — plus a parser for their text output. A missing tool is a test FAILURE
 // naming the Debian package to install (never a skip: a missing tool must not let a test pass silently).
 
@@ -13,6 +13,8 @@ import { parseDocument } from 'yaml';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(REPO, 'bin/svcdns.js');
+/** The CLI's source: what the e2e tests run (see spawnSvcdns). */
+export const CLI_SOURCE = join(REPO, 'src/cli.ts');
 export const SAMPLE_CONFIG = join(REPO, 'config/svcdns.yaml');
 
 /** The Debian package that provides each tool (what .ci/run installs). */
@@ -204,9 +206,12 @@ export interface SvcdnsProcess {
   stop(): Promise<number | null>;
 }
 
-/** Spawn bin/svcdns.js with the same Node (>= 24) that runs the tests. */
+/**
+ * Spawn svcdns from its TypeScript sources (src/cli.ts), with the same Node (>= 24) that runs the tests: never a
+ * dist/ build, which may be older than the code under test (issue 9). bin/svcdns.js has its own tests in cli.test.ts.
+ */
 export function spawnSvcdns(args: readonly string[]): ChildProcess {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', BIN, ...args], {
+  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI_SOURCE, ...args], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(),
