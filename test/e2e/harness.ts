@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
+import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(REPO, 'bin/svcdns.js');
@@ -50,7 +51,7 @@ export function requireTool(tool: Tool, env: NodeJS.ProcessEnv = process.env): s
 }
 
 /** Poll `fn` until it returns a truthy value or the deadline passes; rethrows the last error at the deadline. */
-export async function pollUntil<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 8000, intervalMs = 25): Promise<T> {
+export async function pollUntil<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = HANG_DEADLINE_MS, intervalMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
@@ -101,7 +102,7 @@ export interface ExecResult {
 }
 
 /** Run a program (no shell) with a hard timeout (ms); never rejects on a non-zero exit. */
-export function run(file: string, args: readonly string[], timeoutMs = 10_000): Promise<ExecResult> {
+export function run(file: string, args: readonly string[], timeoutMs = HANG_DEADLINE_MS): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, cwd: REPO }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
@@ -179,18 +180,21 @@ export function rr(line: string): { name: string; ttl: number; cls: string; type
   return { name: name!, ttl: Number(ttl), cls: cls!, type: type!, data: rest.join(' ') };
 }
 
-/** `dig @127.0.0.1 -p PORT ...args`, one try, 2 s timeout; parsed. */
+/**
+ * `dig @127.0.0.1 -p PORT ...args`; parsed. Retries like a real client (4 tries of 5 s): on a loaded machine a
+ * reply can be late, and a lost or late datagram must not fail a test about the answer's content.
+ */
 export async function dig(port: number, args: readonly string[]): Promise<DigReply> {
   const bin = requireTool('dig');
-  const r = await run(bin, ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args]);
+  const r = await run(bin, ['@127.0.0.1', '-p', String(port), '+time=5', '+tries=4', ...args]);
   if (r.code !== 0) throw new Error(`dig ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
   return parseDig(r.stdout);
 }
 
-/** `kdig @127.0.0.1 -p PORT ...args`, no retries, 2 s timeout; parsed. */
+/** `kdig @127.0.0.1 -p PORT ...args`, retrying like dig above; parsed. */
 export async function kdig(port: number, args: readonly string[]): Promise<DigReply> {
   const bin = requireTool('kdig');
-  const r = await run(bin, ['@127.0.0.1', '-p', String(port), '+time=2', '+retry=0', ...args]);
+  const r = await run(bin, ['@127.0.0.1', '-p', String(port), '+time=5', '+retry=3', ...args]);
   if (r.code !== 0) throw new Error(`kdig ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
   return parseDig(r.stdout);
 }

@@ -102,7 +102,7 @@ test('README dig examples print what svcdns answers now (records with TTLs, stat
     const p = args.indexOf('-p');
     assert.ok(args.includes('@127.0.0.1') && p >= 0 && args[p + 1] === DOC_PORT, `${where}: must query @127.0.0.1 -p ${DOC_PORT}`);
     args[p + 1] = String(svc.port);
-    const r = await run(requireTool('dig'), [...args, '+time=2', '+tries=1']);
+    const r = await run(requireTool('dig'), [...args, '+time=5', '+tries=4']);
     assert.equal(r.code, 0, `${where}: dig failed: ${r.stderr}`);
 
     const doc = digest(ex.output);

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 
 export interface ResourceDef {
   readonly group: string;
@@ -235,10 +236,10 @@ export class KubeApiServerFake {
   }
 
   /** Poll until `cond` holds (tests use it to wait for watchers/requests). */
-  async waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  async waitFor(cond: () => boolean, what: string, timeoutMs = HANG_DEADLINE_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 5));
     }
   }

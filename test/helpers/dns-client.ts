@@ -4,6 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
+import { HANG_DEADLINE_MS } from './deadline.ts';
 
 /** dns-packet's decoded message, with the flag booleans and rcode it sets but does not type. */
 /** A decoded record, loosely typed for assertions (dns-packet's union makes every field access a cast). */
@@ -72,30 +73,61 @@ export function buildQuery(name: string, type: string, opts: QueryOptions = {}):
   return buf;
 }
 
-/** Send raw bytes over UDP and resolve with the raw reply, or null on timeout. */
-export function udpRaw(port: number, msg: Buffer, timeoutMs = 1000, host = '127.0.0.1'): Promise<Buffer | null> {
+/**
+ * Send raw bytes over UDP once and resolve with the first reply carrying their ID, or null when `timeoutMs` (the
+ * hang bound) passes. Sent once, never resent, so tests that count responses in metrics stay exact; on loopback
+ * with one query in flight a datagram is not lost, it is only late on a loaded machine, hence the long bound. To
+ * show that a message gets no reply, use `udpDropped`, which waits for an event rather than for a time.
+ */
+export function udpRaw(port: number, msg: Buffer, timeoutMs = HANG_DEADLINE_MS, host = '127.0.0.1'): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => {
+    const id = msg.length >= 2 ? msg.readUInt16BE(0) : -1;
+    const finish = (m: Buffer | null, err?: Error) => {
+      clearTimeout(timer);
       sock.close();
-      resolve(null);
-    }, timeoutMs);
+      if (err) reject(err);
+      else resolve(m);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
     sock.on('message', (m) => {
-      clearTimeout(timer);
-      sock.close();
-      resolve(m);
+      if (id < 0 || (m.length >= 2 && m.readUInt16BE(0) === id)) finish(m);
     });
-    sock.on('error', (e) => {
-      clearTimeout(timer);
-      sock.close();
-      reject(e);
-    });
+    sock.on('error', (e) => finish(null, e));
     sock.send(msg, port, host);
   });
 }
 
+/**
+ * Whether the server sent no reply to `msg`: sends it, then a valid `sentinel` query from the same socket, and
+ * waits for the sentinel's reply. Datagrams from one socket are read and answered in order (one thread per
+ * socket, SO_REUSEPORT keeps a source on one worker), so anything answering `msg` arrives first. Resolves with
+ * the replies received before the sentinel's (empty: dropped).
+ */
+export async function udpDropped(port: number, msg: Buffer, sentinel: Buffer, timeoutMs = HANG_DEADLINE_MS, host = '127.0.0.1'): Promise<Buffer[]> {
+  const id = sentinel.readUInt16BE(0);
+  if (msg.length >= 2 && msg.readUInt16BE(0) === id) throw new Error("udpDropped: the sentinel needs an ID other than the message's");
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const before: Buffer[] = [];
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(before);
+    };
+    const timer = setTimeout(() => finish(new Error(`no reply to the sentinel query within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('message', (m) => {
+      if (m.length >= 2 && m.readUInt16BE(0) === id) finish();
+      else before.push(m);
+    });
+    sock.on('error', (e) => finish(e));
+    sock.send(msg, port, host, () => sock.send(sentinel, port, host));
+  });
+}
+
 /** Send several length-framed messages on one TCP connection; resolve with the replies in arrival order. */
-export function tcpRaw(port: number, msgs: Buffer[], timeoutMs = 2000, host = '127.0.0.1'): Promise<Buffer[]> {
+export function tcpRaw(port: number, msgs: Buffer[], timeoutMs = HANG_DEADLINE_MS, host = '127.0.0.1'): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const replies: Buffer[] = [];
     let pending = Buffer.alloc(0);
@@ -142,17 +174,17 @@ export function decode(raw: Buffer): Decoded {
   return p;
 }
 
-/** Query `name`/`type` against 127.0.0.1:port; rejects on timeout. */
+/** Query `name`/`type` against 127.0.0.1:port (UDP with resends, or TCP); rejects at the hang bound. */
 export async function query(port: number, name: string, type: string, opts: QueryOptions = {}): Promise<Decoded> {
   const msg = buildQuery(name, type, opts);
   const host = opts.host ?? '127.0.0.1';
   if (opts.tcp) {
-    const [r] = await tcpRaw(port, [msg], opts.timeoutMs ?? 2000, host);
+    const [r] = await tcpRaw(port, [msg], opts.timeoutMs ?? HANG_DEADLINE_MS, host);
     if (!r) throw new Error(`no TCP reply for ${name} ${type}`);
     return decode(r);
   }
-  const r = await udpRaw(port, msg, opts.timeoutMs ?? 1000, host);
-  if (!r) throw new Error(`no UDP reply for ${name} ${type}`);
+  const r = await udpRaw(port, msg, opts.timeoutMs ?? HANG_DEADLINE_MS, host);
+  if (!r) throw new Error(`no UDP reply for ${name} ${type} within ${opts.timeoutMs ?? HANG_DEADLINE_MS} ms`);
   return decode(r);
 }
 

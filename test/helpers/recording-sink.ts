@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import type { BackendError, BackendSink } from '../../src/backends/backend.ts';
 import type { ServiceSnapshot } from '../../src/model/service.ts';
+import { HANG_DEADLINE_MS } from './deadline.ts';
 
 export type SinkEvent = { kind: 'snapshot'; snap: ServiceSnapshot; at: number } | { kind: 'error'; err: BackendError; at: number };
 
@@ -41,13 +42,13 @@ export class RecordingSink implements BackendSink {
   }
 
   /** The first event of that kind at index >= from. */
-  async next<K extends SinkEvent['kind']>(kind: K, from: number, timeoutMs = 3000): Promise<Extract<SinkEvent, { kind: K }>> {
+  async next<K extends SinkEvent['kind']>(kind: K, from: number, timeoutMs = HANG_DEADLINE_MS): Promise<Extract<SinkEvent, { kind: K }>> {
     const found = await this.#until(from, timeoutMs, (e) => e.kind === kind, `no ${kind} event`);
     return found.event as Extract<SinkEvent, { kind: K }>;
   }
 
   /** The first snapshot at index >= from satisfying `pred`. */
-  async snapshotWhere(from: number, pred: (s: ServiceSnapshot) => boolean, timeoutMs = 3000): Promise<{ snap: ServiceSnapshot; at: number; index: number }> {
+  async snapshotWhere(from: number, pred: (s: ServiceSnapshot) => boolean, timeoutMs = HANG_DEADLINE_MS): Promise<{ snap: ServiceSnapshot; at: number; index: number }> {
     const { event, index } = await this.#until(from, timeoutMs, (e) => e.kind === 'snapshot' && pred(e.snap), 'no matching snapshot');
     const e = event as Extract<SinkEvent, { kind: 'snapshot' }>;
     return { snap: e.snap, at: e.at, index };

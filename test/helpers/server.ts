@@ -5,6 +5,7 @@ import { startApp, type App, type AppOptions } from '../../src/app.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { join } from 'node:path';
+import { HANG_DEADLINE_MS } from './deadline.ts';
 
 export interface TestServer {
   readonly port: number;
@@ -33,8 +34,11 @@ export async function startServer(raw: Record<string, unknown>, opts: StartOptio
   return { port, app, stop: () => app.stop(500) };
 }
 
-/** Poll `fn` until it returns a truthy value or the deadline passes (no fixed sleeps in tests). */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = 3000, intervalMs = 10): Promise<T> {
+/**
+ * Poll `fn` until it returns a truthy value (no fixed sleeps in tests). The deadline only bounds a hang: a test
+ * waits for the event, never for a time.
+ */
+export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs = HANG_DEADLINE_MS, intervalMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildQuery, query, rcode, udpRaw } from '../helpers/dns-client.ts';
+import { buildQuery, query, rcode, udpDropped } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 
 const WEB = `services:
@@ -121,7 +121,7 @@ describe('admin endpoints on a synced server', () => {
     assert.equal(rcode(await query(srv.port, 'example.com', 'A')), 'REFUSED');
     const resp = buildQuery('web.service.sd.internal', 'A');
     resp[2]! |= 0x80;
-    assert.equal(await udpRaw(srv.port, resp, 200), null, 'a response is never answered');
+    assert.deepEqual(await udpDropped(srv.port, resp, buildQuery('web.service.sd.internal', 'A', { id: resp.readUInt16BE(0) ^ 1 })), [], 'a response is never answered');
 
     const text = (await waitFor(async () => {
       const t = (await get(srv, '/metrics')).text;
@@ -130,7 +130,7 @@ describe('admin endpoints on a synced server', () => {
     }))!;
     const d = (name: string, labels: Record<string, string> = {}) => (metric(text, name, labels) ?? 0) - base(name, labels);
     // web A NOERROR ×2 over UDP; the second was a cache hit (a query already cached adds hits only).
-    assert.equal(d('svcdns_dns_responses_total', { type: 'A', rcode: 'NOERROR', transport: 'udp' }), 3, 'web ×2 + big');
+    assert.equal(d('svcdns_dns_responses_total', { type: 'A', rcode: 'NOERROR', transport: 'udp' }), 4, 'web ×2 + big + the sentinel after the dropped response');
     assert.equal(d('svcdns_dns_responses_total', { type: 'A', rcode: 'NXDOMAIN', transport: 'udp' }), 1);
     assert.equal(d('svcdns_dns_responses_total', { type: 'AAAA', rcode: 'NXDOMAIN', transport: 'udp' }), 1);
     assert.equal(d('svcdns_dns_responses_total', { type: 'SRV', rcode: 'NOERROR', transport: 'tcp' }), 1);
@@ -138,10 +138,10 @@ describe('admin endpoints on a synced server', () => {
     assert.equal(d('svcdns_dns_dropped_total', { transport: 'udp' }), 1);
     assert.equal(d('svcdns_dns_truncated_responses_total', { transport: 'udp' }), 1);
     assert.equal(d('svcdns_dns_tcp_connections_total'), 1);
-    assert.equal(d('svcdns_dns_cache_hits_total') + d('svcdns_dns_cache_misses_total'), 7, 'each parsed in-zone-or-not query looks up the cache once');
+    assert.equal(d('svcdns_dns_cache_hits_total') + d('svcdns_dns_cache_misses_total'), 8, 'each parsed in-zone-or-not query looks up the cache once');
     assert.ok(d('svcdns_dns_cache_hits_total') >= 1, 'the repeated web A was a hit');
     // Every response and drop was timed.
-    assert.equal(d('svcdns_dns_answer_duration_seconds_count'), 8);
+    assert.equal(d('svcdns_dns_answer_duration_seconds_count'), 9);
     assert.equal(metric(text, 'svcdns_dns_answer_duration_seconds_bucket', { le: '+Inf' }), metric(text, 'svcdns_dns_answer_duration_seconds_count'));
     // Backends.
     assert.equal(metric(text, 'svcdns_backend_instances', { backend: 'static', type: 'file' }), 62);

@@ -1,5 +1,5 @@
 // test/integration/consul-dns: the consul backend through real DNS (UDP on 127.0.0.1:0) against the Consul HTTP
-// fake: register/deregister/health flips (§6.1, §6.4, with propagation p50/p99), onlyPassing, SRV weights,
+// fake: register/deregister/health flips (§6.1, §6.4), onlyPassing, SRV weights,
 // tags (§2.2, §2.3), a second datacenter (§2.1), IPv6 tagged addresses, hostnames skipped, and failures
 // before (§5.4: SERVFAIL, not ready) and after the first sync (§6.3: last known answers, stale, recovery).
 
@@ -34,7 +34,7 @@ async function withConsul(
 
 const a = async (port: number, name: string) => answerData(await query(port, name, 'A'), 'A');
 const state = (srv: TestServer) => srv.app.store.status()[0]!.state;
-const synced = (srv: TestServer) => waitFor(() => state(srv) === 'synced', 5000);
+const synced = (srv: TestServer) => waitFor(() => state(srv) === 'synced');
 
 function webSeed(f: ConsulFake): void {
   f.addNode({ name: 'node-a', address: '10.0.0.1' });
@@ -80,25 +80,18 @@ describe('consul over DNS: changes in Consul are answered', () => {
     });
   });
 
-  it('propagation: fake change → DNS answer changed, p50/p99 over 50 flips (§6.4)', async () => {
+  it('propagation: each of 50 health flips in the fake reaches the DNS answer (§6.4)', async () => {
     // The loop's token bucket (burst 2, one token per minWatchIntervalMs) throttles a service that changes faster
-    // than that, by design. Flips are paced just above the interval (20 ms here, 500 ms by default) so the figure
-    // is the watch → store → answer path, not the throttle; the pause is outside the measured time.
+    // than that, by design; flips are paced just above the interval (20 ms here) so every one is a real change.
+    // How fast they arrive is the bench's to measure (npm run bench), not this test's.
     await withConsul({ minWatchIntervalMs: 20 }, webSeed, async (srv, fake) => {
       await synced(srv);
-      const times: number[] = [];
       for (let i = 0; i < 50; i++) {
         await new Promise((r) => setTimeout(r, 25));
         const down = i % 2 === 0;
-        const t0 = performance.now();
         fake.setCheck('web-1', down ? 'critical' : 'passing');
-        await waitFor(async () => (await a(srv.port, `web.service.${D}`)).length === (down ? 1 : 2), 3000, 1);
-        times.push(performance.now() - t0);
+        await waitFor(async () => (await a(srv.port, `web.service.${D}`)).length === (down ? 1 : 2), undefined, 1);
       }
-      times.sort((x, y) => x - y);
-      const p = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)]!;
-      console.log(`consul propagation over ${times.length} flips: p50=${p(0.5).toFixed(1)} ms p99=${p(0.99).toFixed(1)} ms max=${times.at(-1)!.toFixed(1)} ms`);
-      assert.ok(p(0.99) < 1000, `p99 ${p(0.99)} ms`);
     });
   });
 
@@ -194,7 +187,7 @@ describe('consul over DNS: Consul failing', () => {
         f.requireToken('good-token');
       },
       async (srv, fake) => {
-        await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_FORBIDDEN', 3000);
+        await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_FORBIDDEN');
         assert.equal(state(srv), 'syncing');
         assert.equal(rcode(await query(srv.port, `web.service.${D}`, 'A')), 'SERVFAIL');
         assert.equal(rcode(await query(srv.port, `nothing.service.${D}`, 'A')), 'SERVFAIL');
@@ -211,7 +204,7 @@ describe('consul over DNS: Consul failing', () => {
       await synced(srv);
       fake.requireToken('t2');
       fake.dropConnections();
-      await waitFor(() => state(srv) === 'stale' && srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_FORBIDDEN', 5000);
+      await waitFor(() => state(srv) === 'stale' && srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_FORBIDDEN');
       assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
       fake.requireToken('t1');
       await synced(srv);
@@ -226,16 +219,16 @@ describe('consul over DNS: Consul failing', () => {
         f.failNext(3, 500);
       },
       async (srv, fake) => {
-        await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_HTTP', 3000);
+        await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_HTTP');
         assert.equal(rcode(await query(srv.port, `web.service.${D}`, 'A')), 'SERVFAIL');
         await synced(srv);
         fake.failNext(1000, 500);
         fake.dropConnections(); // the held blocking queries end; every retry now gets a 500
-        await waitFor(() => state(srv) === 'stale', 5000);
+        await waitFor(() => state(srv) === 'stale');
         assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
         fake.clearFailures();
         fake.setCheck('web-2', 'critical');
-        await waitFor(async () => (await a(srv.port, `web.service.${D}`)).join() === '10.0.0.1', 10_000);
+        await waitFor(async () => (await a(srv.port, `web.service.${D}`)).join() === '10.0.0.1');
         await synced(srv);
       },
     );
@@ -250,7 +243,7 @@ describe('consul over DNS: Consul failing', () => {
     });
     let fake: ConsulFake | null = null;
     try {
-      await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_UNREACHABLE', 3000);
+      await waitFor(() => srv.app.store.status()[0]!.lastError?.code === 'SVCDNS_BACKEND_UNREACHABLE');
       assert.equal(rcode(await query(srv.port, `web.service.${D}`, 'A')), 'SERVFAIL');
       fake = await ConsulFake.start({}, port);
       webSeed(fake);
@@ -258,13 +251,13 @@ describe('consul over DNS: Consul failing', () => {
       assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
 
       await fake.close();
-      await waitFor(() => state(srv) === 'stale', 5000);
+      await waitFor(() => state(srv) === 'stale');
       assert.equal(srv.app.store.status()[0]!.lastError?.code, 'SVCDNS_BACKEND_UNREACHABLE');
       assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
 
       fake.setCheck('web-1', 'critical'); // changed while we could not see it
       await fake.listen(port);
-      await waitFor(async () => (await a(srv.port, `web.service.${D}`)).join() === '10.0.0.2', 10_000);
+      await waitFor(async () => (await a(srv.port, `web.service.${D}`)).join() === '10.0.0.2');
       await synced(srv);
     } finally {
       await srv.stop();

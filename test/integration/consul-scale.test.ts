@@ -48,7 +48,7 @@ class FakeProcess {
   }
 }
 
-it(`${SERVICES} services: full sync, memory, bounded sockets, a flip among them`, { timeout: 60_000 }, async () => {
+it(`${SERVICES} services: full sync, memory, bounded sockets, a flip among them`, { timeout: 240_000 }, async () => {
   const fake = new FakeProcess();
   const { port } = await fake.ready;
   await fake.call({ op: 'seed', services: SERVICES, nodes: 50 });
@@ -60,7 +60,7 @@ it(`${SERVICES} services: full sync, memory, bounded sockets, a flip among them`
     backends: [{ type: 'consul', address: `127.0.0.1:${port}`, maxConnections: MAX_CONNECTIONS, waitSeconds: 60 }],
   });
   try {
-    await waitFor(() => srv.app.store.status()[0]!.state === 'synced', 20_000, 20);
+    await waitFor(() => srv.app.store.status()[0]!.state === 'synced', 120_000, 20);
     const syncMs = performance.now() - t0;
     gc();
     const mem = process.memoryUsage();
@@ -75,7 +75,7 @@ it(`${SERVICES} services: full sync, memory, bounded sockets, a flip among them`
       const name = `svc-${i}.service.sd.internal`;
       const t1 = performance.now();
       await fake.call({ op: 'setCheck', serviceId: `svc-${i}-1`, status: 'critical' });
-      await waitFor(async () => (await query(srv.port, name, 'A')).answers?.length === 0, 15_000, 5);
+      await waitFor(async () => (await query(srv.port, name, 'A')).answers?.length === 0, 60_000, 5);
       flips.push(performance.now() - t1);
       assert.equal(rcode(await query(srv.port, name, 'A')), 'NOERROR');
     }

@@ -61,7 +61,7 @@ describe('consul over TLS', () => {
   it('CA file, client cert/key and serverName: syncs', async () => {
     const { b, sink } = await run({ tls: { caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client-key.pem', serverName: 'server.dc1.consul' } });
     try {
-      await waitFor(() => sink.snapshots.length > 0, 5000);
+      await waitFor(() => sink.snapshots.length > 0);
       assert.equal(sink.snapshots[0]!.services.get('dc1/web')?.instances[0]?.address, '10.0.0.1');
     } finally {
       await b.stop();
@@ -74,7 +74,7 @@ describe('consul over TLS', () => {
       { CONSUL_CACERT: 'ca.pem', CONSUL_CLIENT_CERT: 'client.pem', CONSUL_CLIENT_KEY: 'client-key.pem', CONSUL_TLS_SERVER_NAME: 'server.dc1.consul' },
     );
     try {
-      await waitFor(() => sink.snapshots.length > 0, 5000);
+      await waitFor(() => sink.snapshots.length > 0);
     } finally {
       await b.stop();
     }

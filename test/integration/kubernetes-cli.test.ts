@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,17 +47,21 @@ describe('kubernetes: the shipped ConfigMap config through the real CLI', () => 
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/healthz`)).status === 200, 10_000);
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/healthz`)).status === 200);
       assert.equal((await fetch(`http://127.0.0.1:${admin}/readyz`)).status, 503);
       assert.equal(rcode(await query(dns, 'web.service.sd.internal', 'A')), 'SERVFAIL');
       fake.allow('endpointslices', 'list');
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200, 10_000);
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200);
       assert.deepEqual(answerData(await query(dns, 'web.service.sd.internal', 'A'), 'A'), ['10.0.0.1']);
       assert.deepEqual(answerData(await query(dns, 'web.service.default.sd.internal', 'A', { tcp: true }), 'A'), ['10.0.0.1']);
-    } finally {
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
+    } finally {
+      // Runs even when an assertion above failed: nothing this test started may outlive it.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
       await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
