@@ -5,11 +5,12 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Answerer, type AnswerOptions } from './answer/answer.ts';
-import type { Backend } from './backends/backend.ts';
+import type { Backend, BackendError, BackendSink } from './backends/backend.ts';
 import { backendModules, type AnyBackendConfig, type BackendModule } from './backends/registry.ts';
 import { supervisedSink, type SupervisorHooks } from './backends/supervisor.ts';
 import type { Config } from './config/schema.ts';
-import { backendName, planReload, type ReloadPlan } from './config/reload.ts';
+import { backendName, planReload, ReloadError, type ReloadPlan } from './config/reload.ts';
+import type { ServiceSnapshot } from './model/service.ts';
 import { AdminServer } from './observability/admin.ts';
 import { MeasuredProcessor } from './observability/measured-processor.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -43,8 +44,11 @@ export interface App {
   /** The bound DNS addresses (port 0 resolved), UDP and TCP on each. */
   readonly dnsAddresses: readonly BoundAddress[];
   readonly backends: readonly Backend[];
-  /** Stop listeners (finishing TCP queries already received) and backends. */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Stop: /readyz turns 503 at once; DNS keeps answering (UDP and TCP) for `lameDuckMs` (default 0); then the
+   * listeners close, TCP queries already received are answered within `graceMs`, and the backends stop.
+   */
+  stop(graceMs?: number, lameDuckMs?: number): Promise<void>;
   /** The app's Prometheus metrics (also when the admin server is off). */
   readonly metrics: Metrics;
   /** Where the admin HTTP server listens, or null when it is not running. */
@@ -52,9 +56,11 @@ export interface App {
   /** The config in effect (after reloads; socket keys keep their running values until a restart). */
   readonly config: Config;
   /**
-   * Apply a new validated config without a restart (see config/reload.ts): unchanged backends keep running,
-   * changed/added/removed ones are re-created/started/stopped, answer options rebuild the processor. Throws (and
-   * changes nothing) when a new backend cannot be created. Reloads are serialised.
+   * Apply a new validated config without a restart (see config/reload.ts): unchanged backends keep running;
+   * changed and added ones are started beside the running ones and swapped in once every one has synced
+   * (make-before-break), removed ones stop; answer options rebuild the processor. Throws a ReloadError or the
+   * creation error, and changes nothing, when a new backend cannot be created, fails its first sync or does not
+   * sync within `reload.firstSyncTimeoutMs`. Reloads are serialised.
    */
   reload(next: Config): Promise<ReloadPlan>;
   /** The DNS worker threads when `workers` > 1, else null. */
@@ -77,6 +83,48 @@ export async function startApp(opts: AppOptions): Promise<App> {
   metrics.cachedNames = () => processor.cachedNames;
   const configDir = opts.configPath ? dirname(resolve(opts.configPath)) : process.cwd();
   let current = config;
+
+  // Every backend exists, is registered and has started before any DNS socket is bound (§5.4): from the first
+  // query on, a name a backend may own answers SERVFAIL until it syncs, never NXDOMAIN. Consul and Kubernetes
+  // are loaded by import() here, before binding, rather than registered behind a placeholder claim: their own
+  // claim is exact from the start (a placeholder would have to claim everything), a bad backend config fails
+  // before a socket exists, and the wait is spent with the port closed, which a resolver treats as a dead server
+  // (it asks another one) where an early NXDOMAIN would be cached.
+  const backends: Backend[] = [];
+  for (const bc of config.backends) backends.push(await createBackend(bc, configDir, opts));
+  const supervisorHooks: SupervisorHooks = {
+    onSnapshot(backend, swapMs) {
+      metrics.snapshotApplied(backend, swapMs);
+      opts.supervisorHooks?.onSnapshot?.(backend, swapMs);
+    },
+  };
+  const sinkFor = (b: Backend) => supervisedSink(b.name, store, logger.child({ backend: b.name }), now, supervisorHooks);
+  // Each running instance reports through a gate: once a reload has replaced or removed it, whatever it still
+  // sends while it stops is dropped (the name may already belong to its successor).
+  const detach = new Map<Backend, () => void>();
+  const gated = (b: Backend, sink: BackendSink): BackendSink => {
+    let open = true;
+    detach.set(b, () => {
+      open = false;
+      detach.delete(b);
+    });
+    return {
+      snapshot: (snap) => {
+        if (open) sink.snapshot(snap);
+      },
+      error: (err) => {
+        if (open) sink.error(err);
+      },
+    };
+  };
+  const register = (b: Backend) => store.register(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim());
+  for (const b of backends) register(b);
+  for (const b of backends) b.start(gated(b, sinkFor(b)));
+  const stopBackends = (list: readonly Backend[]) =>
+    Promise.allSettled(
+      list.map((b) => b.stop().catch((err: unknown) => logger.warn({ event: 'backend_stop_failed', backend: b.name, err: (err as Error).message }, 'backend stop failed'))),
+    );
+
   const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
   // One thread answers (in process), or a pool of worker threads fed by replication of this store.
   const pool =
@@ -109,26 +157,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await (pool ?? dns!).start();
   } catch (err) {
     await (pool ?? dns!).close(0);
+    await stopBackends(backends);
     throw err;
   }
   const dnsAddresses = () => (pool ? pool.addresses : dns!.addresses);
 
-  const backends: Backend[] = [];
-  try {
-    for (const bc of config.backends) backends.push(await createBackend(bc, configDir, opts));
-  } catch (err) {
-    await (pool ?? dns!).close(0);
-    throw err;
-  }
-  const supervisorHooks: SupervisorHooks = {
-    onSnapshot(backend, swapMs) {
-      metrics.snapshotApplied(backend, swapMs);
-      opts.supervisorHooks?.onSnapshot?.(backend, swapMs);
-    },
-  };
-  const startBackend = (b: Backend) => b.start(supervisedSink(b.name, store, logger.child({ backend: b.name }), now, supervisorHooks));
-  for (const b of backends) store.register(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim());
-  for (const b of backends) startBackend(b);
   const openQueryLog = (c: Config['queryLog']) =>
     c.enabled
       ? new QueryLog(c, configDir, () => metrics.queryLogged(), (err) => logger.error({ event: 'query_log_failed', path: c.path ?? 'stdout', err: err.message }, 'query log cannot be written; it stops recording (DNS unaffected)'))
@@ -136,7 +169,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // In worker mode each worker writes the query log for the queries it answers; the main thread answers none.
   let queryLog = pool ? null : openQueryLog(config.queryLog);
   processor.setQueryLog(queryLog);
+  /** From the stop signal on: reloads are refused and /readyz is 503 (lameduck); DNS still answers. */
   let stopping = false;
+  /** From the end of the lameduck on: the listeners close (/healthz 503). */
+  let closing = false;
+  const stopSignal = new AbortController();
   const admin = opts.serveAdmin && config.admin.enabled
     ? new AdminServer({
         host: config.admin.listen.host,
@@ -145,7 +182,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
         metrics,
         logger,
         now,
-        healthy: () => !stopping && dnsAddresses().length > 0 && (pool === null || pool.live > 0),
+        healthy: () => !closing && dnsAddresses().length > 0 && (pool === null || pool.live > 0),
+        draining: () => stopping,
         info: () => ({ dns: dnsAddresses(), backends: backends.length, workers: pool ? { configured: workerCount, live: pool.live } : null }),
       })
     : null;
@@ -153,7 +191,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await admin?.start();
   } catch (err) {
     await (pool ?? dns!).close(0);
-    await Promise.allSettled(backends.map((b) => b.stop()));
+    await stopBackends(backends);
     queryLog?.close();
     throw err;
   }
@@ -172,7 +210,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = async (next: Config): Promise<ReloadPlan> => {
     // A reload racing a stop must not start backends that stop() will never see.
-    if (stopping) throw new Error('svcdns is stopping; reload ignored');
+    if (stopping) throw new ReloadError('SVCDNS_RELOAD_STOPPING', 'svcdns is stopping; reload ignored');
     const plan = planReload(current, next);
     // Create everything that can fail before touching what runs: a failure leaves the running config in place.
     const created = new Map<string, Backend>();
@@ -182,25 +220,44 @@ export async function startApp(opts: AppOptions): Promise<App> {
       metrics.configReload(false);
       throw err;
     }
-    for (const name of [...plan.remove, ...plan.change.map(backendName)]) {
-      const i = backends.findIndex((b) => b.name === name);
-      const old = backends.splice(i, 1)[0]!;
-      // Stop first: a snapshot arriving after unregister would name an unknown backend.
-      await old.stop().catch((err: unknown) => logger.warn({ event: 'backend_stop_failed', backend: name, err: (err as Error).message }, 'backend stop failed'));
-      store.unregister(name);
-      const repl = created.get(name);
-      if (repl) {
-        // Same synchronous step as unregister: its names go from old data straight to SERVFAIL-until-synced (§5.4).
-        store.register(repl.name, repl.type, (s) => repl.ownsScope(s), () => repl.scopeClaim());
-        backends.push(repl);
-        startBackend(repl);
-      }
+    // Make-before-break (§5.4): the new instances run beside the old ones, their reports held back, until every
+    // one has synced. The old ones answer meanwhile; a new one that fails its first sync fails the reload.
+    const staged = [...created.values()].map((b) => new StagedBackend(b));
+    for (const st of staged) st.backend.start(gated(st.backend, st.sink));
+    try {
+      await firstSync(staged, next.reload.firstSyncTimeoutMs, stopSignal.signal);
+    } catch (err) {
+      for (const st of staged) detach.get(st.backend)?.();
+      await stopBackends(staged.map((st) => st.backend));
+      metrics.configReload(false);
+      throw err;
     }
-    for (const bc of plan.add) {
-      const b = created.get(backendName(bc))!;
-      store.register(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim());
+
+    // The switch: one synchronous step, so a query (and, batched, a worker's replica) sees the old state or the
+    // new one, nothing between.
+    const retired: Backend[] = [];
+    const take = (name: string) => {
+      const old = backends.splice(backends.findIndex((b) => b.name === name), 1)[0]!;
+      detach.get(old)?.();
+      retired.push(old);
+    };
+    for (const name of plan.remove) {
+      take(name);
+      store.unregister(name);
+    }
+    for (const st of staged) {
+      const b = st.backend;
+      const first = st.latest!;
+      const snapshot: ServiceSnapshot = { services: first.services, defaultScope: first.defaultScope };
+      if (backends.some((x) => x.name === b.name)) {
+        take(b.name);
+        store.replace(b.name, b.type, (s) => b.ownsScope(s), () => b.scopeClaim(), snapshot);
+      } else {
+        register(b);
+        store.apply(b.name, snapshot);
+      }
       backends.push(b);
-      startBackend(b);
+      st.attach(sinkFor(b));
     }
     if (plan.answerChanged) {
       processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }));
@@ -225,6 +282,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (plan.restartRequired.length > 0) {
       logger.warn({ event: 'restart_required', keys: plan.restartRequired }, `restart required for: ${plan.restartRequired.join(', ')} (kept the running values)`);
     }
+    // Detached above: whatever they report while stopping goes nowhere.
+    await stopBackends(retired);
     return plan;
   };
 
@@ -247,18 +306,97 @@ export async function startApp(opts: AppOptions): Promise<App> {
       reloading = r.catch(() => {});
       return r;
     },
-    stop(graceMs = 2000) {
+    stop(graceMs = 2000, lameDuckMs = 0) {
       stopped ??= (async () => {
         stopping = true;
+        stopSignal.abort(); // a reload waiting for a first sync gives up
+        if (lameDuckMs > 0) {
+          logger.info({ event: 'lameduck', ms: lameDuckMs }, 'lameduck: /readyz is 503, DNS keeps answering');
+          await new Promise((r) => setTimeout(r, lameDuckMs));
+        }
+        closing = true;
         await reloading;
         await (pool ?? dns!).close(graceMs);
-        await Promise.allSettled(backends.map((b) => b.stop()));
+        await stopBackends(backends);
         await admin?.close();
         queryLog?.close();
       })();
       return stopped;
     },
   };
+}
+
+/**
+ * A backend instance started by a reload beside the one it replaces: it reports into a holding sink until the
+ * reload commits (attach), keeping only its latest snapshot (and an error that came after it).
+ */
+class StagedBackend {
+  readonly backend: Backend;
+  latest: ServiceSnapshot | null = null;
+  #errorAfter: BackendError | null = null;
+  #target: BackendSink | null = null;
+  readonly #first = Promise.withResolvers<void>();
+  readonly sink: BackendSink;
+
+  constructor(backend: Backend) {
+    this.backend = backend;
+    this.#first.promise.catch(() => {}); // observed by firstSync(); never an unhandled rejection
+    this.sink = {
+      snapshot: (snap) => {
+        if (this.#target) return this.#target.snapshot(snap);
+        this.latest = snap;
+        this.#errorAfter = null;
+        this.#first.resolve();
+      },
+      error: (err) => {
+        if (this.#target) return this.#target.error(err);
+        if (this.latest === null) this.#first.reject(err);
+        else this.#errorAfter = err;
+      },
+    };
+  }
+
+  /** Resolves at the first snapshot; rejects with the error reported before it. */
+  get synced(): Promise<void> {
+    return this.#first.promise;
+  }
+
+  /** The store now holds `latest`: from here on, reports go to `sink`. */
+  attach(sink: BackendSink): void {
+    this.#target = sink;
+    if (this.#errorAfter) sink.error(this.#errorAfter);
+  }
+}
+
+/** Every staged instance's first snapshot; the first error before it, the timeout or a stop fails the reload. */
+async function firstSync(staged: readonly StagedBackend[], timeoutMs: number, stop: AbortSignal): Promise<void> {
+  if (staged.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const bounds = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const late = staged.filter((st) => st.latest === null).map((st) => st.backend.name);
+      reject(new ReloadError('SVCDNS_RELOAD_FIRST_SYNC_TIMEOUT', `backend ${late.join(', ')} did not sync within ${timeoutMs} ms (reload.firstSyncTimeoutMs); keeping the running config`, late));
+    }, timeoutMs);
+    onAbort = () => reject(new ReloadError('SVCDNS_RELOAD_STOPPING', 'svcdns is stopping; reload abandoned'));
+    stop.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([
+      Promise.all(
+        staged.map((st) =>
+          st.synced.catch((err: unknown) => {
+            const e = err as BackendError;
+            throw new ReloadError('SVCDNS_RELOAD_FIRST_SYNC_FAILED', `backend ${st.backend.name} failed its first sync (${e.code ?? 'error'}: ${e.message}); keeping the running config`, [st.backend.name], err);
+          }),
+        ),
+      ),
+      bounds,
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) stop.removeEventListener('abort', onAbort);
+  }
 }
 
 function answerOptions(config: Config): AnswerOptions {

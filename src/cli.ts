@@ -150,12 +150,14 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
         return;
       }
       stopping = true;
-      logger.info({ event: 'shutdown', signal }, 'shutting down');
+      // Lameduck first (/readyz 503, DNS still answering), then the drain; the reload in effect decides its length.
+      const lameDuckMs = running.config.shutdown.lameDuckMs;
+      logger.info({ event: 'shutdown', signal, lameDuckMs }, 'shutting down');
       setWatch(false);
-      const force = setTimeout(() => resolveExit(EXIT_RUNTIME), SHUTDOWN_GRACE_MS + 1000);
+      const force = setTimeout(() => resolveExit(EXIT_RUNTIME), lameDuckMs + SHUTDOWN_GRACE_MS + 1000);
       force.unref();
       const t0 = performance.now();
-      running.stop(SHUTDOWN_GRACE_MS).then(
+      running.stop(SHUTDOWN_GRACE_MS, lameDuckMs).then(
         () => {
           logger.info({ event: 'stopped', ms: Math.round(performance.now() - t0) }, 'stopped');
           resolveExit(EXIT_OK);

@@ -5,10 +5,28 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { BackendConfig, Config } from './schema.ts';
 
+/** Stable codes of a reload that was refused or failed after validation (tests assert these). */
+export type ReloadErrorCode =
+  | 'SVCDNS_RELOAD_STOPPING' // the process is shutting down
+  | 'SVCDNS_RELOAD_FIRST_SYNC_FAILED' // a new backend instance reported an error before its first snapshot
+  | 'SVCDNS_RELOAD_FIRST_SYNC_TIMEOUT'; // ... or no snapshot within reload.firstSyncTimeoutMs
+
+export class ReloadError extends Error {
+  readonly code: ReloadErrorCode;
+  /** The backends concerned (by name). */
+  readonly backends: readonly string[];
+  constructor(code: ReloadErrorCode, message: string, backends: readonly string[] = [], cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ReloadError';
+    this.code = code;
+    this.backends = backends;
+  }
+}
+
 export interface ReloadPlan {
   /** Backends whose config did not change: they keep running, their data keeps being served. */
   readonly keep: readonly string[];
-  /** Present in both configs with a different entry: stopped, unregistered, re-created. */
+  /** Present in both configs with a different entry: re-created, and swapped in once the new one synced. */
   readonly change: readonly BackendConfig[];
   readonly add: readonly BackendConfig[];
   readonly remove: readonly string[];

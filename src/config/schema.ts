@@ -97,6 +97,25 @@ export const configSchema = z
      * same address with SO_REUSEPORT, fed from the main thread's store (workers/pool.ts).
      */
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default(1),
+    /**
+     * SIGTERM/SIGINT: for `lameDuckMs`, /readyz answers 503 while DNS keeps answering over UDP and TCP (load
+     * balancers and kube-proxy move away first), then the listeners drain and the process exits 0.
+     */
+    shutdown: z
+      .strictObject({
+        lameDuckMs: z.number().int().min(0).max(600_000).default(0),
+      })
+      .default({ lameDuckMs: 0 }),
+    /**
+     * A reload that changes or adds a backend starts the new instance beside the running one and switches over
+     * once it has synced; if its first sync fails, or takes longer than `firstSyncTimeoutMs`, the reload fails
+     * and the running backends keep answering.
+     */
+    reload: z
+      .strictObject({
+        firstSyncTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+      })
+      .default({ firstSyncTimeoutMs: 60_000 }),
     /** Reload when the config file changes (as on SIGHUP). */
     watchConfig: z.boolean().default(false),
     /** Sampled per-query log to its own destination, for debugging a client (observability/query-log.ts). */

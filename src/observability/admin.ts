@@ -1,5 +1,5 @@
 // observability/admin: the admin HTTP server (config `admin`) — /metrics (Prometheus text), /healthz (alive and
-// listeners bound), /readyz (every backend synced at least once), /v1/services (the merged view, for debugging).
+// listeners bound), /readyz (every backend synced at least once, and not in lameduck), /v1/services (the merged view, for debugging).
 // Read-only, GET/HEAD only, bound to loopback by default: it exposes the whole registry content.
 
 import http from 'node:http';
@@ -17,6 +17,11 @@ export interface AdminOptions {
   readonly logger: Logger;
   /** Whether the DNS listeners are bound and not shutting down (/healthz). */
   readonly healthy: () => boolean;
+  /**
+   * True from the shutdown signal on (lameduck, `shutdown.lameDuckMs`): /readyz answers 503 at once so load
+   * balancers stop sending traffic, while DNS keeps answering and /healthz stays 200 (CoreDNS `health { lameduck }`).
+   */
+  readonly draining?: () => boolean;
   /** Extra fields for /healthz (listen addresses, version...). */
   readonly info?: () => Record<string, unknown>;
   readonly now?: () => number;
@@ -25,6 +30,8 @@ export interface AdminOptions {
 /** Body of /readyz. Ready when every backend has synced at least once; a stale backend stays ready (§6.3). */
 export interface Readiness {
   readonly ready: boolean;
+  /** Shutting down (lameduck): not ready whatever the backends say. */
+  readonly draining: boolean;
   /** Backends that have not completed their first sync. */
   readonly notSynced: readonly string[];
   /** Backends serving their last known data after a failure. */
@@ -41,7 +48,7 @@ export interface Readiness {
   }[];
 }
 
-export function readiness(store: Store, now: number): Readiness {
+export function readiness(store: Store, now: number, draining = false): Readiness {
   const backends = store.status().map((b) => ({
     name: b.name,
     type: b.type,
@@ -53,7 +60,7 @@ export function readiness(store: Store, now: number): Readiness {
     instances: b.instances,
   }));
   const notSynced = backends.filter((b) => b.state === 'syncing').map((b) => b.name);
-  return { ready: notSynced.length === 0, notSynced, stale: backends.filter((b) => b.stale).map((b) => b.name), backends };
+  return { ready: notSynced.length === 0 && !draining, draining, notSynced, stale: backends.filter((b) => b.stale).map((b) => b.name), backends };
 }
 
 /** The merged view as JSON: every name the server answers, its scope, healthy instances and source backends. */
@@ -140,7 +147,7 @@ export class AdminServer {
         return;
       }
       case '/readyz': {
-        const r = readiness(this.#o.store, now);
+        const r = readiness(this.#o.store, now, this.#o.draining?.() ?? false);
         sendJson(res, r.ready ? 200 : 503, r);
         return;
       }

@@ -1,7 +1,9 @@
 // store/replication: keeps store replicas (one per worker thread, `workers: N`) identical to the main store.
 // The main thread observes its store and turns each event into a structured-cloneable message; a replica applies
-// them in order to its own Store. A change of one service ships that service only (the snapshot's `changed`
-// hint), so the cost of replication follows the change, not the catalogue.
+// them in order to its own Store. The pool delivers the messages of one main-thread turn as one batch, so a
+// replica never shows a state between two events of one step (a replace and its apply, an unregister and a
+// register). A change of one service ships that service only (the snapshot's `changed` hint), so the cost of
+// replication follows the change, not the catalogue.
 
 import { claimOwns, type ScopeClaim, type Service, type ServiceSnapshot } from '../model/service.ts';
 import type { Store, StoreEvent } from './store.ts';
@@ -11,6 +13,8 @@ export type { ScopeClaim };
 export type ReplicaMessage =
   | { readonly t: 'register'; readonly name: string; readonly type: string; readonly claim: ScopeClaim }
   | { readonly t: 'claim'; readonly name: string; readonly claim: ScopeClaim }
+  /** A new instance took over the name (make-before-break reload); its first data follows as an 'apply'. */
+  | { readonly t: 'replace'; readonly name: string; readonly type: string; readonly claim: ScopeClaim }
   | { readonly t: 'unregister'; readonly name: string }
   | { readonly t: 'fail'; readonly name: string; readonly error: { readonly code: string; readonly message: string } }
   | {
@@ -62,6 +66,13 @@ export class StoreReplicator {
           const claim = this.claimOf(e.name);
           this.#claims.set(e.name, JSON.stringify(claim));
           send({ t: 'register', name: e.name, type: e.type, claim });
+          break;
+        }
+        case 'replace': {
+          // `prev` keeps the old instance's snapshot: the apply that follows ships the difference from it.
+          const claim = this.claimOf(e.name);
+          this.#claims.set(e.name, JSON.stringify(claim));
+          send({ t: 'replace', name: e.name, type: e.type, claim });
           break;
         }
         case 'unregister':
@@ -128,6 +139,13 @@ export class StoreReplica {
       case 'register':
         this.#claims.set(m.name, m.claim);
         this.store.register(m.name, m.type, (scope) => {
+          const c = this.#claims.get(m.name);
+          return c !== undefined && claimOwns(c, scope);
+        });
+        break;
+      case 'replace':
+        this.#claims.set(m.name, m.claim);
+        this.store.retarget(m.name, m.type, (scope) => {
           const c = this.#claims.get(m.name);
           return c !== undefined && claimOwns(c, scope);
         });

@@ -62,6 +62,8 @@ export type StoreListener = (generation: number) => void;
 export type StoreEvent =
   | { readonly kind: 'register'; readonly name: string; readonly type: string }
   | { readonly kind: 'unregister'; readonly name: string }
+  /** The backend's instance was swapped (a reload changed its settings); an 'apply' of its first data follows. */
+  | { readonly kind: 'replace'; readonly name: string; readonly type: string }
   | { readonly kind: 'apply'; readonly name: string; readonly snapshot: ServiceSnapshot }
   | { readonly kind: 'fail'; readonly name: string; readonly error: { readonly code: string; readonly message: string } };
 
@@ -154,6 +156,25 @@ export class Store {
     this.#backends.delete(name);
     this.#emit({ kind: 'unregister', name });
     this.#bump();
+  }
+
+  /**
+   * Make-before-break (§5.4, a reload that changes a backend): swap a registered backend's identity (type, scope
+   * test, claim) for a new instance's and fold in that instance's first snapshot, in one synchronous step. Its
+   * names go from the old instance's data straight to the new one's: never unknown, never SERVFAIL. The new data
+   * is diffed against the old instance's (the snapshot's own `changed` hint is relative to nothing here).
+   */
+  replace(name: string, type: string, ownsScope: (scope: string | null) => boolean, claim: (() => ScopeClaim) | undefined, snapshot: ServiceSnapshot): void {
+    this.retarget(name, type, ownsScope, claim);
+    this.apply(name, { services: snapshot.services, defaultScope: snapshot.defaultScope });
+  }
+
+  /** The identity half of replace() (replicas receive it as its own message, followed by the apply). */
+  retarget(name: string, type: string, ownsScope: (scope: string | null) => boolean, claim?: () => ScopeClaim): void {
+    const entry = this.#backends.get(name);
+    if (!entry) throw new Error(`unknown backend ${name}`);
+    this.#backends.set(name, { ...entry, type, ownsScope, claim });
+    this.#emit({ kind: 'replace', name, type });
   }
 
   /** Fold in a backend's full snapshot. Marks it synced. */

@@ -11,7 +11,7 @@ import type { BoundAddress, ListenSpec } from '../dns/server.ts';
 import { DnsCounters } from '../observability/dns-counters.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QueryLogConfig } from '../observability/query-log.ts';
-import type { StoreReplicator } from '../store/replication.ts';
+import type { ReplicaMessage, StoreReplicator } from '../store/replication.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker.ts';
 
 /** How long a worker may take to bind its sockets. */
@@ -45,6 +45,9 @@ export class WorkerPool {
   #queryLog: QueryLogConfig;
   #unsubscribe: (() => void) | null = null;
   #stopping = false;
+  /** Store events of the current main-thread turn, posted together at its end (one turn in each worker too). */
+  #batch: ReplicaMessage[] = [];
+  #flushQueued = false;
 
   constructor(o: PoolOptions) {
     this.#o = o;
@@ -63,8 +66,13 @@ export class WorkerPool {
   }
 
   async start(): Promise<void> {
-    // Changes reach every ready worker in order; a (re)starting worker first gets the full state (initial()).
-    this.#unsubscribe = this.#o.replicator.subscribe((m) => this.#broadcast({ t: 'replica', m }));
+    // Changes reach every running worker in order; a (re)starting worker first gets the full state (initial()).
+    this.#unsubscribe = this.#o.replicator.subscribe((m) => {
+      this.#batch.push(m);
+      if (this.#flushQueued) return;
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    });
     for (let i = 0; i < this.#o.count; i++) {
       const counters = DnsCounters.sharedBuffer();
       this.#o.metrics.addCounters(new DnsCounters(counters));
@@ -108,8 +116,17 @@ export class WorkerPool {
     );
   }
 
+  /** To every worker that has its initial state, ready or still binding (messages to a port are ordered). */
   #broadcast(msg: ToWorker): void {
-    for (const s of this.#slots) if (s.ready && s.worker) s.worker.postMessage(msg);
+    for (const s of this.#slots) if (s.worker) s.worker.postMessage(msg);
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#batch.length === 0) return;
+    const ms = this.#batch;
+    this.#batch = [];
+    this.#broadcast({ t: 'replica', ms });
   }
 
   #spawn(slot: Slot, listen: readonly ListenSpec[]): Promise<BoundAddress[]> {
@@ -126,8 +143,14 @@ export class WorkerPool {
       configDir: o.configDir,
     };
     const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+    // Events not yet posted are part of initial() below: post them to the other workers first, so this one gets
+    // each event exactly once (in its initial state), and every later one in its batches.
+    this.#flush();
     const w = new Worker(entry, { workerData: init });
     slot.worker = w;
+    // Queued until the worker listens; it binds its sockets only after applying this (§5.4: no empty replica
+    // ever answers). Answer options and query log went in `init`; later changes reach it by #broadcast.
+    w.postMessage({ t: 'init', ms: o.replicator.initial() } satisfies ToWorker);
     slot.ready = false;
     slot.startedMs = Date.now();
     return new Promise<BoundAddress[]>((resolve, reject) => {
@@ -138,13 +161,6 @@ export class WorkerPool {
       w.on('message', (msg: FromWorker) => {
         if (msg.t !== 'ready') return;
         clearTimeout(timer);
-        // Full state first, then live changes (same tick: nothing can slip between the two).
-        for (const m of o.replicator.initial()) w.postMessage({ t: 'replica', m } satisfies ToWorker);
-        // A reload while it was starting reached only the ready workers: bring this one up to date too.
-        if (this.#answer !== init.answer || this.#maxUdp !== init.maxUdpPayloadBytes) {
-          w.postMessage({ t: 'answer', answer: this.#answer, maxUdpPayloadBytes: this.#maxUdp } satisfies ToWorker);
-        }
-        if (this.#queryLog !== init.queryLog) w.postMessage({ t: 'queryLog', queryLog: this.#queryLog } satisfies ToWorker);
         slot.ready = true;
         resolve(msg.addresses.map((a) => ({ host: a.host, port: a.port })));
       });

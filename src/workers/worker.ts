@@ -28,7 +28,14 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { readonly t: 'replica'; readonly m: ReplicaMessage }
+  /**
+   * The main store's whole state (StoreReplicator.initial()), always the first message. The worker binds its
+   * sockets only after applying it: with SO_REUSEPORT the kernel sends a bound socket traffic at once, and an
+   * empty replica would answer NXDOMAIN for everything (§5.4).
+   */
+  | { readonly t: 'init'; readonly ms: readonly ReplicaMessage[] }
+  /** The store events of one main-thread turn, applied in one turn here (no query sees half of them). */
+  | { readonly t: 'replica'; readonly ms: readonly ReplicaMessage[] }
   | { readonly t: 'answer'; readonly answer: AnswerOptions; readonly maxUdpPayloadBytes: number }
   | { readonly t: 'queryLog'; readonly queryLog: QueryLogConfig }
   | { readonly t: 'stop'; readonly graceMs: number };
@@ -76,10 +83,16 @@ async function main(): Promise<void> {
   const gauge = setInterval(() => (counters.cachedNames = processor.cachedNames), CACHE_GAUGE_INTERVAL_MS);
   gauge.unref();
 
+  let initialised!: () => void;
+  const holdsState = new Promise<void>((resolve) => (initialised = resolve));
   port.on('message', (msg: ToWorker) => {
     switch (msg.t) {
+      case 'init':
+        for (const m of msg.ms) replica.apply(m);
+        initialised();
+        break;
       case 'replica':
-        replica.apply(msg.m);
+        for (const m of msg.ms) replica.apply(m);
         break;
       case 'answer':
         processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes));
@@ -102,6 +115,7 @@ async function main(): Promise<void> {
         break;
     }
   });
+  await holdsState;
   await server.start();
   port.postMessage({ t: 'ready', addresses: server.addresses.map((a) => ({ host: a.host, port: a.port })) } satisfies FromWorker);
 }
