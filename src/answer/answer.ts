@@ -149,9 +149,17 @@ export class Answerer implements Responder {
     let filter: Filter;
     let srvOnly = false;
     const u = (s: string) => s.length > 1 && s.charCodeAt(0) === 95; // leading '_'
+    const proto = (s: string) => s === '_tcp' || s === '_udp';
     if (prefix.length === 1) {
       name = prefix[0]!;
       filter = { kind: 'all' };
+      // `_T.service[.S].D`, when no service is named so: the empty non-terminal above `_N._T` (§2.5, RFC 8020).
+      if (u(name) && !this.#store.service(scope, name)) return this.#underscoreEnt(domain, scope, name);
+    } else if (prefix.length === 2 && proto(prefix[0]!) && !u(prefix[1]!)) {
+      // `_PROTO.N.service[.S].D`: the empty non-terminal above `_P._PROTO.N` (§2.5), there while N is.
+      const svc = this.#store.service(scope, prefix[1]!);
+      if (!svc) return this.#missing(domain, scope);
+      return svc.instances.length === 0 && this.#o.emptyService === 'nxdomain' ? this.#nx(domain) : this.#nodata(domain);
     } else if (prefix.length === 2 && u(prefix[0]!) && u(prefix[1]!)) {
       // §2.3a `_N._T.service`: T is a tag, except `_tcp`/`_udp` which name the protocol (no filter).
       name = prefix[0]!.slice(1);
@@ -172,6 +180,9 @@ export class Answerer implements Responder {
 
     const svc = this.#store.service(scope, name);
     if (!svc) return this.#missing(domain, scope);
+    // §2.2: a tag or port name that no registered instance carries (healthy or not) names nothing.
+    const tag = filter.kind === 'tag' ? filter.tag : filter.kind === 'port' ? filter.port : null;
+    if (tag !== null && !svc.tags.has(tag)) return this.#missing(domain, scope);
     const selected = select(svc, filter);
     if (selected.length === 0) {
       // §5.3: the name exists; an empty set is NODATA (or NXDOMAIN with emptyService: nxdomain).
@@ -192,6 +203,16 @@ export class Answerer implements Responder {
       if (qtype === type || qtype === TYPE.ANY) answers.push({ name: owner, type, ttl, address: inst.address } as Rec);
     }
     return answers.length > 0 ? this.#positive(answers, []) : this.#nodata(domain);
+  }
+
+  /**
+   * `_T.service[.S].D` (§2.5): exists while some `_N._T.service[.S].D` does, that is for `_tcp`/`_udp` while the
+   * view has a service, and for a tag while some service of the view carries it (§2.3a).
+   */
+  #underscoreEnt(domain: string, scope: string | null, label: string): Plan {
+    const t = label.slice(1);
+    const exists = t === 'tcp' || t === 'udp' ? this.#store.hasServices(scope) : this.#store.hasTag(scope, t);
+    return exists ? this.#nodata(domain) : this.#missing(domain, scope);
   }
 
   /** §3.2: one SRV per healthy (instance, port), targets `.addr` names, glue in Additional. */

@@ -31,6 +31,22 @@ export interface Service {
   readonly ttlSeconds?: number | undefined;
   /** Healthy instances only; may be empty (a known service with nothing healthy, §5.3). */
   readonly instances: readonly Instance[];
+  /**
+   * Every tag and port name of every registered instance, healthy or not (lowercase labels). §2.2: a tag or port
+   * name outside this set names nothing (NXDOMAIN); one in it that no healthy instance carries is NODATA (§5.3).
+   * Undefined: the backend reports no more than its healthy instances, whose tags and port names are then the set.
+   */
+  readonly knownTags?: readonly string[] | undefined;
+}
+
+/** The tags and port names a service is known to carry (§2.2): `knownTags` plus those of its healthy instances. */
+export function tagsOf(svc: Service, into: Set<string>): Set<string> {
+  if (svc.knownTags) for (const t of svc.knownTags) into.add(t);
+  for (const i of svc.instances) {
+    for (const t of i.tags) into.add(t);
+    for (const p of i.ports) if (p.name !== null) into.add(p.name);
+  }
+  return into;
 }
 
 /** The key of a service inside a snapshot map: `${scope}/${name}`. */

@@ -6,7 +6,7 @@
 // the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
 
 import type { Instance, ScopeClaim, Service, ServiceSnapshot } from '../model/service.ts';
-import { serviceKey } from '../model/service.ts';
+import { serviceKey, tagsOf } from '../model/service.ts';
 
 /** One name as answered: the merged healthy instances of every backend that serves it. */
 export interface MergedService {
@@ -17,6 +17,8 @@ export interface MergedService {
   readonly ttlSeconds: number | undefined;
   /** De-duplicated by address and ports (§6.2). Empty for a known service with nothing healthy (§5.3). */
   readonly instances: readonly Instance[];
+  /** Tags and port names some registered instance carries, healthy or not (§2.2): others are NXDOMAIN. */
+  readonly tags: ReadonlySet<string>;
   /** Backends that contributed (for /v1/services and debugging). */
   readonly backends: readonly string[];
 }
@@ -75,6 +77,8 @@ export class Store {
   readonly #unscoped = new Map<string, MergedService>();
   /** Address reference counts per view: key '' for the unscoped view, else the scope. */
   readonly #addrs = new Map<string, Map<string, number>>();
+  /** Per view (same keys as #addrs): how many services carry each tag, for `_T.service[.S].D` (§2.5). */
+  readonly #tagViews = new Map<string, Map<string, number>>();
   readonly #listeners = new Set<StoreListener>();
   readonly #observers = new Set<(e: StoreEvent) => void>();
   #unsynced = 0;
@@ -271,6 +275,16 @@ export class Store {
     return this.#scoped.has(scope);
   }
 
+  /** Whether the view (null: the unscoped one) has any service: `_tcp.service[.S].D` exist then (§2.5). */
+  hasServices(scope: string | null): boolean {
+    return scope === null ? this.#unscoped.size > 0 : this.#scoped.has(scope);
+  }
+
+  /** Whether some service of the view carries the tag or port name: `_T.service[.S].D` exists then (§2.5). */
+  hasTag(scope: string | null, tag: string): boolean {
+    return (this.#tagViews.get(scope ?? '')?.get(tag) ?? 0) > 0;
+  }
+
   /** Whether some healthy instance in this view has the address (§2.4). `address` is canonical text. */
   hasAddress(scope: string | null, address: string): boolean {
     return (this.#addrs.get(scope ?? '')?.get(address) ?? 0) > 0;
@@ -333,6 +347,7 @@ export class Store {
       if (byName.size === 0) this.#scoped.delete(scope);
     }
     this.#reindexAddrs(scope, old, merged);
+    this.#reindexTags(scope, old, merged);
   }
 
   #recomputeUnscoped(name: string): void {
@@ -348,6 +363,7 @@ export class Store {
     if (merged) this.#unscoped.set(name, merged);
     else this.#unscoped.delete(name);
     this.#reindexAddrs('', old, merged);
+    this.#reindexTags('', old, merged);
   }
 
   #reindexAddrs(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
@@ -362,6 +378,19 @@ export class Store {
     if (counts.size === 0) this.#addrs.delete(view);
   }
 
+  #reindexTags(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
+    if (old?.tags === now?.tags) return;
+    let counts = this.#tagViews.get(view);
+    if (!counts) this.#tagViews.set(view, (counts = new Map()));
+    if (old) for (const t of old.tags) {
+      const c = (counts.get(t) ?? 0) - 1;
+      if (c <= 0) counts.delete(t);
+      else counts.set(t, c);
+    }
+    if (now) for (const t of now.tags) counts.set(t, (counts.get(t) ?? 0) + 1);
+    if (counts.size === 0) this.#tagViews.delete(view);
+  }
+
   #bump(): void {
     this.#generation++;
     for (const l of this.#listeners) l(this.#generation);
@@ -372,14 +401,16 @@ export class Store {
 function merge(name: string, scope: string | null, parts: [string, Service][]): MergedService {
   if (parts.length === 1) {
     const [backend, svc] = parts[0]!;
-    return { name, scope, ttlSeconds: svc.ttlSeconds, instances: svc.instances, backends: [backend] };
+    return { name, scope, ttlSeconds: svc.ttlSeconds, instances: svc.instances, tags: tagSet(svc), backends: [backend] };
   }
   const seen = new Set<string>();
   const instances: Instance[] = [];
   let ttl: number | undefined;
   const backends: string[] = [];
+  const tags = new Set<string>();
   for (const [backend, svc] of parts) {
     backends.push(backend);
+    tagsOf(svc, tags);
     if (svc.ttlSeconds !== undefined) ttl = ttl === undefined ? svc.ttlSeconds : Math.min(ttl, svc.ttlSeconds);
     for (const inst of svc.instances) {
       const sig = `${inst.address}|${inst.ports.map((p) => `${p.port}/${p.protocol}`).sort().join(',')}`;
@@ -388,5 +419,13 @@ function merge(name: string, scope: string | null, parts: [string, Service][]): 
       instances.push(inst);
     }
   }
-  return { name, scope, ttlSeconds: ttl, instances, backends };
+  return { name, scope, ttlSeconds: ttl, instances, tags: tags.size === 0 ? NO_TAGS : tags, backends };
+}
+
+const NO_TAGS: ReadonlySet<string> = new Set();
+
+/** One service's known tags (§2.2); services without any share one empty set. */
+function tagSet(svc: Service): ReadonlySet<string> {
+  const s = tagsOf(svc, new Set());
+  return s.size === 0 ? NO_TAGS : s;
 }

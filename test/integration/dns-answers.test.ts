@@ -9,9 +9,13 @@ const D = 'sd.internal';
 
 function data(s: Stack) {
   put(s.store, 'static', [
-    svc('web', [inst('10.0.0.1', [8080], { tags: ['primary'] }), inst('10.0.0.2', [8080], { tags: ['canary'], weight: 5 })]),
+    // `retired` is carried only by an unhealthy instance (not served, but registered: §2.2, §5.3).
+    {
+      ...svc('web', [inst('10.0.0.1', [8080], { tags: ['primary'] }), inst('10.0.0.2', [8080], { tags: ['canary'], weight: 5 })]),
+      knownTags: ['primary', 'canary', 'retired'],
+    },
     svc('api', [inst('10.0.1.1', ['http:80', 'grpc:9090']), inst('fd00::1:1', ['http:80', 'grpc:9090'])]),
-    svc('db', []),
+    { ...svc('db', []), knownTags: ['replica'] },
     svc('v6only', [inst('2001:db8::1', [80])]),
     svc('dns', [inst('10.0.3.1', ['dns:53/udp', 'dns-tcp:53/tcp'])]),
     svc('slow', [inst('10.0.4.1', [80])], { ttlSeconds: 30 }),
@@ -169,6 +173,71 @@ describe('answers over UDP (§1–§3, §5)', () => {
     }
   });
 
+  it('§2.5 RFC 8020: the intermediate labels of the RFC 2782 forms are empty non-terminals (NODATA for every type)', async () => {
+    for (const name of [
+      `_tcp.service.${D}`, `_udp.service.${D}`, `_primary.service.${D}`, `_retired.service.${D}`, `_tcp.service.staging.${D}`,
+      `_tcp.api.service.${D}`, `_udp.dns.service.${D}`, `_tcp.web.service.staging.${D}`, `addr.${D}`, `addr.staging.${D}`,
+    ]) {
+      for (const t of ['A', 'AAAA', 'TXT', 'SRV', 'ANY']) {
+        const r = await query(s.port, name, t);
+        assert.equal(rcode(r), 'NOERROR', `${name} ${t}`);
+        assert.equal(r.answers!.length, 0, `${name} ${t}`);
+        assert.equal(r.authorities![0]!.type, 'SOA', `${name} ${t}`);
+      }
+    }
+    // Nothing below these: NXDOMAIN.
+    for (const name of [
+      `_nosuchtag.service.${D}`, `_primary.service.staging.${D}`, `_tcp.service.nope.${D}`, `_tcp.nope.service.${D}`,
+      `_tcp.api.service.staging.${D}`,
+    ]) {
+      assert.equal(rcode(await query(s.port, name, 'A')), 'NXDOMAIN', name);
+    }
+  });
+
+  it('§2.5 RFC 8020: no ancestor of a name that has data is NXDOMAIN (what a QNAME-minimising resolver walks)', async () => {
+    const names = [
+      `_web._tcp.service.${D}`, `_web._primary.service.${D}`, `_http._tcp.api.service.${D}`, `_dns._udp.dns.service.${D}`,
+      `_web._tcp.service.staging.${D}`, `primary.web.service.${D}`, `10-0-0-1.addr.${D}`, `10-1-0-1.addr.staging.${D}`,
+      `0--1.addr.${D}`,
+    ];
+    for (const name of names) {
+      const own = await query(s.port, name, 'SRV');
+      const a = await query(s.port, name, 'ANY');
+      assert.ok(own.answers!.length + a.answers!.length > 0, `${name} has data`);
+      const labels = name.split('.');
+      for (let i = 1; labels.length - i >= 2; i++) {
+        const ancestor = labels.slice(i).join('.');
+        for (const t of ['A', 'NS']) {
+          const r = await query(s.port, ancestor, t);
+          assert.equal(rcode(r), 'NOERROR', `${ancestor} ${t} (an ancestor of ${name})`);
+        }
+      }
+    }
+  });
+
+  it('§2.2 a tag or port name no registered instance of N carries is NXDOMAIN; one carried only by unhealthy instances is NODATA (§5.3)', async () => {
+    for (const [name, t] of [
+      [`bogus.web.service.${D}`, 'A'], [`bogus.web.service.${D}`, 'SRV'], [`_web._bogus.service.${D}`, 'SRV'],
+      [`_bogus._tcp.api.service.${D}`, 'SRV'], [`bogus.api.service.${D}`, 'A'], [`primary.web.service.staging.${D}`, 'A'],
+      [`other.db.service.${D}`, 'A'],
+    ] as const) {
+      const r = await query(s.port, name, t);
+      assert.equal(rcode(r), 'NXDOMAIN', `${name} ${t}`);
+      assert.equal(r.authorities![0]!.type, 'SOA');
+    }
+    for (const [name, t] of [
+      [`retired.web.service.${D}`, 'A'], [`_web._retired.service.${D}`, 'SRV'], [`replica.db.service.${D}`, 'A'],
+      [`_dns._tcp.dns.service.${D}`, 'SRV'],
+    ] as const) {
+      const r = await query(s.port, name, t);
+      assert.equal(rcode(r), 'NOERROR', `${name} ${t}`);
+      assert.equal(r.answers!.length, 0, `${name} ${t}`);
+      assert.equal(r.authorities![0]!.type, 'SOA');
+    }
+    // Port names act as tags (§2.2): a port name is a known tag.
+    assert.deepEqual(answerData(await query(s.port, `grpc.api.service.${D}`, 'A')), ['10.0.1.1']);
+  });
+
   it('§3.1 one A per distinct address even with several ports', async () => {
     assert.deepEqual(answerData(await query(s.port, `api.service.${D}`, 'A')), ['10.0.1.1']);
     assert.deepEqual(answerData(await query(s.port, `api.service.${D}`, 'AAAA')), ['fd00::1:1']);
@@ -235,8 +304,8 @@ describe('answers over UDP (§1–§3, §5)', () => {
     assert.equal((await query(s.port, `v6only.service.${D}`, 'A')).answers!.length, 0);
   });
 
-  it('§5.3 a known service with no healthy instance is NODATA, and a tag nobody carries too', async () => {
-    for (const name of [`db.service.${D}`, `nosuchtag.web.service.${D}`]) {
+  it('§5.3 a known service with no healthy instance is NODATA, and so is a tag only unhealthy instances carry', async () => {
+    for (const name of [`db.service.${D}`, `retired.web.service.${D}`]) {
       const r = await query(s.port, name, 'A');
       assert.equal(rcode(r), 'NOERROR', name);
       assert.equal(r.answers!.length, 0);
@@ -313,7 +382,7 @@ describe('options: order, maxAnswers, emptyService (§3.5, §3.6, §5.3)', () =>
     }
   });
 
-  it('§3.6 maxAnswers caps A records after shuffling, so different subsets are served', async () => {
+  it('§3.6 maxAnswers caps A and SRV records after shuffling, so different subsets are served', async () => {
     const s = await startStack({ answer: { maxAnswers: 2 } });
     try {
       put(s.store, 'b', [svc('web', four)]);
@@ -324,7 +393,9 @@ describe('options: order, maxAnswers, emptyService (§3.5, §3.6, §5.3)', () =>
         for (const a of r.answers!) seen.add(String(a.data));
       }
       assert.equal(seen.size, 4);
-      assert.equal((await query(s.port, `web.service.${D}`, 'SRV')).answers!.length, 4, 'SRV is not capped');
+      const srv = await query(s.port, `web.service.${D}`, 'SRV');
+      assert.equal(srv.answers!.length, 2, 'SRV is capped too (§3.6)');
+      assert.equal(srv.additionals!.filter((a) => a.type === 'A').length, 2, 'glue only for the SRV records sent');
     } finally {
       await s.stop();
     }
