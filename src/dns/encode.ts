@@ -106,9 +106,14 @@ class Writer {
         this.u16(r.srv.priority);
         this.u16(r.srv.weight);
         this.u16(r.srv.port);
-        // RFC 2782: the target must not be compressed. (RFC 3597 §4: no compression in new RDATA.)
+      {
+        // RFC 2782: the target must not be compressed. (RFC 3597 §4: no compression in new RDATA.) Later names
+        // may still point into it: the glue owner for this target becomes a 2-byte pointer (§4.2 packing).
+        const at = this.off;
         this.nameUncompressed(r.srv.target);
+        this.registerName(r.srv.target, at);
         break;
+      }
       case 6:
         this.name(r.soa.mname);
         this.name(r.soa.rname);
@@ -168,7 +173,8 @@ export interface EncodeContext {
 /**
  * Encode one response with `answers` already ordered. When it does not fit `limit`, answers are dropped from
  * the end until the survivors plus all of their glue fit, and TC=1 is set (§4.2): every SRV target that is
- * sent has its address in Additional, and no glue is sent for a target that is not.
+ * sent has its address in Additional, and no glue is sent for a target that is not. The cut is exact, with
+ * compression: as many answers as really fit with their glue (one more would not).
  */
 export function encode(ctx: EncodeContext, plan: Plan, answers: readonly Rec[]): Buffer {
   const n = answers.length;
@@ -191,31 +197,55 @@ export function encode(ctx: EncodeContext, plan: Plan, answers: readonly Rec[]):
   // Every record takes at least 12 bytes (a compressed owner and the fixed fields): skip a full write that
   // cannot fit (1500 SRV records into 1232 bytes).
   if (kMax === n && HEADER_BYTES + n * MIN_RECORD_BYTES <= ctx.limit) {
-    const full = write(ctx, plan, answers, n, false, true);
-    if (full.length <= ctx.limit) return full;
+    const len = writeInto(ctx, plan, answers, n, false, true);
+    if (len <= ctx.limit) return copyOut(ctx, len);
   }
-  // Too big: one measuring pass gives each answer's exact end offset (the answers are written first, with the
-  // same compression state as the final write); glue and authority are bounded by their uncompressed sizes.
-  // So the cut is found in two linear passes, not a search over full encodes (a 1500-record miss: ~ms, not ~s).
+  // Too big. One measuring pass gives each answer's exact end offset (answers are written first, with the
+  // same compression state as the final write): no more than `hi` answers can fit, even without glue. A
+  // lower bound `lo` that surely fits comes from budgeting glue and authority at their uncompressed sizes.
+  // The largest k in [lo, hi] whose real encoding (compression included) fits is then found by bisection:
+  // a few writes of at most `limit` bytes each, not a search over full encodes (a 1500-record miss: ~ms).
   const tail = authorityBound(plan) + (ctx.query.edns ? 11 : 0);
-  const ends = answerEnds(ctx, answers, kMax, ctx.limit - tail);
-  let k = 0;
+  const ends = answerEnds(ctx, answers, kMax, ctx.limit);
+  let hi = 0;
+  while (hi < ends.length && ends[hi]! <= ctx.limit) hi++;
+  let lo = 0;
   let glueSum = 0;
   const seen = new Set<string>();
-  for (let i = 0; i < ends.length; i++) {
+  for (let i = 0; i < hi; i++) {
     const t = targetOf(answers[i]!);
     let add = 0;
     if (t !== null && !seen.has(t)) add = glueBound.get(t) ?? 0;
     if (ends[i]! + tail + glueSum + add > ctx.limit) break;
     glueSum += add;
     if (t !== null) seen.add(t);
-    k = i + 1;
+    lo = i + 1;
   }
-  if (k > 0) return write(ctx, plan, answers, k, k < n, true);
+  const withGlue = largestFitting(ctx, plan, answers, lo, hi, true);
+  if (withGlue > 0) return copyOut(ctx, writeInto(ctx, plan, answers, withGlue, withGlue < n, true));
   // Not even one answer fits together with its glue: send answers alone (still TC=1 when any is dropped).
-  let bare = 0;
-  while (bare < ends.length && ends[bare]! + tail <= ctx.limit) bare++;
-  return write(ctx, plan, answers, bare, n > 0, false);
+  const bare = largestFitting(ctx, plan, answers, 0, hi, false);
+  return copyOut(ctx, writeInto(ctx, plan, answers, bare, n > 0, false));
+}
+
+/**
+ * The largest k in [lo, hi] whose response fits `ctx.limit` (k = lo is taken to fit; 0 when nothing does).
+ * The size grows with k (another answer, maybe its glue; compression only ever shortens later names).
+ */
+function largestFitting(ctx: EncodeContext, plan: Plan, answers: readonly Rec[], lo: number, hi: number, glue: boolean): number {
+  let best = lo > 0 && writeInto(ctx, plan, answers, lo, true, glue) <= ctx.limit ? lo : 0;
+  let a = best + 1;
+  let b = hi;
+  while (a <= b) {
+    const mid = (a + b) >>> 1;
+    if (writeInto(ctx, plan, answers, mid, true, glue) <= ctx.limit) {
+      best = mid;
+      a = mid + 1;
+    } else {
+      b = mid - 1;
+    }
+  }
+  return best;
 }
 
 /** Offsets just after each of the first `k` answers, as `write` would place them; stops past `stopAfter`. */
@@ -250,14 +280,15 @@ function fixedSize(ctx: EncodeContext, plan: Plan): number {
   return n;
 }
 
-function write(
+/** Write the response with the first `k` answers into the scratch buffer; returns its length. */
+function writeInto(
   ctx: EncodeContext,
   plan: Plan,
   answers: readonly Rec[],
   k: number,
   truncated: boolean,
   glue: boolean,
-): Buffer {
+): number {
   const q = ctx.query;
   const w = new Writer(ctx.scratch);
   w.u16(q.id);
@@ -308,27 +339,52 @@ function write(
     ar++;
   }
   ctx.scratch.writeUInt16BE(ar, arCountAt);
-  return Buffer.from(ctx.scratch.subarray(0, w.off));
+  return w.off;
+}
+
+function copyOut(ctx: EncodeContext, len: number): Buffer {
+  return Buffer.from(ctx.scratch.subarray(0, len));
 }
 
 /**
  * The answer orderings to precompute for a plan (§3.5): one for `fixed`, rotations for `round-robin`, and
  * shuffles for `random` (every permutation when there are few answers, so the choice stays uniform).
+ *
+ * `window` > 0 says that only that many answers are shown per response (`maxAnswers`, or what fits the UDP
+ * size): the orderings are then rotations of one order whose windows together cover every record, so every
+ * record is served (§3.6). A fixed set of independent shuffles would leave some records out of every response
+ * for as long as the cache entry lives: servers that a client such as HAProxy never learns of.
  */
-export function orderings(plan: Plan, random: () => number): Rec[][] {
+export function orderings(plan: Plan, random: () => number, window = 0): Rec[][] {
   const a = plan.answers;
-  const capped = (list: Rec[]) => capAddresses(list, plan.maxAnswers);
-  if (a.length <= 1 || plan.order === 'fixed') return [capped([...a])];
-  if (plan.order === 'round-robin') {
-    const n = Math.min(a.length, a.length > LARGE_ANSWER ? LARGE_ANSWER_VARIANTS : MAX_ROTATIONS);
+  const n = a.length;
+  const max = plan.maxAnswers;
+  const capped = (list: Rec[]) => capRecords(list, max);
+  if (n <= 1 || plan.order === 'fixed') return [capped([...a])];
+  const shown = Math.min(window > 0 ? window : n, max > 0 && a.every(isCapped) ? max : n);
+  const large = n > LARGE_ANSWER;
+  if (shown < n && n > 4) {
+    const base = plan.order === 'random' ? shuffled(a, random) : [...a];
+    const usual = plan.order === 'random' ? (large ? LARGE_ANSWER_VARIANTS : RANDOM_VARIANTS) : large ? LARGE_ANSWER_VARIANTS : MAX_ROTATIONS;
+    // Evenly spaced starts, at most `shown` apart, so consecutive windows overlap or touch.
+    const count = Math.min(n, Math.max(usual, Math.ceil(n / shown)));
     const out: Rec[][] = [];
-    for (let r = 0; r < n; r++) out.push(capped([...a.slice(r), ...a.slice(0, r)]));
+    for (let v = 0; v < count; v++) {
+      const r = Math.floor((v * n) / count);
+      out.push(capped([...base.slice(r), ...base.slice(0, r)]));
+    }
     return out;
   }
-  if (a.length <= 4) return permutations([...a]).map(capped);
+  if (plan.order === 'round-robin') {
+    const count = Math.min(n, large ? LARGE_ANSWER_VARIANTS : MAX_ROTATIONS);
+    const out: Rec[][] = [];
+    for (let r = 0; r < count; r++) out.push(capped([...a.slice(r), ...a.slice(0, r)]));
+    return out;
+  }
+  if (n <= 4) return permutations([...a]).map(capped);
   const out: Rec[][] = [];
   // Each variant is a full encode; past a few dozen SRV records clients pick by weight themselves (RFC 2782).
-  const count = a.length > LARGE_ANSWER ? LARGE_ANSWER_VARIANTS : RANDOM_VARIANTS;
+  const count = large ? LARGE_ANSWER_VARIANTS : RANDOM_VARIANTS;
   for (let v = 0; v < count; v++) out.push(capped(shuffled(a, random)));
   return out;
 }
@@ -345,11 +401,16 @@ export function shuffled<T>(xs: readonly T[], random: () => number): T[] {
   return p;
 }
 
-/** §3.6: keep at most `max` A/AAAA records (0 = all), in order; other types are untouched. */
-function capAddresses(list: Rec[], max: number): Rec[] {
+/** The record types `maxAnswers` caps (§3.6): A, AAAA and SRV. */
+function isCapped(r: Rec): boolean {
+  return r.type === 1 || r.type === 28 || r.type === 33;
+}
+
+/** §3.6: keep at most `max` A/AAAA/SRV records (0 = all), in order; other types are untouched. */
+function capRecords(list: Rec[], max: number): Rec[] {
   if (max <= 0) return list;
   let seen = 0;
-  return list.filter((r) => (r.type !== 1 && r.type !== 28) || ++seen <= max);
+  return list.filter((r) => !isCapped(r) || ++seen <= max);
 }
 
 function permutations<T>(xs: T[]): T[][] {

@@ -40,7 +40,7 @@ export interface Plan {
   readonly additional: readonly Rec[];
   /** How answers vary between responses (§3.5). */
   readonly order: Order;
-  /** Cap on A/AAAA answers per response, applied after reordering (§3.6); 0 = no cap. */
+  /** Cap on A/AAAA/SRV answers per response, applied after reordering (§3.6); 0 = no cap. */
   readonly maxAnswers: number;
 }
 

@@ -48,8 +48,9 @@ interface Slot {
   readonly rcode: number;
   /**
    * Rotatable A/AAAA answer (one variant): `blocks` records of `block` bytes right after the question, each
-   * owner a pointer to the question. Every response rotates them (§3.5) and shows `shown` of them (§3.6), so
-   * every record gets its turn first. 0 blocks: serve the precomputed variants instead.
+   * owner a pointer to the question. Every response rotates all of them (§3.5) and shows the first `shown`:
+   * the `maxAnswers` cap (§3.6) or what fits the size limit (§4.2, TC set in the variant's header only then),
+   * so every record gets its turn first. 0 blocks: serve the precomputed variants instead.
    */
   readonly blocks: number;
   readonly block: number;
@@ -175,16 +176,27 @@ export class QueryProcessor {
     let variants: Buffer[] | null = null;
     let blocks = 0;
     let block = 0;
+    let shown = 0;
     if (plan.order !== 'fixed' && plan.answers.length > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
       const t = plan.answers[0]!.type;
       if ((t === TYPE.A || t === TYPE.AAAA) && plan.answers.every((r) => r.type === t)) {
+        // Every record is encoded (up to the 64 KB a message can hold), whatever this response's size limit:
+        // rotating over all of them gives every record its turn first over UDP too (§3.5), and the cap and the
+        // size limit are applied per response, by showing the first `shown` blocks of the rotation.
         const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
-        const buf = encode(ctx, plan, base);
+        const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES }, plan, base);
         const count = buf.readUInt16BE(6);
         const size = t === TYPE.A ? A_RECORD_BYTES : AAAA_RECORD_BYTES;
+        const opt = q.edns ? OPT_RECORD_BYTES : 0;
         // Only when every answer really is one fixed-size block (owner compressed to the question).
-        if (!q.qnameCompressed && buf.length === q.questionEnd + count * size + (q.edns ? OPT_RECORD_BYTES : 0)) {
-          const shown = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, count) : count;
+        if (!q.qnameCompressed && buf.length === q.questionEnd + count * size + opt) {
+          const n = plan.answers.length;
+          // §3.6: a cap that leaves a response that fits sets no TC; TC only when the limit cut records too.
+          const wanted = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n;
+          const fit = Math.max(0, Math.floor((limit - q.questionEnd - opt) / size));
+          shown = Math.min(wanted, count, fit);
+          if (shown < wanted) buf[2]! |= 0x02;
+          else buf[2]! &= ~0x02;
           if (count <= PRECOMPUTED_ROTATIONS) {
             // Few records: keep every rotation ready, so a hit is one copy (measured: 377 vs 613 ns a hit).
             variants = [];
@@ -197,7 +209,14 @@ export class QueryProcessor {
         }
       }
     }
-    variants ??= orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
+    if (variants === null) {
+      variants = orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
+      // Truncated (§4.2): re-order so that the records that fit, response after response, cover every record.
+      const kept = variants[0]!.readUInt16BE(6);
+      if ((variants[0]![2]! & 0x02) !== 0 && plan.order !== 'fixed' && kept > 0 && kept < plan.answers.length) {
+        variants = orderings(plan, this.#random, kept).map((answers) => encode(ctx, plan, answers));
+      }
+    }
     const first = variants[0]!;
     const truncated = (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
@@ -216,7 +235,7 @@ export class QueryProcessor {
       rcode: plan.rcode,
       blocks,
       block,
-      shown: blocks > 0 && plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, blocks) : blocks,
+      shown,
       next: 0,
     };
     let bytes = 0;
