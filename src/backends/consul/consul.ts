@@ -321,9 +321,9 @@ export class ConsulBackend implements Backend {
       this.#warnOnce(`malformed/${dc.scope}/${name}`, `Consul ${endpoint}: ${t.malformed} entries without Node/Service skipped`, { endpoint });
     }
     this.#setNodes(dc, name, w, t.nodes);
-    const sig = signature(t.instances, this.#cfg.ttlSeconds);
+    const sig = signature(t.instances, this.#cfg.ttlSeconds, t.knownTags);
     if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
-    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds);
+    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags);
     w.sig = sig;
     this.#changedKeys.add(serviceKey(dc.scope, name));
     this.#dirty = true;

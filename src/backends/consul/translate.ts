@@ -16,6 +16,8 @@ export interface TranslateOptions {
 
 export interface Translated {
   readonly instances: Instance[];
+  /** Tags of every instance in the reply, healthy or not (§2.2: other tags answer NXDOMAIN). Sorted. */
+  readonly knownTags: string[];
   /** Nodes that carry an instance of this service, healthy or not. */
   readonly nodes: string[];
   /** Entries that were not objects of the recorded shape (skipped). */
@@ -70,6 +72,7 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
   const entries = Array.isArray(body) ? body : [];
   const byKey = new Map<string, Instance>();
   const nodes = new Set<string>();
+  const known = new Set<string>();
   let malformed = 0;
   for (const e of entries) {
     if (!isObj(e) || !isObj(e['Node']) || !isObj(e['Service'])) {
@@ -81,8 +84,6 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
     const nodeName = str(node['Node']);
     const serviceId = str(svc['ID']);
     nodes.add(nodeName);
-    const health = healthOf(e['Checks'], serviceId, opts.onlyPassing);
-    if (health === null) continue;
 
     const tags: string[] = [];
     for (const t of Array.isArray(svc['Tags']) ? svc['Tags'] : []) {
@@ -92,6 +93,9 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
       if (isLabel(l) && !tags.includes(l)) tags.push(l);
     }
     tags.sort();
+    for (const t of tags) known.add(t);
+    const health = healthOf(e['Checks'], serviceId, opts.onlyPassing);
+    if (health === null) continue;
     const svcPort = typeof svc['Port'] === 'number' && svc['Port'] > 0 && svc['Port'] < 65_536 ? svc['Port'] : 0;
     const weight = weightOf(svc['Weights'], health.warning);
 
@@ -135,18 +139,19 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
     }
   }
   const instances = [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
-  return { instances, nodes: [...nodes], malformed };
+  return { instances, knownTags: [...known].sort(), nodes: [...nodes], malformed };
 }
 
 /** Cheap structural identity of a service's served data, so unchanged services keep their object (store diff). */
-export function signature(instances: readonly Instance[], ttlSeconds: number | undefined): string {
-  let s = `${ttlSeconds ?? ''}`;
+export function signature(instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[] = []): string {
+  let s = `${ttlSeconds ?? ''}|${knownTags.join(',')}`;
   for (const i of instances) {
     s += `;${i.address}/${i.weight}/${i.ports.map((p) => p.port).join(',')}/${i.tags.join(',')}`;
   }
   return s;
 }
 
-export function makeService(name: string, scope: string, instances: Instance[], ttlSeconds: number | undefined): Service {
-  return ttlSeconds === undefined ? { name, scope, instances } : { name, scope, ttlSeconds, instances };
+export function makeService(name: string, scope: string, instances: Instance[], ttlSeconds: number | undefined, knownTags?: readonly string[]): Service {
+  const svc: Service = ttlSeconds === undefined ? { name, scope, instances } : { name, scope, ttlSeconds, instances };
+  return knownTags === undefined ? svc : { ...svc, knownTags };
 }

@@ -285,19 +285,26 @@ class FileBackend implements Backend {
     let changed = this.#published.size !== file.services.length;
     for (const def of file.services) {
       const instances: Instance[] = [];
+      // §2.2: tags and port names of every listed instance, healthy or not (others answer NXDOMAIN).
+      const knownTags = new Set<string>();
+      for (const i of def.instances) {
+        for (const t of i.tags) knownTags.add(t);
+        for (const p of i.ports) if (p.name !== null) knownTags.add(p.name);
+      }
       for (const i of def.instances) {
         if (!i.healthy) continue;
         if (i.check && this.#checkers.get(checkKey(i.check))?.status !== 'passing') continue;
         instances.push({ address: i.address, family: i.family, ports: i.ports, weight: i.weight, tags: i.tags });
       }
       const key = serviceKey(def.scope, def.name);
-      const sig = JSON.stringify([def.ttlSeconds ?? null, instances]);
+      const tags = [...knownTags].sort();
+      const sig = JSON.stringify([def.ttlSeconds ?? null, instances, tags]);
       const prev = this.#published.get(key);
       let entry: Published;
       if (prev && prev.sig === sig) entry = prev;
       else {
         changed = true;
-        entry = { sig, service: { name: def.name, scope: def.scope, ttlSeconds: def.ttlSeconds, instances } };
+        entry = { sig, service: { name: def.name, scope: def.scope, ttlSeconds: def.ttlSeconds, instances, knownTags: tags } };
       }
       next.set(key, entry);
       services.set(key, entry.service);

@@ -21,6 +21,8 @@ export interface Contribution {
   /** Service name (slice label / Endpoints name), lowercase. */
   readonly service: string;
   readonly endpoints: readonly ServedEndpoint[];
+  /** Names of the object's ports, whether or not an endpoint is ready (§2.2: other names answer NXDOMAIN). */
+  readonly portNames?: readonly string[];
   /** Addresses or ports dropped as unusable (FQDN slices, SCTP, hostnames): for debug logs only. */
   readonly skipped: number;
 }
@@ -84,7 +86,13 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
       endpoints.push({ address: ca.address, family: ca.family, ports });
     }
   }
-  return { scope, service, endpoints, skipped };
+  return { scope, service, endpoints, portNames: namesOf(ports), skipped };
+}
+
+function namesOf(ports: readonly Port[]): string[] {
+  const out: string[] = [];
+  for (const p of ports) if (p.name !== null && !out.includes(p.name)) out.push(p.name);
+  return out;
 }
 
 /** Legacy core/v1 Endpoints → contribution: every subset's `addresses` × its ports, never `notReadyAddresses`. */
@@ -95,18 +103,20 @@ export function fromEndpoints(obj: unknown): Contribution | null {
   const scope = key.namespace.toLowerCase();
   if (!isLabel(service) || !isLabel(scope)) return null;
   const endpoints: ServedEndpoint[] = [];
+  const portNames: string[] = [];
   let skipped = 0;
   for (const subset of arr(obj.subsets)) {
     if (!isObj(subset)) continue;
     const { ports, skipped: ps } = translatePorts(subset.ports);
     skipped += ps;
+    for (const n of namesOf(ports)) if (!portNames.includes(n)) portNames.push(n);
     for (const a of arr(subset.addresses)) {
       const ca = isObj(a) && typeof a.ip === 'string' ? canonicalAddress(a.ip) : null;
       if (!ca) { skipped++; continue; }
       endpoints.push({ address: ca.address, family: ca.family, ports });
     }
   }
-  return { scope, service, endpoints, skipped };
+  return { scope, service, endpoints, portNames, skipped };
 }
 
 const NO_TAGS: readonly string[] = Object.freeze([]);
@@ -127,7 +137,9 @@ export function buildService(
   prev: Service | undefined,
 ): Service {
   const byAddr = new Map<string, { family: 4 | 6; ports: Map<string, Port> }>();
+  const known = new Set<string>();
   for (const c of contributions) {
+    for (const n of c.portNames ?? []) known.add(n);
     for (const ep of c.endpoints) {
       let e = byAddr.get(ep.address);
       if (!e) byAddr.set(ep.address, (e = { family: ep.family, ports: new Map() }));
@@ -139,8 +151,9 @@ export function buildService(
     const ports = [...e.ports.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, p]) => p);
     return { address, family: e.family, ports, weight: 1, tags: NO_TAGS };
   });
-  if (prev && sameInstances(prev.instances, instances)) return prev;
-  return { name, scope, instances };
+  const knownTags = [...known].sort();
+  if (prev && sameInstances(prev.instances, instances) && (prev.knownTags ?? []).join(',') === knownTags.join(',')) return prev;
+  return { name, scope, instances, knownTags };
 }
 
 function sameInstances(a: readonly Instance[], b: readonly Instance[]): boolean {
