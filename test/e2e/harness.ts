@@ -24,6 +24,7 @@ export const TOOL_PACKAGES = {
   kdig: 'knot-dnsutils',
   dnsmasq: 'dnsmasq-base',
   dnsperf: 'dnsperf',
+  unbound: 'unbound',
 } as const;
 export type Tool = keyof typeof TOOL_PACKAGES;
 
