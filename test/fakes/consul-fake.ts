@@ -127,6 +127,8 @@ export class ConsulFake {
   #waiters = new Set<Waiter>();
   #failures: Failure[] = [];
   #hang = false;
+  /** Inside restartWith(): mutations wake nobody. */
+  #quiet = false;
   #hung = new Set<http.ServerResponse>();
   #token: string | null = null;
   #port = 0;
@@ -352,6 +354,39 @@ export class ConsulFake {
     }
   }
 
+  /**
+   * Every index becomes exactly `n`, up or down, and nothing wakes: with a second fake on the same port, an agent
+   * restarted with other data that happens to answer the very X-Consul-Index the client holds (issue 10 #13).
+   */
+  forceIndex(n: number): void {
+    this.#index = n;
+    for (const d of this.#dcs.values()) {
+      d.catalogIndex = n;
+      d.checksIndex = n;
+      for (const k of d.serviceIndex.keys()) d.serviceIndex.set(k, n);
+    }
+  }
+
+  /**
+   * An agent restart that takes no time: every connection is cut (held blocking queries get no reply), the data
+   * becomes what `seed` registers on an empty catalog, and every index is `index`. Nothing wakes on the way.
+   */
+  restartWith(index: number, seed: (f: ConsulFake) => void): void {
+    this.dropConnections();
+    this.#quiet = true;
+    try {
+      for (const [name, d] of this.#dcs) {
+        for (const id of [...d.services.keys()]) this.deregister(id, name);
+        d.nodes.clear();
+        d.serviceIndex.clear();
+      }
+      seed(this);
+    } finally {
+      this.#quiet = false;
+    }
+    this.forceIndex(index);
+  }
+
   get raftIndex(): number {
     return this.#index;
   }
@@ -401,6 +436,7 @@ export class ConsulFake {
   // ---- HTTP ----
 
   #wake(): void {
+    if (this.#quiet) return;
     for (const w of [...this.#waiters]) {
       if (this.#currentIndex(w.key) > w.index) {
         this.#waiters.delete(w);

@@ -25,6 +25,11 @@ export interface ConsulReply {
   readonly body: unknown;
   /** X-Consul-Results-Filtered-By-ACLs: the token could not see everything (no 403 in that case). */
   readonly filteredByAcl: boolean;
+  /**
+   * The connection died under a blocking request and it was re-sent without `index`/`wait`: a fresh read, to be
+   * applied whatever its index (the agent that answered may not be the one that gave us that index).
+   */
+  readonly reread: boolean;
 }
 
 /** Thrown (not a BackendError) when the caller aborted: not a failure of the source. */
@@ -75,22 +80,29 @@ export class ConsulHttp {
 
   /** GET `path` (e.g. `/v1/catalog/services`). Adds the consistency flag; 2xx JSON → reply, else BackendError. */
   get(path: string, opts: GetOptions): Promise<ConsulReply> {
-    const params = new URLSearchParams();
-    if (this.#consistency === 'stale') params.set('stale', '');
-    else if (this.#consistency === 'consistent') params.set('consistent', '');
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) params.set(k, v);
-    const qs = params.toString().replace(/=(&|$)/g, '$1'); // Consul's flags are bare: `?stale`, not `?stale=`
-    const fullPath = qs ? `${path}?${qs}` : path;
+    const pathWith = (query: Readonly<Record<string, string | undefined>>) => {
+      const params = new URLSearchParams();
+      if (this.#consistency === 'stale') params.set('stale', '');
+      else if (this.#consistency === 'consistent') params.set('consistent', '');
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
+      const qs = params.toString().replace(/=(&|$)/g, '$1'); // Consul's flags are bare: `?stale`, not `?stale=`
+      return qs ? `${path}?${qs}` : path;
+    };
+    const query = opts.query ?? {};
     const endpoint = path; // what errors name: the endpoint, never the token
     // A keep-alive socket the agent closed while idle fails at once with ECONNRESET on reuse: that is not an
-    // outage, so it is retried once on a fresh socket instead of marking the backend stale.
-    return this.#attempt(fullPath, endpoint, opts, false).catch((e: unknown) => {
-      if (e instanceof StaleSocketError) return this.#attempt(fullPath, endpoint, opts, true);
-      throw e;
+    // outage, so it is retried once on a fresh socket instead of marking the backend stale. The same reset also
+    // ends a blocking query when the agent restarts, so the retry never blocks: without index and wait it is a
+    // fresh read, which the caller applies (issue 10 #13: the restarted agent may hold other data at that index).
+    return this.#attempt(pathWith(query), endpoint, opts, false, false).catch((e: unknown) => {
+      if (!(e instanceof StaleSocketError)) throw e;
+      const blocking = query['index'] !== undefined;
+      const fresh = blocking ? pathWith({ ...query, index: undefined, wait: undefined }) : pathWith(query);
+      return this.#attempt(fresh, endpoint, opts, true, blocking);
     });
   }
 
-  #attempt(fullPath: string, endpoint: string, opts: GetOptions, retried: boolean): Promise<ConsulReply> {
+  #attempt(fullPath: string, endpoint: string, opts: GetOptions, retried: boolean, reread: boolean): Promise<ConsulReply> {
     const mod = this.#endpoint.protocol === 'https:' ? https : http;
     return new Promise<ConsulReply>((resolvePromise, rejectPromise) => {
       let settled = false;
@@ -201,6 +213,7 @@ export class ConsulHttp {
               index: Number.isSafeInteger(n) ? n : null,
               body,
               filteredByAcl: res.headers['x-consul-results-filtered-by-acls'] === 'true',
+              reread,
             });
           });
         });

@@ -135,7 +135,11 @@ export interface LoopOptions {
  * - first request and the one after a reset carry no index (non-blocking, fetch pool);
  * - an index lower than the last one resets to 0 (snapshot restore, upgrade) and the reply counts as a change;
  * - a reply index of 0 after sending 0 becomes 1, so index 0 is never sent twice in a row (no busy loop);
- * - the same index back means "no change" (wait expired or idempotent write): onData is not called.
+ * - the same index back means "no change" (wait expired or idempotent write): onData is not called;
+ * - after any failed request (refused, reset, 5xx, timeout) the next one is a fresh non-blocking read whose
+ *   result is applied whatever its index: an agent restarted with other data can come back with the very index
+ *   we hold, and a blocking query on it would wait, and then report "no change", for ever (issue 10 #13). A
+ *   blocking query whose connection is reset is re-sent at once by http.ts as such a fresh read (`reread`).
  */
 export class BlockingLoop {
   readonly #o: LoopOptions;
@@ -228,6 +232,8 @@ export class BlockingLoop {
         this.#holdingBlocking = false;
         release();
         if (e instanceof AbortedError || signal.aborted) return;
+        // Whatever answers next may not be the agent that gave us this index (see the class comment).
+        this.#index = 0;
         await this.#o.onError(asBackendError(e));
         if (!(await sleep(this.#backoff.next(), signal))) return;
         continue;
@@ -241,6 +247,10 @@ export class BlockingLoop {
         // Every blocking endpoint sends X-Consul-Index; without it we cannot block, so poll at the bucket's pace.
         changed = true;
         this.#index = 0;
+      } else if (reply.reread) {
+        // Re-sent without index after a reset (http.ts): a fresh read, applied whatever its index.
+        changed = true;
+        this.#index = got;
       } else if (got < sent) {
         changed = true;
         this.#index = 0;
