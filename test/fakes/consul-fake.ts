@@ -79,6 +79,8 @@ interface Dc {
   serviceIndex: Map<string, number>;
   /** Index of the checks table (/v1/health/state/*). */
   checksIndex: number;
+  /** Service name → its IDs in `services` order, so /v1/health/service/<name> does not scan a 100k-instance catalog. */
+  byName: Map<string, Set<string>>;
 }
 
 interface Waiter {
@@ -146,7 +148,7 @@ export class ConsulFake {
   private constructor(opts: ConsulFakeOptions) {
     this.#datacenter = opts.datacenter ?? 'dc1';
     for (const dc of [this.#datacenter, ...(opts.datacenters ?? [])]) {
-      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1 });
+      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1, byName: new Map() });
     }
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
     this.#server = opts.tls
@@ -286,6 +288,17 @@ export class ConsulFake {
       this.#check(spec.node, c.id ?? (i === 0 ? `service:${spec.id}` : `service:${spec.id}:${i + 1}`), `Service '${spec.service}' check`, c.status, svc),
     );
     d.services.set(spec.id, { node: spec.node, Service: svc, checks });
+    if (!old) {
+      let ids = d.byName.get(spec.service);
+      if (!ids) d.byName.set(spec.service, (ids = new Set()));
+      ids.add(spec.id);
+    } else if (old.Service.Service !== spec.service) {
+      this.#unindex(d, old.Service.Service, spec.id);
+      // The ID keeps its place in `services`: rebuild the new name's list in that order.
+      const ids = new Set<string>();
+      for (const [id, r] of d.services) if (r.Service.Service === spec.service) ids.add(id);
+      d.byName.set(spec.service, ids);
+    }
     if (old && old.Service.Service !== spec.service) d.serviceIndex.set(old.Service.Service, idx);
     d.serviceIndex.set(spec.service, idx);
     d.catalogIndex = idx;
@@ -299,10 +312,17 @@ export class ConsulFake {
     if (!rec) throw new Error(`fake: unknown service id ${id}`);
     const idx = ++this.#index;
     d.services.delete(id);
+    this.#unindex(d, rec.Service.Service, id);
     d.serviceIndex.set(rec.Service.Service, idx);
     d.catalogIndex = idx;
     d.checksIndex = idx;
     this.#wake();
+  }
+
+  #unindex(d: Dc, name: string, id: string): void {
+    const ids = d.byName.get(name);
+    ids?.delete(id);
+    if (ids?.size === 0) d.byName.delete(name);
   }
 
   /** Set a service-level check (by service ID; first check unless checkId given). */
@@ -584,8 +604,8 @@ export class ConsulFake {
   #health(dcName: string, name: string, passing: boolean): unknown[] {
     const d = this.#dcs.get(dcName)!;
     const out: unknown[] = [];
-    for (const s of d.services.values()) {
-      if (s.Service.Service !== name) continue;
+    for (const id of d.byName.get(name) ?? []) {
+      const s = d.services.get(id)!;
       const n = d.nodes.get(s.node)!;
       const { checks: nodeChecks, ...node } = n;
       // Real replies list node checks (serfHealth, ServiceID "") alongside the instance's own checks.

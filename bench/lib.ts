@@ -1,0 +1,371 @@
+// bench/lib: what every bench part shares — the processes it starts (and always stops, on failure and Ctrl-C
+// too), free loopback ports, dnsperf runs with per-query latencies, /metrics scraping, RSS, a small DNS client
+// on one socket, and percentile/format helpers. Self-contained: it imports nothing from src/ or test/helpers.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import * as dnsPacket from 'dns-packet';
+
+// ---- processes ----
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly name: string;
+  /** Started in its own process group (killed as a group: NSD forks its server processes). */
+  readonly group: boolean;
+}
+
+const started = new Set<Started>();
+const tmpDirs = new Set<string>();
+
+/** Remove this directory when the bench ends, however it ends. */
+export function cleanupDir(dir: string): void {
+  tmpDirs.add(dir);
+}
+
+function signal(s: Started, sig: NodeJS.Signals): void {
+  if (s.child.exitCode !== null || s.child.signalCode !== null || s.child.pid === undefined) return;
+  try {
+    if (s.group) process.kill(-s.child.pid, sig);
+    else s.child.kill(sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Synchronous last resort (process 'exit'): SIGKILL whatever still runs, remove the temporary directories. */
+function killAllNow(): void {
+  for (const s of started) signal(s, 'SIGKILL');
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+}
+
+/** Stop every started process (SIGTERM, SIGKILL after 5 s) and remove the temporary directories. */
+export async function cleanupAll(): Promise<void> {
+  await Promise.all([...started].map((s) => stopChild(s.child)));
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+  tmpDirs.clear();
+}
+
+let handlersInstalled = false;
+/** On Ctrl-C / SIGTERM: stop children, clean up, exit 130/143. On any exit: SIGKILL leftovers. */
+export function installCleanupHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', killAllNow);
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\nbench: ${sig}, stopping ${started.size} process(es)\n`);
+      void cleanupAll().finally(() => process.exit(code));
+    });
+  }
+}
+
+export interface StartOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly group?: boolean;
+  readonly cwd?: string;
+}
+
+/** Spawn a child whose stdout/stderr are drained (a full pipe would block it); the tail is kept for errors. */
+export function start(cmd: string, args: string[], name: string, opts: StartOptions = {}): ChildProcess {
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.group === true,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
+  const s: Started = { child, name, group: opts.group === true };
+  started.add(s);
+  let tail = '';
+  const keep = (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-4000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  child.on('exit', (code, sig) => {
+    started.delete(s);
+    if (code !== null && code !== 0) process.stderr.write(`bench: ${name} exited ${code}: ${tail.slice(-1500)}\n`);
+    else if (sig !== null && sig !== 'SIGTERM' && sig !== 'SIGKILL') process.stderr.write(`bench: ${name} killed by ${sig}\n`);
+  });
+  child.on('error', (e) => process.stderr.write(`bench: ${name}: ${e.message}\n`));
+  (child as ChildProcess & { tail: () => string }).tail = () => tail;
+  return child;
+}
+
+export function tailOf(c: ChildProcess): string {
+  return (c as ChildProcess & { tail?: () => string }).tail?.() ?? '';
+}
+
+export function stopChild(c: ChildProcess | undefined, graceMs = 5000): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  const s = [...started].find((x) => x.child === c);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      if (s) signal(s, 'SIGKILL');
+      else c.kill('SIGKILL');
+    }, graceMs);
+    c.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (s) signal(s, 'SIGTERM');
+    else c.kill('SIGTERM');
+  });
+}
+
+export function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1 (DNS listens on both; the admin server on TCP). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const port = s.address().port;
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      const t = net.createServer();
+      t.once('error', () => resolve(false));
+      t.listen(port, '127.0.0.1', () => t.close(() => resolve(true)));
+    });
+    s.close();
+    if (tcpFree) return port;
+  }
+}
+
+// ---- DNS client: one socket, many outstanding queries matched by ID ----
+
+export interface Reply {
+  readonly rcode: string;
+  readonly tc: boolean;
+  /** Answer rdata as text (A/AAAA addresses, SRV "port target"), sorted. */
+  readonly data: string[];
+  readonly raw: Buffer;
+  readonly ms: number;
+}
+
+export class DnsClient {
+  readonly #sock = dgram.createSocket('udp4');
+  readonly #pending = new Map<number, (m: Buffer) => void>();
+  #id = 1;
+  #bound: Promise<void>;
+
+  constructor() {
+    this.#bound = new Promise((r) => this.#sock.bind(0, '127.0.0.1', () => r()));
+    this.#sock.on('message', (m) => {
+      if (m.length < 12) return;
+      const cb = this.#pending.get(m.readUInt16BE(0));
+      if (cb) cb(m);
+    });
+  }
+
+  /** One query; resolves null after `timeoutMs` without a reply. `edns`: OPT with this UDP size. */
+  async ask(port: number, name: string, type: string, timeoutMs = 2000, edns = 1232): Promise<Reply | null> {
+    await this.#bound;
+    const id = (this.#id = (this.#id % 65535) + 1);
+    const q = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: edns, flags: 0, options: [] } as unknown as dnsPacket.Answer],
+    });
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.#pending.set(id, (m) => {
+        this.#pending.delete(id);
+        clearTimeout(timer);
+        resolve(parseReply(m, performance.now() - t0));
+      });
+      this.#sock.send(q, port, '127.0.0.1');
+    });
+  }
+
+  close(): void {
+    this.#sock.close();
+  }
+}
+
+const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+
+function parseReply(m: Buffer, ms: number): Reply {
+  const rcode = RCODES[m[3]! & 0x0f] ?? String(m[3]! & 0x0f);
+  const tc = (m[2]! & 0x02) !== 0;
+  let data: string[] = [];
+  try {
+    const p = dnsPacket.decode(m);
+    data = (p.answers ?? [])
+      .map((a) => {
+        if (a.type === 'A' || a.type === 'AAAA') return String(a.data);
+        if (a.type === 'SRV') return `${a.data.port} ${a.data.target}`;
+        return a.type;
+      })
+      .sort();
+  } catch {
+    data = ['<undecodable>'];
+  }
+  return { rcode, tc, data, raw: m, ms };
+}
+
+/** Ask until `ok(reply)` holds; throws after `deadlineMs` (a hang bound, never a measurement). */
+export async function waitReply(client: DnsClient, port: number, name: string, type: string, ok: (r: Reply) => boolean, deadlineMs = 60_000): Promise<Reply> {
+  const end = Date.now() + deadlineMs;
+  let last: Reply | null = null;
+  while (Date.now() < end) {
+    last = await client.ask(port, name, type, 1000);
+    if (last && ok(last)) return last;
+    await sleep(20);
+  }
+  throw new Error(`no expected answer for ${name} ${type} on port ${port} within ${deadlineMs} ms (last: ${last ? `${last.rcode} ${last.data.join(',')}` : 'no reply'})`);
+}
+
+// ---- dnsperf ----
+
+export interface PerfRun {
+  readonly qps: number;
+  readonly sent: number;
+  readonly completed: number;
+  readonly lostPct: number;
+  readonly avgMs: number;
+  /** From -v per-query lines (NaN without -v). */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly rcodes: Record<string, number>;
+}
+
+/**
+ * dnsperf with its output going to a file (with -v it prints a line per query; a pipe that is not drained fast
+ * enough stalls its receiving thread, which then reports our latency inflated by its own wait). Asynchronous, so
+ * the fakes and the change driver in this process keep running while it measures.
+ */
+export async function dnsperf(port: number, queryFile: string, outFile: string, args: string[], verbose: boolean): Promise<PerfRun> {
+  const fd = openSync(outFile, 'w');
+  let stderr = '';
+  const code = await new Promise<number | null>((resolve) => {
+    const c = spawn('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, ...args, ...(verbose ? ['-v'] : [])], {
+      stdio: ['ignore', fd, 'pipe'],
+    });
+    const s: Started = { child: c, name: 'dnsperf', group: false };
+    started.add(s);
+    c.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    c.on('exit', (code) => {
+      started.delete(s);
+      resolve(code);
+    });
+    c.on('error', (e) => {
+      stderr += e.message;
+      started.delete(s);
+      resolve(-1);
+    });
+  });
+  closeSync(fd);
+  if (code !== 0) throw new Error(`dnsperf failed (${code}): ${stderr}`);
+  return parsePerf(readFileSync(outFile, 'utf8'));
+}
+
+function parsePerf(out: string): PerfRun {
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+  const lat: number[] = [];
+  const rcodes: Record<string, number> = {};
+  const codes = /Response codes:\s*(.*)$/m.exec(out)?.[1] ?? '';
+  for (const m of codes.matchAll(/([A-Z]+) (\d+) \(/g)) rcodes[m[1]!] = Number(m[2]);
+  let i = 0;
+  while ((i = out.indexOf('\n> ', i)) >= 0) {
+    const end = out.indexOf('\n', i + 1);
+    const line = out.slice(i + 3, end < 0 ? undefined : end);
+    i = end < 0 ? out.length : end;
+    if (line.startsWith('T ')) continue; // timed out
+    const sp = line.lastIndexOf(' ');
+    const v = Number(line.slice(sp + 1));
+    if (Number.isFinite(v)) lat.push(v * 1000);
+  }
+  const sorted = Float64Array.from(lat).sort();
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    sent: num(/Queries sent:\s+(\d+)/),
+    completed: num(/Queries completed:\s+(\d+)/),
+    lostPct: num(/Queries lost:\s+\d+ \(([\d.]+)%\)/),
+    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    p50Ms: pct(sorted, 0.5),
+    p99Ms: pct(sorted, 0.99),
+    rcodes,
+  };
+}
+
+// ---- metrics, memory ----
+
+/** Scrape svcdns's /metrics into name{labels} → value. */
+export async function scrape(adminPort: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  const text = await res.text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of `name` (any labels). */
+export function metric(m: Map<string, number>, name: string): number {
+  let sum = 0;
+  let found = false;
+  for (const [k, v] of m) {
+    if (k === name || k.startsWith(`${name}{`)) {
+      sum += v;
+      found = true;
+    }
+  }
+  return found ? sum : NaN;
+}
+
+export function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---- numbers ----
+
+export function pct(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+export function percentiles(samples: number[]): { n: number; p50: number; p99: number; max: number } {
+  const s = Float64Array.from(samples).sort();
+  return { n: s.length, p50: pct(s, 0.5), p99: pct(s, 0.99), max: s.length ? s[s.length - 1]! : NaN };
+}
+
+export const f = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Deterministic PRNG (mulberry32): the same query file and change sequence in every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A markdown table. */
+export function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
+  return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
