@@ -24,6 +24,8 @@ export const TOOL_PACKAGES = {
   kdig: 'knot-dnsutils',
   dnsmasq: 'dnsmasq-base',
   dnsperf: 'dnsperf',
+  haproxy: 'haproxy',
+  named: 'bind9',
   unbound: 'unbound',
 } as const;
 export type Tool = keyof typeof TOOL_PACKAGES;
