@@ -103,10 +103,16 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
     return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
   }
   const logger = createLogger(config.log.level as LogLevel);
+  // From here on a signal must not take its default action (kill): sockets may already answer while startApp
+  // runs. Signals received while starting are held and handled once it has started (see `let stopping`).
+  const heldSignals: string[] = [];
+  const holdSignal = (signal: string) => heldSignals.push(signal);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, holdSignal);
   let app;
   try {
     app = await startApp({ config, configPath: file, logger, env, serveAdmin: true });
   } catch (err) {
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, holdSignal);
     logger.fatal({ event: 'start_failed', err: (err as Error).message, code: (err as NodeJS.ErrnoException).code }, 'cannot start');
     return EXIT_RUNTIME;
   }
@@ -170,6 +176,11 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, holdSignal);
+    for (const sig of heldSignals) {
+      if (sig === 'SIGHUP') reload('SIGHUP');
+      else stop(sig);
+    }
   });
 }
 
