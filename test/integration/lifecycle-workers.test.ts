@@ -1,0 +1,51 @@
+// Integration: `workers: 2` across worker restarts (§5.4). A worker killed as a crash would kill it is restarted
+// by the pool; it must not accept a query before its store replica holds the main thread's state, or the
+// kernel (SO_REUSEPORT) hands it queries that an empty replica answers NXDOMAIN. Real worker threads, real UDP
+// from 16 source ports about once per millisecond; outcomes are counted, never timed.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { AnswerProbe } from '../helpers/answer-probe.ts';
+import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
+import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
+
+const NAME = 'web.service.sd.internal';
+const ROUNDS = 4;
+
+describe('workers: restarts under a query loop (§5.4)', () => {
+  it(`§5.4 killing a worker ${ROUNDS} times under a 1/ms loop: no NXDOMAIN, no SERVFAIL, no NODATA while it restarts`, { timeout: (ROUNDS + 1) * HANG_DEADLINE_MS }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svcdns-lifecycle-workers-'));
+    const file = join(dir, 'services.yaml');
+    writeFileSync(`${file}.tmp`, 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.1, port: 80 }\n');
+    renameSync(`${file}.tmp`, file);
+    let s: TestServer | null = null;
+    let probe: AnswerProbe | null = null;
+    try {
+      s = await startServer({ workers: 2, backends: [{ type: 'file', path: file, debounceMs: 0 }] }, { configDir: dir });
+      const srv = s;
+      probe = await AnswerProbe.start(srv.port, NAME);
+      await probe.answers(100, 'before the first kill');
+      const before = probe.total;
+      assert.equal(before.nxdomain, 0, probe.report());
+      for (let round = 0; round < ROUNDS; round++) {
+        probe.phase = `restart of worker ${round % 2}`;
+        await srv.app.workers!.kill(round % 2);
+        await waitFor(() => srv.app.workers!.live === 2);
+        // Enough answers after it is back that its sockets (half the source ports) answered some.
+        await probe.answers(200, `after restart ${round}`);
+      }
+      for (let round = 0; round < ROUNDS; round++) {
+        const o = probe.byPhase.get(`restart of worker ${round % 2}`)!;
+        assert.equal(o.nxdomain, 0, `no NXDOMAIN: ${probe.report()}`);
+        assert.equal(o.servfail + o.nodata + o.other, 0, `only answers: ${probe.report()}`);
+      }
+    } finally {
+      probe?.stop();
+      await s?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
