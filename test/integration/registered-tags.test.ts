@@ -9,8 +9,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildService, fromEndpointSlice } from '../../src/backends/kubernetes/translate.ts';
 import { signature, translateHealth } from '../../src/backends/consul/translate.ts';
-import { query, rcode } from '../helpers/dns-client.ts';
+import { answerData, query, rcode } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { ConsulFake } from '../fakes/consul-fake.ts';
 
 const D = 'sd.internal';
 
@@ -62,6 +63,36 @@ describe('§2.2 file backend: tags and port names of unhealthy instances are kno
     await expect(`_retired.service.${D}`, 'A', 'NODATA');
     await expect(`_primary.service.${D}`, 'A', 'NODATA');
     await expect(`_bogus.service.${D}`, 'A', 'NXDOMAIN');
+  });
+});
+
+describe('§2.2 Consul over DNS: a tag of a critical instance is NODATA, an unknown tag NXDOMAIN', () => {
+  it('§2.2 §5.3 tags follow the whole health reply, and a tag that goes with its last carrier turns NXDOMAIN', async () => {
+    const fake = await ConsulFake.start();
+    let srv: TestServer | undefined;
+    try {
+      fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+      fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+      fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080, tags: ['primary'] });
+      fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, tags: ['retired'] });
+      fake.setCheck('web-2', 'critical');
+      srv = await startServer({ backends: [{ type: 'consul', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] }, { env: {} });
+      const s = srv;
+      await waitFor(() => s.app.store.status()[0]!.state === 'synced');
+      assert.deepEqual(answerData(await query(s.port, `primary.web.service.${D}`, 'A'), 'A'), ['10.0.0.1']);
+      const retired = await query(s.port, `retired.web.service.${D}`, 'A');
+      assert.equal(rcode(retired), 'NOERROR');
+      assert.equal(retired.answers!.length, 0);
+      assert.equal(rcode(await query(s.port, `_retired.service.${D}`, 'A')), 'NOERROR', '§2.5 the tag\'s empty non-terminal');
+      assert.equal(rcode(await query(s.port, `bogus.web.service.${D}`, 'A')), 'NXDOMAIN');
+      // The critical instance is deregistered: nobody carries the tag any more.
+      fake.deregister('web-2');
+      await waitFor(async () => rcode(await query(s.port, `retired.web.service.${D}`, 'A')) === 'NXDOMAIN');
+      assert.equal(rcode(await query(s.port, `_retired.service.${D}`, 'A')), 'NXDOMAIN');
+    } finally {
+      await srv?.stop();
+      await fake.close();
+    }
   });
 });
 
