@@ -1,5 +1,6 @@
 // e2e: signals sent to a real svcdns child process. SIGTERM while a TCP query is half-sent: the listeners stop
-// accepting, the query is still answered, the process exits 0 within its bound. SIGHUP with a good config adds a
+// accepting, the query is still answered, the process exits 0 (drained by itself:
+// a drain past its bound is forced, with exit code 1). SIGHUP with a good config adds a
 // backend while the old one keeps answering every query; SIGHUP with a bad config is rejected and the running
 // config stays; `watchConfig: true` reloads on a file change. State is read from /metrics and DNS, not log text.
 
@@ -9,7 +10,11 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { answerData, buildQuery, decode, query, rcode } from '../helpers/dns-client.ts';
-import { collect, pollUntil, spawnSvcdns, tempDir } from './harness.ts';
+import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
+import { collect, pollUntil as pollWithin, spawnSvcdns, tempDir } from './harness.ts';
+
+/** Wait for an event; the deadline only turns a hang into a failure. */
+const pollUntil = <T>(what: string, fn: () => Promise<T | null | undefined | false>) => pollWithin(what, fn, HANG_DEADLINE_MS);
 
 const svc = (name: string, addr: string) => `services:\n  - name: ${name}\n    instances:\n      - { address: ${addr}, port: 80 }\n`;
 
@@ -68,7 +73,7 @@ const backendA = `  - { type: file, name: a, path: a.yaml, defaultScope: as, deb
 const backendB = `  - { type: file, name: b, path: b.yaml, defaultScope: bs, debounceMs: 0 }\n`;
 
 describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
-  test('SIGTERM during a TCP query: the listeners close, the query is answered, exit 0 within the bound', async () => {
+  test('SIGTERM during a TCP query: the listeners close, the query is answered, exit 0 (drained, not forced)', async () => {
     const tmp = tempDir();
     writeFileSync(join(tmp.dir, 'a.yaml'), svc('web', '10.0.0.1'));
     const r = await start(writeConfig(tmp.dir, `backends:\n${backendA}`), 'web.service.as.sd.internal');
@@ -85,7 +90,6 @@ describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
       // Wait until the server holds the partial query (its gauge counts our connection).
       await pollUntil('the connection to be counted', async () => /svcdns_dns_tcp_connections 1\b/.test(await metricsText(r)));
 
-      const t0 = Date.now();
       r.child.kill('SIGTERM');
       // Stopped accepting: a new TCP connection is refused (the listening socket is closed).
       await pollUntil('the DNS listener to refuse connections', () =>
@@ -110,9 +114,8 @@ describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
       assert.equal(reply.id, 4242);
       assert.equal(rcode(reply), 'NOERROR');
       assert.deepEqual(answerData(reply, 'A'), ['10.0.0.1']);
+      // 0, not 1: it drained by itself; past its bound (grace + 1 s) the CLI forces the exit with code 1.
       assert.equal(await r.exited, 0);
-      const ms = Date.now() - t0;
-      assert.ok(ms < 6000, `exited within the 5 s grace bound (+1 s force): ${ms} ms`);
     } finally {
       r.kill();
       tmp.cleanup();

@@ -8,7 +8,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AnswerProbe } from '../helpers/answer-probe.ts';
+import { AnswerProbe, type Outcomes } from '../helpers/answer-probe.ts';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 
@@ -38,7 +38,7 @@ describe('workers: restarts under a query loop (§5.4)', () => {
         await probe.answers(200, `after restart ${round}`);
       }
       for (let round = 0; round < ROUNDS; round++) {
-        const o = probe.byPhase.get(`restart of worker ${round % 2}`)!;
+        const o: Outcomes = probe.byPhase.get(`restart of worker ${round % 2}`)!;
         assert.equal(o.nxdomain, 0, `no NXDOMAIN: ${probe.report()}`);
         assert.equal(o.servfail + o.nodata + o.other, 0, `only answers: ${probe.report()}`);
       }
