@@ -117,7 +117,7 @@ describe('admin endpoints on a synced server', () => {
     assert.equal(rcode(await query(srv.port, 'nope.service.sd.internal', 'AAAA')), 'NXDOMAIN');
     const big = await query(srv.port, 'big.service.sd.internal', 'A');
     assert.equal((big.flags! & 0x0200) !== 0, true, 'big answer truncated over UDP without EDNS');
-    assert.equal(rcode(await query(srv.port, '_http._tcp.web.service.sd.internal', 'SRV', { tcp: true })), 'NOERROR');
+    assert.equal(rcode(await query(srv.port, '_web._tcp.service.sd.internal', 'SRV', { tcp: true })), 'NOERROR'); // web has no port named http (§2.2)
     assert.equal(rcode(await query(srv.port, 'example.com', 'A')), 'REFUSED');
     const resp = buildQuery('web.service.sd.internal', 'A');
     resp[2]! |= 0x80;
