@@ -1,6 +1,7 @@
 // Integration tests of static-file health checks (§6.1) against real TCP/HTTP servers on 127.0.0.1:0: an
 // instance with a check is served only while its last probe passed; results re-emit snapshots; checks never
-// hold back other changes after the first sync.
+// hold back other changes after the first sync. Every wait is for an event (a snapshot, a probe that arrived);
+// timeouts on probes that must pass are generous, so a loaded machine cannot turn them into failures (issue 9).
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -8,7 +9,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Backend } from '../../src/backends/backend.ts';
@@ -16,6 +16,7 @@ import { probe } from '../../src/backends/file/checks.ts';
 import { configSchema, create } from '../../src/backends/file/index.ts';
 import type { ServiceSnapshot } from '../../src/model/service.ts';
 import { RecordingSink as Recorder } from '../helpers/recording-sink.ts';
+import { waitFor } from '../helpers/server.ts';
 
 /** `scope/name` → sorted `address:port` of the served instances. */
 function view(snap: ServiceSnapshot): Record<string, string[]> {
@@ -64,13 +65,31 @@ async function tcpServer(): Promise<{ port: number; connections: () => number; c
   return { port, connections: () => n, close };
 }
 
-/** An HTTP server whose status is set by the test; `hang` makes it never answer. */
-async function httpServer(): Promise<{ port: number; set: (s: number | 'hang') => void; requests: () => number }> {
+/**
+ * An HTTP server whose status is set by the test; `hang` makes it never answer. `arrived()` resolves at the next
+ * request (an event to wait for instead of a time).
+ */
+async function httpServer(): Promise<{
+  port: number;
+  set: (s: number | 'hang') => void;
+  requests: () => number;
+  arrived: () => Promise<void>;
+  /** Answer the requests held while hanging with `status`. */
+  answerHeld: (status: number) => void;
+}> {
   let status: number | 'hang' = 200;
   let n = 0;
+  let waiting: (() => void)[] = [];
+  const held: http.ServerResponse[] = [];
   const srv = http.createServer((req, res) => {
     n++;
-    if (status === 'hang') return;
+    const w = waiting;
+    waiting = [];
+    for (const f of w) f();
+    if (status === 'hang') {
+      held.push(res);
+      return;
+    }
     res.writeHead(status, status >= 300 && status < 400 ? { location: '/elsewhere' } : {});
     res.end(req.url);
   });
@@ -82,7 +101,15 @@ async function httpServer(): Promise<{ port: number; set: (s: number | 'hang') =
         srv.close(() => r());
       }),
   );
-  return { port: (srv.address() as net.AddressInfo).port, set: (s) => (status = s), requests: () => n };
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    set: (s) => (status = s),
+    requests: () => n,
+    arrived: () => new Promise<void>((r) => waiting.push(r)),
+    answerHeld: (st) => {
+      for (const res of held.splice(0)) res.writeHead(st).end();
+    },
+  };
 }
 
 async function closedPort(): Promise<number> {
@@ -106,14 +133,17 @@ async function start(text: string): Promise<Recorder> {
   return rec;
 }
 
-const FAST = 'intervalMs: 100, timeoutMs: 300';
+/** Probes every 100 ms; a probe to a live local server may take long on a loaded machine, so the timeout is generous. */
+const FAST = 'intervalMs: 100, timeoutMs: 20000';
+/** Timeout of probes that must pass (ms): only a hang reaches it. */
+const PASS_TIMEOUT_MS = 20_000;
 
 describe('file backend: health checks (§6.1)', () => {
   it('probe(): TCP connect passes, a closed port fails, an HTTP 2xx/3xx passes, 5xx and a hang fail', async () => {
     const tcp = await tcpServer();
     const web = await httpServer();
     const dead = await closedPort();
-    const base = { intervalMs: 1000, timeoutMs: 300 };
+    const base = { intervalMs: 1000, timeoutMs: PASS_TIMEOUT_MS };
     assert.equal(await probe({ kind: 'tcp', host: '127.0.0.1', port: tcp.port, ...base }), null);
     assert.match((await probe({ kind: 'tcp', host: '127.0.0.1', port: dead, ...base }))!, /ECONNREFUSED/);
     const url = `http://127.0.0.1:${web.port}/health`;
@@ -123,17 +153,16 @@ describe('file backend: health checks (§6.1)', () => {
     web.set(503);
     assert.equal(await probe({ kind: 'http', url, ...base }), 'HTTP 503');
     web.set('hang');
-    const t0 = performance.now();
-    assert.equal(await probe({ kind: 'http', url, ...base }), 'timed out after 300 ms');
-    const took = performance.now() - t0;
-    assert.ok(took >= 290 && took < 1000, `timeout took ${took.toFixed(0)} ms`);
-    // stop() aborts an in-flight probe at once instead of holding a socket and timer for timeoutMs.
+    // A hang can only end by the timeout, so a short one is safe here: the verdict names it.
+    assert.equal(await probe({ kind: 'http', url, intervalMs: 1000, timeoutMs: 300 }), 'timed out after 300 ms');
+    // stop() aborts an in-flight probe instead of holding a socket and timer for timeoutMs: 'stopped', not a
+    // timeout verdict after 60 s (which the test's own timeout would turn into a failure first).
     const ac = new AbortController();
-    const t1 = performance.now();
+    const arrived = web.arrived();
     const pending = probe({ kind: 'http', url, intervalMs: 1000, timeoutMs: 60_000 }, ac.signal);
-    setTimeout(() => ac.abort(), 50);
+    await arrived;
+    ac.abort();
     assert.equal(await pending, 'stopped');
-    assert.ok(performance.now() - t1 < 1000);
   });
 
   it('serves a TCP-checked instance only while it accepts connections; other services keep their identity', async () => {
@@ -156,7 +185,7 @@ describe('file backend: health checks (§6.1)', () => {
     assert.equal(rec.events.filter((e) => e.kind === 'error').length, 0, 'a failing check is not a backend error');
   });
 
-  it('follows an HTTP check: 200 served, 503 dropped, 302 served again', async (t) => {
+  it('follows an HTTP check: 200 served, 503 dropped, 302 served again', async () => {
     const web = await httpServer();
     const rec = await start(`services:
   - name: api
@@ -167,34 +196,49 @@ describe('file backend: health checks (§6.1)', () => {
 `);
     const up = await rec.snapshotWhere(0, () => true);
     assert.deepEqual(view(up.snap)['default/api'], [`127.0.0.1:${web.port}`]);
-    const t0 = performance.now();
     web.set(503);
     const down = await rec.snapshotWhere(up.index + 1, (s) => s.services.get('default/api')!.instances.length === 0);
-    t.diagnostic(`503 → dropped after ${(down.at - t0).toFixed(0)} ms (intervalMs 100)`);
     web.set(302);
     await rec.snapshotWhere(down.index + 1, (s) => s.services.get('default/api')!.instances.length === 1);
   });
 
-  it('the first snapshot waits for first verdicts (bounded by timeoutMs); failing ones are not served', async (t) => {
+  it('the first snapshot waits for first verdicts; failing ones are not served', async () => {
     const web = await httpServer();
     web.set('hang');
     const dead = await closedPort();
-    const t0 = performance.now();
+    const arrived = web.arrived();
     const rec = await start(`services:
   - name: web
     instances:
-      - { address: 127.0.0.1, port: ${web.port}, check: { http: "http://127.0.0.1:${web.port}/", intervalMs: 10000, timeoutMs: 300 } }
+      - { address: 127.0.0.1, port: ${web.port}, check: { http: "http://127.0.0.1:${web.port}/", intervalMs: 10000, timeoutMs: ${PASS_TIMEOUT_MS} } }
       - { address: 127.0.0.2, port: ${dead}, check: { tcp: "127.0.0.1:${dead}", ${FAST} } }
   - name: plain
     instances:
       - { address: 10.0.0.1 }
 `);
+    await arrived; // the HTTP probe is in flight, its verdict pending
+    assert.equal(rec.events.length, 0, 'nothing is reported while a first verdict is pending');
+    web.answerHeld(200);
     const first = await rec.snapshotWhere(0, () => true);
-    const took = first.at - t0;
-    t.diagnostic(`first snapshot after ${took.toFixed(0)} ms (slowest check timeoutMs 300)`);
-    assert.ok(took >= 290 && took < 1000, `first snapshot after ${took.toFixed(0)} ms`);
-    assert.deepEqual(view(first.snap), { 'default/web': [], 'default/plain': ['10.0.0.1:'] });
+    assert.deepEqual(view(first.snap), { 'default/web': [`127.0.0.1:${web.port}`], 'default/plain': ['10.0.0.1:'] });
     assert.equal(first.index, 0, 'nothing was reported before the verdicts');
+  });
+
+  it('a check that hangs holds the first snapshot only until its timeoutMs', async () => {
+    const web = await httpServer();
+    web.set('hang');
+    const rec = await start(`services:
+  - name: web
+    instances:
+      - { address: 127.0.0.1, port: ${web.port}, check: { http: "http://127.0.0.1:${web.port}/", intervalMs: 10000, timeoutMs: 300 } }
+  - name: plain
+    instances:
+      - { address: 10.0.0.1 }
+`);
+    // The server never answers: the snapshot can only come from the timeout verdict.
+    const first = await rec.snapshotWhere(0, () => true);
+    assert.deepEqual(view(first.snap), { 'default/web': [], 'default/plain': ['10.0.0.1:'] });
+    assert.equal(first.index, 0);
   });
 
   it('after the first sync a reload is not held back by a new, slow check', async () => {
@@ -204,7 +248,7 @@ describe('file backend: health checks (§6.1)', () => {
     const rec = await start('services:\n  - name: plain\n    instances:\n      - { address: 10.0.0.1 }\n');
     await rec.snapshotWhere(0, () => true);
     const n = rec.events.length;
-    const t0 = performance.now();
+    // The new check hangs for 60 s, longer than any wait here: the reload must not wait for its verdict.
     await writeFile(
       file,
       `services:
@@ -213,30 +257,35 @@ describe('file backend: health checks (§6.1)', () => {
       - { address: 10.0.0.2 }
   - name: slow
     instances:
-      - { address: 127.0.0.1, check: { http: "http://127.0.0.1:${web.port}/", timeoutMs: 2000 } }
+      - { address: 127.0.0.1, check: { http: "http://127.0.0.1:${web.port}/", timeoutMs: 60000 } }
 `,
     );
     const ev = await rec.snapshotWhere(n, () => true);
-    assert.ok(ev.at - t0 < 500, `reload took ${(ev.at - t0).toFixed(0)} ms`);
     assert.deepEqual(view(ev.snap), { 'default/plain': ['10.0.0.2:'], 'default/slow': [] });
   });
 
   it('never probes `healthy: false` instances, and stops probing removed checks', async () => {
     const tcp = await tcpServer();
     const other = await tcpServer();
+    const clock = await tcpServer(); // a check that stays: its probes mark the intervals that pass
+    const keep = `  - name: keep
+    instances:
+      - { address: 127.0.0.3, check: { tcp: "127.0.0.1:${clock.port}", ${FAST} } }
+`;
     const rec = await start(`services:
   - name: web
     instances:
       - { address: 127.0.0.1, port: ${tcp.port}, healthy: false, check: { tcp: ${tcp.port}, ${FAST} } }
       - { address: 127.0.0.2, check: { tcp: "127.0.0.1:${other.port}", ${FAST} } }
-`);
+${keep}`);
     const first = await rec.snapshotWhere(0, () => true);
     assert.deepEqual(view(first.snap)['default/web'], ['127.0.0.2:']);
-    // Remove the second check; wait until the reload is served, then count probes over several intervals.
-    await writeFile(path.join(dir, 'services.yaml'), 'services:\n  - name: web\n');
+    // Remove the second check; wait until the reload is served, then let the kept check probe 4 more times.
+    await writeFile(path.join(dir, 'services.yaml'), `services:\n  - name: web\n${keep}`);
     await rec.snapshotWhere(first.index + 1, (s) => s.services.get('default/web')!.instances.length === 0);
     const before = other.connections();
-    await new Promise((r) => setTimeout(r, 400)); // 4 intervals: a live prober would connect again
+    const ticks = clock.connections() + 4;
+    await waitFor(() => clock.connections() >= ticks); // 4 intervals: a live prober would have connected again
     assert.equal(other.connections(), before, 'removed check stopped');
     assert.equal(tcp.connections(), 0, 'healthy:false instance never probed');
   });
@@ -252,10 +301,7 @@ describe('file backend: health checks (§6.1)', () => {
     const first = await rec.snapshotWhere(0, () => true);
     const n = rec.events.length;
     await writeFile(path.join(dir, 'services.yaml'), text.replace('127.0.0.1', '127.0.0.300'));
-    for (const deadline = performance.now() + 3000; !rec.events.slice(n).some((e) => e.kind === 'error'); ) {
-      assert.ok(performance.now() < deadline, 'invalid edit reported');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await rec.next('error', n); // the invalid edit is reported
     await tcp.close();
     const down = await rec.snapshotWhere(first.index + 1, (s) => s.services.get('default/web')!.instances.length === 0);
     // The snapshot is followed (synchronously) by the file error again, so the store keeps the backend stale (§6.3).

@@ -1,17 +1,19 @@
 // Integration tests of the file backend's hot reload against a real temp directory: a valid edit is a new
-// snapshot within 500 ms, an invalid edit is an error and the previous data stays (§6.3), rename-replace and
-// Kubernetes ConfigMap symlink swaps are seen, a missing file is "not synced" until it appears (§5.4).
+// snapshot, an invalid edit is an error and the previous data stays (§6.3), rename-replace and Kubernetes
+// ConfigMap symlink swaps are seen, a missing file is "not synced" until it appears (§5.4). Every wait is for an
+// event (a snapshot, an error, a log event); how fast a reload lands is measured by the bench, not asserted here.
 
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Backend } from '../../src/backends/backend.ts';
 import { configSchema, create } from '../../src/backends/file/index.ts';
 import { RecordingSink as Recorder, view } from '../helpers/recording-sink.ts';
+import { waitFor } from '../helpers/server.ts';
 
 
 
@@ -32,24 +34,36 @@ const INVALID = V1.replace('10.0.0.2', '10.0.0.300');
 let dir: string;
 let backend: Backend | null;
 
+/** The `event` fields the backends under test logged, in order (debug level included). */
+let logged: string[] = [];
+const logSink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) logged.push(String((JSON.parse(line) as { event?: unknown }).event));
+    done();
+  },
+});
+
 function start(file = 'services.yaml', configDir = dir, extra: Record<string, unknown> = {}): Recorder {
   const config = configSchema.parse({ type: 'file', path: file, ...extra }); // default debounceMs (100)
-  backend = create(config, { logger: pino({ level: 'silent' }), configDir, env: {} });
+  backend = create(config, { logger: pino({ level: 'debug' }, logSink), configDir, env: {} });
   const rec = new Recorder();
   backend.start(rec);
   return rec;
 }
 
-/** Write, then return the time just before the write (latency is measured from it). */
-async function edit(file: string, text: string): Promise<number> {
-  const t0 = performance.now();
+async function edit(file: string, text: string): Promise<void> {
   await writeFile(file, text);
-  return t0;
+}
+
+/** Wait until the backend has logged `event` at least `count` times in all. */
+async function loggedTimes(event: string, count: number): Promise<void> {
+  await waitFor(() => logged.filter((e) => e === event).length >= count);
 }
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'svcdns-file-'));
   backend = null;
+  logged = [];
 });
 afterEach(async () => {
   await backend?.stop();
@@ -57,7 +71,7 @@ afterEach(async () => {
 });
 
 describe('file backend: hot reload', () => {
-  it('serves the file, then a valid in-place edit within 500 ms, reusing unchanged Service objects', async (t) => {
+  it('serves the file, then a valid in-place edit, reusing unchanged Service objects', async () => {
     const file = path.join(dir, 'services.yaml');
     await writeFile(file, V1);
     const rec = start();
@@ -66,11 +80,8 @@ describe('file backend: hot reload', () => {
     assert.deepEqual(view(first), { 'default/web': ['10.0.0.1', '10.0.0.2'], 'default/db': ['10.0.2.1'] });
 
     const n = rec.events.length;
-    const t0 = await edit(file, V2);
+    await edit(file, V2);
     const ev = await rec.next('snapshot', n);
-    const latencyMs = ev.at - t0;
-    t.diagnostic(`edit → snapshot: ${latencyMs.toFixed(1)} ms (debounceMs 100)`);
-    assert.ok(latencyMs < 500, `reload took ${latencyMs.toFixed(1)} ms`);
     assert.deepEqual(view(ev.snap), { 'default/web': ['10.0.0.1', '10.0.0.4'], 'default/db': ['10.0.2.1'] });
     // Only web changed: db keeps its identity so the store skips it.
     assert.equal(ev.snap.services.get('default/db'), first.services.get('default/db'));
@@ -84,11 +95,9 @@ describe('file backend: hot reload', () => {
     const rec = start();
     await rec.next('snapshot', 0);
     const n = rec.events.length;
-    const t0 = performance.now();
     await writeFile(path.join(dir, '.services.yaml.swp'), V2);
     await rename(path.join(dir, '.services.yaml.swp'), file);
     const ev = await rec.next('snapshot', n);
-    assert.ok(ev.at - t0 < 500, `reload took ${(ev.at - t0).toFixed(1)} ms`);
     assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.4']);
   });
 
@@ -123,11 +132,11 @@ describe('file backend: hot reload', () => {
     await rec.next('snapshot', 0);
     const n = rec.events.length;
     await writeFile(file, V1);
-    // Give the (absent) reload every chance to happen: 3× the debounce. Cannot cause a false failure.
-    await new Promise((r) => setTimeout(r, 300));
+    await loggedTimes('reload_unchanged', 1); // read, and found unchanged
     await edit(file, V2);
     await rec.next('snapshot', n);
-    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(file, V2);
+    await loggedTimes('reload_unchanged', 2);
     assert.deepEqual(rec.events.slice(n).map((e) => e.kind), ['snapshot']);
     assert.deepEqual(view(rec.last)['default/web'], ['10.0.0.1', '10.0.0.4']);
   });
@@ -139,9 +148,8 @@ describe('file backend: hot reload', () => {
     assert.ok(err.message.includes('services.yaml') && err.message.includes('ENOENT'), err.message);
     assert.equal(rec.events.filter((e) => e.kind === 'snapshot').length, 0);
     const n = rec.events.length;
-    const t0 = await edit(path.join(dir, 'services.yaml'), V1);
+    await edit(path.join(dir, 'services.yaml'), V1);
     const ev = await rec.next('snapshot', n);
-    assert.ok(ev.at - t0 < 500, `load took ${(ev.at - t0).toFixed(1)} ms`);
     assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.2']);
   });
 
@@ -168,7 +176,7 @@ describe('file backend: hot reload', () => {
     assert.equal(err.code, 'SVCDNS_BACKEND_CONFIG');
     await mkdir(sub);
     await writeFile(path.join(sub, 'services.yaml'), V1);
-    const ev = await rec.next('snapshot', 0, 5000);
+    const ev = await rec.next('snapshot', 0);
     assert.deepEqual(view(ev.snap)['default/db'], ['10.0.2.1']);
   });
 
@@ -183,11 +191,9 @@ describe('file backend: hot reload', () => {
     const n = rec.events.length;
     await mkdir(path.join(dir, '..2026_2'));
     await writeFile(path.join(dir, '..2026_2', 'services.yaml'), V2);
-    const t0 = performance.now();
     await symlink('..2026_2', path.join(dir, '..data_tmp'));
     await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
     const ev = await rec.next('snapshot', n);
-    assert.ok(ev.at - t0 < 500, `reload took ${(ev.at - t0).toFixed(1)} ms`);
     assert.deepEqual(view(ev.snap)['default/web'], ['10.0.0.1', '10.0.0.4']);
   });
 
@@ -207,11 +213,15 @@ describe('file backend: hot reload', () => {
     await writeFile(path.join(dir, 'conf', 'services.yaml'), V1);
     const rec = start('services.yaml', path.join(dir, 'conf'));
     await rec.next('snapshot', 0);
-    await backend!.stop();
-    await backend!.stop(); // idempotent
+    const stopped = backend!;
+    await stopped.stop();
+    await stopped.stop(); // idempotent
+    // A second backend on the same file marks when the stopped one would have reported the edit.
+    const live = start('services.yaml', path.join(dir, 'conf'));
+    await live.next('snapshot', 0);
     const n = rec.events.length;
     await writeFile(path.join(dir, 'conf', 'services.yaml'), V2);
-    await new Promise((r) => setTimeout(r, 300));
+    await live.next('snapshot', 1);
     assert.equal(rec.events.length, n, 'nothing reported after stop()');
   });
 });

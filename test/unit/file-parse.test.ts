@@ -247,13 +247,15 @@ describe('file backend: every rejection names file, path and rule', () => {
 });
 
 describe('file backend: config entry schema', () => {
-  it('defaults defaultScope and debounceMs, rejects unknown keys', () => {
+  it('defaults defaultScope, debounceMs and removalDebounceMs, rejects unknown keys', () => {
     assert.deepEqual(configSchema.parse({ type: 'file', path: 'services.yaml' }), {
       type: 'file',
       path: 'services.yaml',
       defaultScope: 'default',
       debounceMs: 100,
+      removalDebounceMs: 5000,
     });
+    assert.equal(configSchema.safeParse({ type: 'file', path: 'x', removalDebounceMs: -1 }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file', path: 'x', watch: true }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file', path: 'x', defaultScope: 'a.b' }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file' }).success, false);

@@ -6,17 +6,22 @@
 // ignored. A valid edit becomes a new full snapshot that reuses the previous Service object of every service
 // whose served content did not change (the store remerges only what changed). An invalid edit, or a vanished
 // file, is reported with sink.error and the previous data keeps being served (§6.3).
+// Slow writers (issue 10 #14): a file rewritten in place can be read while half-written, and its valid first part
+// would be served. So an in-place edit (same inode as the file last applied) that removes services
+// waits for `removalDebounceMs` more of quiet before it is applied; any change event restarts that wait. A file
+// replaced by rename (a new inode: the atomic write the README asks for, editors, ConfigMaps) is complete, so its
+// removals apply at once; additions and other changes always apply after `debounceMs`.
 // Health (§6.1): `healthy: false` entries are never served; entries with a `check` are served only while their
 // last TCP/HTTP probe passed (checks.ts). Check result changes re-emit a snapshot.
-// Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100 }`; `path` is relative to the
-// config file's directory.
+// Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100, removalDebounceMs = 5000 }`;
+// `path` is relative to the config file's directory.
 // Readiness (§5.4): synced at the first valid load; before that (file missing or invalid) names answer SERVFAIL.
 // The first snapshot waits for the first result of each check (each bounded by its timeoutMs); later loads
 // never wait for checks. Metrics: none of its own; the supervisor/store expose sync state and counts.
 
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
@@ -33,6 +38,8 @@ export { parseServicesFile } from './parse.ts';
 export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
+/** Extra quiet time before an in-place edit that removes services is applied (ms). */
+export const DEFAULT_REMOVAL_DEBOUNCE_MS = 5000;
 
 export const configSchema = z.strictObject({
   type: z.literal('file'),
@@ -43,6 +50,11 @@ export const configSchema = z.strictObject({
   defaultScope: labelSchema.default('default'),
   /** Quiet time after the last change event before reading the file (editors write in several steps). */
   debounceMs: z.number().int().min(0).max(60_000).default(DEFAULT_DEBOUNCE_MS),
+  /**
+   * Quiet time before an edit made in place (not by rename) that removes services is applied: the
+   * writer may have paused mid-file, and what it wrote so far parses. 0 applies such edits like any other.
+   */
+  removalDebounceMs: z.number().int().min(0).max(600_000).default(DEFAULT_REMOVAL_DEBOUNCE_MS),
 });
 
 export type FileBackendConfig = z.output<typeof configSchema>;
@@ -72,6 +84,10 @@ class FileBackend implements Backend {
   #sink: BackendSink | null = null;
   #watcher: FSWatcher | null = null;
   #debounceTimer: NodeJS.Timeout | null = null;
+  /** Pending re-read of an in-place edit that removes services (see the header): fires after removalDebounceMs of quiet. */
+  #removalTimer: NodeJS.Timeout | null = null;
+  /** Device and inode of the file whose content is served: the same inode again means an edit in place. */
+  #servedInode: string | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   /** Serialises loads so two reads never race; each load reads the file afresh. */
   #chain: Promise<void> = Promise.resolve();
@@ -123,6 +139,7 @@ class FileBackend implements Backend {
     this.#watcher?.close();
     this.#watcher = null;
     if (this.#debounceTimer) clearTimeout(this.#debounceTimer);
+    if (this.#removalTimer) clearTimeout(this.#removalTimer);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     for (const c of this.#checkers.values()) c.stop();
     this.#checkers.clear();
@@ -166,6 +183,9 @@ class FileBackend implements Backend {
   #schedule(): void {
     if (this.#stopped) return;
     if (this.#debounceTimer) clearTimeout(this.#debounceTimer);
+    // The file is still being written: a deferred removal waits for quiet again (the next read re-decides).
+    if (this.#removalTimer) clearTimeout(this.#removalTimer);
+    this.#removalTimer = null;
     this.#debounceTimer = setTimeout(() => {
       this.#debounceTimer = null;
       this.#load();
@@ -174,15 +194,25 @@ class FileBackend implements Backend {
 
   // ---- loading ----
 
-  #load(): void {
-    this.#chain = this.#chain.then(() => this.#loadOnce());
+  /** `quiet`: the removal quiet period passed with no change event; apply what the file says now. */
+  #load(quiet = false): void {
+    this.#chain = this.#chain.then(() => this.#loadOnce(quiet));
   }
 
-  async #loadOnce(): Promise<void> {
+  async #loadOnce(quiet = false): Promise<void> {
     if (this.#stopped) return;
     let text: string;
+    let inode: string;
     try {
-      text = await readFile(this.#absPath, 'utf8');
+      // One open file for both: the inode must be that of the bytes read (a rename may land in between).
+      const fh = await open(this.#absPath, 'r');
+      try {
+        const st = await fh.stat();
+        inode = `${st.dev}:${st.ino}`;
+        text = await fh.readFile('utf8');
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       if (this.#stopped) return;
       this.#lastText = null;
@@ -190,7 +220,11 @@ class FileBackend implements Backend {
       this.#report(this.#fileError);
       return;
     }
-    if (this.#stopped || text === this.#lastText) return;
+    if (this.#stopped) return;
+    if (text === this.#lastText && !quiet) {
+      this.#logger.debug({ event: 'reload_unchanged', file: this.#display }, 'services file unchanged');
+      return;
+    }
     this.#lastText = text;
     let parsed: ServicesFile;
     try {
@@ -203,6 +237,23 @@ class FileBackend implements Backend {
       this.#report(this.#fileError);
       return;
     }
+    const removed = this.#current && inode === this.#servedInode ? removedBy(this.#current, parsed) : [];
+    if (removed.length > 0 && !quiet && this.#config.removalDebounceMs > 0) {
+      // Maybe a writer paused mid-file: apply only if the file stays like this for removalDebounceMs.
+      this.#logger.info(
+        { event: 'reload_deferred', file: this.#display, removed: removed.slice(0, 10), removedCount: removed.length, quietMs: this.#config.removalDebounceMs },
+        'in-place edit removes services; applying it once the file has been quiet for removalDebounceMs',
+      );
+      if (this.#removalTimer) clearTimeout(this.#removalTimer);
+      this.#removalTimer = setTimeout(() => {
+        this.#removalTimer = null;
+        this.#load(true);
+      }, this.#config.removalDebounceMs);
+      return;
+    }
+    if (this.#removalTimer) clearTimeout(this.#removalTimer);
+    this.#removalTimer = null;
+    this.#servedInode = inode;
     this.#fileError = null;
     this.#lastLoggedError = null;
     this.#current = parsed;
@@ -318,4 +369,13 @@ class FileBackend implements Backend {
     // Health changes are published even while the file on disk is invalid; keep reporting that problem.
     if (this.#fileError) this.#report(this.#fileError);
   }
+}
+
+/**
+ * `scope/name` of each service in `before` but not in `after`. Services, not instances: a file cut short loses
+ * every service after the cut, while an edit that replaces an instance's address is common and must not wait.
+ */
+function removedBy(before: ServicesFile, after: ServicesFile): string[] {
+  const now = new Set(after.services.map((s) => serviceKey(s.scope, s.name)));
+  return before.services.map((s) => serviceKey(s.scope, s.name)).filter((k) => !now.has(k));
 }
