@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { validateConfig } from '../../src/config/load.ts';
 import { rbacRules } from '../../src/backends/kubernetes/index.ts';
+import { SHUTDOWN_GRACE_MS } from '../../src/cli.ts';
 
 const DIR = fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -118,6 +119,23 @@ describe('deploy/kubernetes manifests', () => {
       assert.ok(target, `targetPort ${p.targetPort} exists`);
       assert.equal(target.protocol, p.protocol);
     }
+  });
+
+  it('§5.4 shutdown fits the pod: lameduck 5 s in the ConfigMap, and the grace period covers preStop + lameduck + drain + the forced exit', () => {
+    const cfg = validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'configmap.yaml');
+    assert.equal(cfg.shutdown.lameDuckMs, 5000);
+    const pod = one('Deployment').spec.template.spec;
+    const c = pod.containers[0];
+    // A preStop runs before SIGTERM and inside the same grace period: only a `sleep` hook has a known length.
+    const preStop = c.lifecycle?.preStop;
+    assert.ok(preStop === undefined || preStop.sleep !== undefined, 'a preStop hook, if any, is a sleep (its length counts below)');
+    const preStopMs = (preStop?.sleep?.seconds ?? 0) * 1000;
+    const forcedExitMs = 1000; // cli.ts: the exit is forced 1 s after lameduck + drain
+    const neededMs = preStopMs + cfg.shutdown.lameDuckMs + SHUTDOWN_GRACE_MS + forcedExitMs;
+    assert.equal(typeof pod.terminationGracePeriodSeconds, 'number');
+    assert.ok(pod.terminationGracePeriodSeconds * 1000 > neededMs, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} s > ${neededMs} ms`);
+    // The lameduck is what /readyz reports: the readiness probe is the one on /readyz.
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
   });
 
   it('the Dockerfile is multi-stage on the official Node 24 image, runs as non-root, starts dist/cli.js', () => {
