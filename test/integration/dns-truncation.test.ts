@@ -85,12 +85,13 @@ describe('maxAnswers and truncation (§3.6, §4.2)', () => {
         assert.ok(r.raw.length <= size, `size ${size}: ${r.raw.length} bytes`);
         const sent = srvTargets(r);
         assert.deepEqual(new Set(glueNames(r)), new Set(sent), `size ${size}: glue for exactly the targets sent`);
-        // The least any encoder can add for one more record: an owner compressed to 2 bytes, 10 fixed bytes,
-        // 6 of SRV rdata, the target written out (RFC 2782 forbids compressing it), and its A glue with a
-        // compressed owner (2 + 10 + 4).
+        // What the next record costs at least, with the longest target it could have: an owner compressed to
+        // 2 bytes, 10 fixed bytes, 6 of SRV rdata, the target written out (RFC 2782 forbids compressing it), and
+        // its A glue with a compressed owner (2 + 10 + 4). Records are dropped from the end, so the next one in
+        // order, whichever it is, must not have fitted.
         const unsent = allTargets.filter((t) => !sent.includes(t));
-        const least = 2 + 10 + 6 + Math.min(...unsent.map(wireLength)) + (2 + 10 + 4);
-        assert.ok(r.raw.length + least > size, `size ${size}: ${sent.length} SRV in ${r.raw.length} bytes leave room for another (${least} bytes)`);
+        const next = 2 + 10 + 6 + Math.max(...unsent.map(wireLength)) + (2 + 10 + 4);
+        assert.ok(r.raw.length + next > size, `size ${size}: ${sent.length} SRV in ${r.raw.length} bytes leave room for another (${next} bytes)`);
       }
     } finally {
       await s.stop();
