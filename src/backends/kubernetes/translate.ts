@@ -7,25 +7,25 @@ import { canonicalAddress, isLabel } from '../../model/names.ts';
 /** The label the EndpointSlice controller puts on every slice of a Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-/** One served address of one object, with that object's ports. */
-export interface ServedEndpoint {
-  readonly address: string;
-  readonly family: 4 | 6;
-  readonly ports: readonly Port[];
-}
-
 /** What one Kubernetes object contributes to one Service (healthy endpoints only, §6.1). */
 export interface Contribution {
   /** Namespace = scope. */
   readonly scope: string;
   /** Service name (slice label / Endpoints name), lowercase. */
   readonly service: string;
-  readonly endpoints: readonly ServedEndpoint[];
-  /** Names of the object's ports, whether or not an endpoint is ready (§2.2: other names answer NXDOMAIN). */
+  /**
+   * This object's served instances, already in Service form: one per distinct address (sorted), carrying the
+   * union of its ports (sorted by portSig). A Service fed by one object serves this very array (no copy).
+   */
+  readonly endpoints: readonly Instance[];
+  /** Names of the object's ports, whether or not an endpoint is ready, sorted (§2.2: other names answer NXDOMAIN). */
   readonly portNames?: readonly string[];
   /** Addresses or ports dropped as unusable (FQDN slices, SCTP, hostnames): for debug logs only. */
   readonly skipped: number;
 }
+
+const NO_TAGS: readonly string[] = Object.freeze([]);
+const portSig = (p: Port) => `${p.name ?? ''}|${p.port}|${p.protocol}`;
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -41,7 +41,7 @@ export function objectKey(obj: unknown): { namespace: string; name: string } | n
 }
 
 /** Kubernetes ports → our ports. Unnamed port → name null; SCTP, missing numbers: skipped (no SRV form). */
-function translatePorts(raw: unknown): { ports: Port[]; skipped: number } {
+function translatePorts(raw: unknown): { ports: readonly Port[]; skipped: number } {
   const ports: Port[] = [];
   let skipped = 0;
   for (const p of arr(raw)) {
@@ -55,7 +55,26 @@ function translatePorts(raw: unknown): { ports: Port[]; skipped: number } {
     const rawName = (str(p.name) ?? '').toLowerCase();
     ports.push({ name: rawName !== '' && isLabel(rawName) ? rawName : null, port, protocol: proto.toLowerCase() as Protocol });
   }
-  return { ports, skipped };
+  return { ports: sortedPorts(ports), skipped };
+}
+
+/** Ports sorted by portSig and de-duplicated: the order every Instance of this module carries. */
+function sortedPorts(ports: readonly Port[]): readonly Port[] {
+  if (ports.length < 2) return ports;
+  const bySig = new Map<string, Port>();
+  for (const p of ports) bySig.set(portSig(p), p);
+  return [...bySig.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, p]) => p);
+}
+
+/** address → its port lists (one per subset/slice it appears in) → sorted Instances with merged ports. */
+function toInstances(byAddr: Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>): Instance[] {
+  const out: Instance[] = [];
+  for (const address of [...byAddr.keys()].sort()) {
+    const e = byAddr.get(address)!;
+    const ports = e.ports.length === 1 ? e.ports[0]! : sortedPorts(e.ports.flat());
+    out.push({ address, family: e.family, ports, weight: 1, tags: NO_TAGS });
+  }
+  return out;
 }
 
 /**
@@ -75,7 +94,7 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
   const want = addressType === 'IPv4' ? 4 : addressType === 'IPv6' ? 6 : 0; // FQDN slices: deprecated, no A/AAAA
   const { ports, skipped: portsSkipped } = translatePorts(obj.ports);
   let skipped = portsSkipped;
-  const endpoints: ServedEndpoint[] = [];
+  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>();
   for (const ep of arr(obj.endpoints)) {
     if (!isObj(ep)) continue;
     const c = isObj(ep.conditions) ? ep.conditions : {};
@@ -83,10 +102,10 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
     for (const a of arr(ep.addresses)) {
       const ca = typeof a === 'string' ? canonicalAddress(a) : null;
       if (!ca || ca.family !== want) { skipped++; continue; }
-      endpoints.push({ address: ca.address, family: ca.family, ports });
+      if (!byAddr.has(ca.address)) byAddr.set(ca.address, { family: ca.family, ports: [ports] });
     }
   }
-  return { scope, service, endpoints, portNames: namesOf(ports), skipped };
+  return { scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort(), skipped };
 }
 
 function namesOf(ports: readonly Port[]): string[] {
@@ -102,7 +121,7 @@ export function fromEndpoints(obj: unknown): Contribution | null {
   const service = key.name.toLowerCase();
   const scope = key.namespace.toLowerCase();
   if (!isLabel(service) || !isLabel(scope)) return null;
-  const endpoints: ServedEndpoint[] = [];
+  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>();
   const portNames: string[] = [];
   let skipped = 0;
   for (const subset of arr(obj.subsets)) {
@@ -113,22 +132,22 @@ export function fromEndpoints(obj: unknown): Contribution | null {
     for (const a of arr(subset.addresses)) {
       const ca = isObj(a) && typeof a.ip === 'string' ? canonicalAddress(a.ip) : null;
       if (!ca) { skipped++; continue; }
-      endpoints.push({ address: ca.address, family: ca.family, ports });
+      const e = byAddr.get(ca.address);
+      if (e) e.ports.push(ports);
+      else byAddr.set(ca.address, { family: ca.family, ports: [ports] });
     }
   }
-  return { scope, service, endpoints, portNames, skipped };
+  return { scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort(), skipped };
 }
-
-const NO_TAGS: readonly string[] = Object.freeze([]);
-
-const portSig = (p: Port) => `${p.name ?? ''}|${p.port}|${p.protocol}`;
 
 /**
  * Merge every contribution of one Service (several slices, or several subsets) into one Service:
  * one instance per distinct address carrying the union of its ports (de-duplicated). Kubernetes has no tags:
  * `tags` stays empty and the answer layer matches port names itself (§2.2 "a port name also acts as a tag",
- * §2.3b), so `_dns._tcp` never selects a UDP-only port named dns.
- * Returns `prev` itself when nothing changed, so the store can skip it by identity.
+ * §2.3b), so `_dns._tcp` never selects a UDP-only port named dns. `knownTags`: every port name of every
+ * contribution, ready endpoints or not.
+ * Returns `prev` itself when nothing changed, so the store can skip it by identity. One contribution (the usual
+ * single slice) is served as is: its instances and port names arrays are the Service's, no copy.
  */
 export function buildService(
   scope: string,
@@ -136,32 +155,59 @@ export function buildService(
   contributions: Iterable<Contribution>,
   prev: Service | undefined,
 ): Service {
-  const byAddr = new Map<string, { family: 4 | 6; ports: Map<string, Port> }>();
-  const known = new Set<string>();
+  let only: Contribution | undefined;
+  let many: Contribution[] | undefined;
   for (const c of contributions) {
-    for (const n of c.portNames ?? []) known.add(n);
-    for (const ep of c.endpoints) {
-      let e = byAddr.get(ep.address);
-      if (!e) byAddr.set(ep.address, (e = { family: ep.family, ports: new Map() }));
-      for (const p of ep.ports) e.ports.set(portSig(p), p);
-    }
+    if (only === undefined) only = c;
+    else (many ??= [only]).push(c);
   }
-  const instances: Instance[] = [...byAddr.keys()].sort().map((address) => {
-    const e = byAddr.get(address)!;
-    const ports = [...e.ports.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, p]) => p);
-    return { address, family: e.family, ports, weight: 1, tags: NO_TAGS };
-  });
-  const knownTags = [...known].sort();
-  if (prev && sameInstances(prev.instances, instances) && (prev.knownTags ?? []).join(',') === knownTags.join(',')) return prev;
+  let instances: readonly Instance[];
+  let knownTags: readonly string[];
+  if (many === undefined) {
+    instances = only?.endpoints ?? NO_INSTANCES;
+    knownTags = only?.portNames ?? NO_TAGS;
+  } else {
+    const byAddr = new Map<string, Instance[]>();
+    const known = new Set<string>();
+    for (const c of many) {
+      for (const n of c.portNames ?? NO_TAGS) known.add(n);
+      for (const i of c.endpoints) {
+        const list = byAddr.get(i.address);
+        if (list) list.push(i);
+        else byAddr.set(i.address, [i]);
+      }
+    }
+    const merged: Instance[] = [];
+    for (const address of [...byAddr.keys()].sort()) {
+      const list = byAddr.get(address)!;
+      const first = list[0]!;
+      merged.push(list.length === 1 ? first : { ...first, ports: sortedPorts(list.flatMap((i) => i.ports)) });
+    }
+    instances = merged;
+    knownTags = [...known].sort();
+  }
+  if (prev && sameInstances(prev.instances, instances) && sameStrings(prev.knownTags ?? NO_TAGS, knownTags)) return prev;
   return { name, scope, instances, knownTags };
 }
 
+const NO_INSTANCES: readonly Instance[] = Object.freeze([]);
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function sameInstances(a: readonly Instance[], b: readonly Instance[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
+    if (x === y) continue;
     if (x.address !== y.address || x.weight !== y.weight || x.ports.length !== y.ports.length) return false;
+    if (x.ports === y.ports) continue;
     for (let j = 0; j < x.ports.length; j++) if (portSig(x.ports[j]!) !== portSig(y.ports[j]!)) return false;
   }
   return true;
