@@ -5,7 +5,8 @@ import './require-node.ts';
 import { readFileSync, realpathSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
-import { ConfigError, loadConfigFile, type ConfigOverrides } from './config/load.ts';
+import { checkConfig, checkServicesText } from './config/check.ts';
+import { ConfigError, loadConfigFile, loadConfigLocated, type ConfigOverrides } from './config/load.ts';
 import { watchConfigFile, type ConfigWatcher } from './config/watch.ts';
 import { createLogger, type LogLevel } from './observability/logger.ts';
 
@@ -18,6 +19,7 @@ export const SHUTDOWN_GRACE_MS = 5000;
 const USAGE = `Usage:
   svcdns [--config FILE] [--listen HOST:PORT ...] [--log-level LEVEL]
   svcdns check-config FILE
+  svcdns check-config --services FILE
   svcdns --help | --version
 
 Serves healthy instances from a service registry as DNS (A, AAAA, SRV).
@@ -27,6 +29,7 @@ Options:
   -l, --listen ADDR      listen address, repeatable; overrides "listen" (env SVCDNS_LISTEN, comma-separated)
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent; overrides "log.level" (env SVCDNS_LOG_LEVEL)
       --admin-listen ADDR  admin HTTP server address, or "off"; overrides "admin" (env SVCDNS_ADMIN_LISTEN)
+      --services FILE    with check-config: validate a services file (type: file) on its own
   -h, --help             this text
   -v, --version          the version
 
@@ -51,6 +54,7 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
         listen: { type: 'string', short: 'l', multiple: true },
         'log-level': { type: 'string' },
         'admin-listen': { type: 'string' },
+        services: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -75,19 +79,32 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   };
 
   if (positionals[0] === 'check-config') {
+    if (values.services !== undefined) return checkServicesFile(values.services);
     const file = positionals[1] ?? values.config;
     if (!file) {
-      process.stderr.write(`svcdns: check-config needs a FILE\n\n${USAGE}\n`);
+      process.stderr.write(`svcdns: check-config needs a FILE (or --services FILE)\n\n${USAGE}\n`);
       return EXIT_CONFIG;
     }
+    let located;
     try {
-      const cfg = loadConfigFile(file, overrides);
-      process.stdout.write(`${file}: OK (${cfg.backends.length} backend(s): ${cfg.backends.map((b) => b.name ?? b.type).join(', ')})\n`);
-      return EXIT_OK;
+      located = loadConfigLocated(file, overrides);
     } catch (err) {
       process.stderr.write(`${(err as Error).message}\n`);
       return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
     }
+    // Every check startup makes, the files each backend reads included: a config that passes here serves.
+    const problems = await checkConfig(located.config, { file, lineOf: located.lineOf, env, full: true });
+    if (problems.length > 0) {
+      process.stderr.write(`${problems.map((p) => p.message).join('\n')}\n`);
+      return EXIT_CONFIG;
+    }
+    const cfg = located.config;
+    process.stdout.write(`${file}: OK (${cfg.backends.length} backend(s): ${cfg.backends.map((b) => b.name ?? b.type).join(', ')})\n`);
+    return EXIT_OK;
+  }
+  if (values.services !== undefined) {
+    process.stderr.write(`svcdns: --services goes with check-config\n\n${USAGE}\n`);
+    return EXIT_CONFIG;
   }
   if (positionals.length > 0) {
     process.stderr.write(`svcdns: unknown command "${positionals[0]}"\n\n${USAGE}\n`);
@@ -97,7 +114,16 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   const file = values.config ?? 'config/svcdns.yaml';
   let config;
   try {
-    config = loadConfigFile(file, overrides);
+    const located = loadConfigLocated(file, overrides);
+    config = located.config;
+    // A backend setting that can never work (an address that does not parse, no Kubernetes API source) would
+    // answer SERVFAIL for ever: refuse to start. Problems a running backend can outlive (a services file that
+    // does not exist yet) are left to it: it logs them and keeps watching.
+    const permanent = (await checkConfig(config, { file, lineOf: located.lineOf, env, full: false })).filter((p) => p.permanent);
+    if (permanent.length > 0) {
+      process.stderr.write(`svcdns: bad config\n${permanent.map((p) => p.message).join('\n')}\n`);
+      return EXIT_CONFIG;
+    }
   } catch (err) {
     process.stderr.write(`svcdns: bad config\n${(err as Error).message}\n`);
     return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
@@ -182,6 +208,25 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
       else stop(sig);
     }
   });
+}
+
+/** `svcdns check-config --services FILE`: a services file on its own, as the file backend would load it. */
+function checkServicesFile(file: string): number {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`${file}: cannot read the file (${e.code ?? e.message})\n`);
+    return EXIT_CONFIG;
+  }
+  const problems = checkServicesText(text, file);
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.map((p) => p.message).join('\n')}\n`);
+    return EXIT_CONFIG;
+  }
+  process.stdout.write(`${file}: OK\n`);
+  return EXIT_OK;
 }
 
 // `import.meta.main` is missing before Node 24.2: fall back to comparing the script path, or `node dist/cli.js`

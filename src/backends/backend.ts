@@ -28,6 +28,34 @@ export class BackendError extends Error {
   }
 }
 
+/**
+ * A problem found in a backend's config before it runs: by `svcdns check-config` (every check startup would
+ * make, file reads included) and, for the permanent ones, at startup, which then exits 2 instead of serving
+ * SERVFAIL for ever.
+ */
+export interface BackendProblem {
+  readonly code: BackendErrorCode;
+  /** What is wrong: the rule, or what failed and why. */
+  readonly message: string;
+  /** The key of the backend's config entry it is about (`path`, `address`); absent: the entry as a whole. */
+  readonly key?: string;
+  /** `message` already starts with its own `file:line:` (a services file); print it as it is. */
+  readonly located?: boolean;
+  /**
+   * Only a config change and a restart can fix it (an address that cannot parse, no Kubernetes API source).
+   * A problem that is not permanent is retried by the running backend (a file that may appear or be fixed later).
+   */
+  readonly permanent: boolean;
+}
+
+/** What a backend's check gets: where relative paths start, and the environment. */
+export interface BackendCheckContext {
+  readonly configDir: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** false: only the checks without I/O whose failure is permanent (startup); true: everything (check-config). */
+  readonly full: boolean;
+}
+
 /** Where a backend reports. Calls are cheap and synchronous; the store swaps in the snapshot before returning. */
 export interface BackendSink {
   /** A complete healthy view of this backend's source. The first call marks the backend synced (§5.4). */

@@ -5,7 +5,7 @@
 // so a server without a Kubernetes backend never loads @kubernetes/client-node (~85 MB of RSS when imported).
 
 import type { z } from 'zod';
-import type { Backend, BackendContext } from './backend.ts';
+import type { Backend, BackendCheckContext, BackendContext, BackendProblem } from './backend.ts';
 import * as file from './file/index.ts';
 import * as consulConfig from './consul/config.ts';
 import * as kubernetesConfig from './kubernetes/config.ts';
@@ -13,8 +13,12 @@ import * as kubernetesConfig from './kubernetes/config.ts';
 export interface BackendModule<C extends { type: string; name?: string | undefined }> {
   /** Strict zod schema of this backend's entry in `backends:`; `type` is a literal. */
   readonly configSchema: z.ZodType<C>;
-  /** The implementation, imported when a backend of this type is first created. */
-  readonly load: () => Promise<{ readonly create: (config: C, ctx: BackendContext) => Backend }>;
+  /** The implementation, imported when a backend of this type is first created or checked. */
+  readonly load: () => Promise<{
+    readonly create: (config: C, ctx: BackendContext) => Backend;
+    /** The checks startup makes, without starting anything (check-config; startup: `full: false`). Never throws. */
+    readonly check: (config: C, ctx: BackendCheckContext) => Promise<BackendProblem[]>;
+  }>;
 }
 
 export const backendModules = {

@@ -105,6 +105,20 @@ export function validateConfig(raw: unknown, file: string, lineOf?: (path: reado
 
 /** Parse YAML (or JSON, a subset) config text. */
 export function parseConfigText(text: string, file: string, overrides: ConfigOverrides = {}): Config {
+  return parseConfigLocated(text, file, overrides).config;
+}
+
+/** 1-based line of the config key at `path` (or of its nearest ancestor), when known. */
+export type LineOf = (path: readonly PropertyKey[]) => number | undefined;
+
+/** A validated config and where each of its keys is written (for messages about keys found bad later). */
+export interface LocatedConfig {
+  readonly config: Config;
+  readonly lineOf: LineOf;
+}
+
+/** parseConfigText, keeping the line lookup (check-config names the line of a backend key that fails its check). */
+export function parseConfigLocated(text: string, file: string, overrides: ConfigOverrides = {}): LocatedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -136,10 +150,15 @@ export function parseConfigText(text: string, file: string, overrides: ConfigOve
     }
     return undefined;
   };
-  return validateConfig(obj, file, lineOf);
+  return { config: validateConfig(obj, file, lineOf), lineOf };
 }
 
 export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): Config {
+  return loadConfigLocated(file, overrides).config;
+}
+
+/** loadConfigFile, keeping the line lookup. */
+export function loadConfigLocated(file: string, overrides: ConfigOverrides = {}): LocatedConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -147,7 +166,7 @@ export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): C
     const e = err as NodeJS.ErrnoException;
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${e.code ?? e.message})` }], err);
   }
-  return parseConfigText(text, file, overrides);
+  return parseConfigLocated(text, file, overrides);
 }
 
 function deepFreeze<T>(v: T): T {

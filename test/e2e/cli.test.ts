@@ -56,8 +56,8 @@ const EXIT_DEADLINE_MS = 60_000;
 const WRONG_NODE = /^svcdns needs Node\.js >= 24 \(found (\d+\.\d+\.\d+)\); run npm ci, which installs it\n$/;
 
 /** Run `file args` in `cwd`; resolves with the exit code and output; killed (and failed) only if it hangs. */
-async function runWith(file: string, args: readonly string[], cwd = REPO): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(file, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+async function runWith(file: string, args: readonly string[], cwd = REPO, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(file, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const io = collect(child);
   const kill = setTimeout(() => child.kill('SIGKILL'), EXIT_DEADLINE_MS);
   try {
@@ -187,5 +187,84 @@ test('the e2e harness runs the sources under test, never a build (issue 9 item 4
     assert.equal(await io.exited, 0, io.stderr());
   } finally {
     child.kill('SIGKILL');
+  }
+});
+
+// ---- check-config runs every check startup runs; startup refuses a config that can never serve (issue 10 #12) ----
+
+const reEscape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('check-config (issue 10 #12): a missing or invalid services file, a Consul address that is not one, a namespace that cannot exist: exit 2 with file:line', { timeout: 120_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    const cfg = (name: string, backend: string) => {
+      const p = join(tmp.dir, name);
+      writeFileSync(p, `listen: "127.0.0.1:0"\nadmin: { enabled: false }\nbackends:\n${backend}`);
+      return p;
+    };
+    const missing = cfg('missing.yaml', '  - type: file\n    path: nope.yaml\n');
+    let r = await runCli(['check-config', missing]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, new RegExp(`^${reEscape(missing)}:5: backends\\[0\\]\\.path: "nope\\.yaml": cannot read .*ENOENT`, 'm'));
+
+    writeFileSync(join(tmp.dir, 'bad-services.yaml'), 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.300 }\n');
+    const invalid = cfg('invalid.yaml', '  - type: file\n    path: bad-services.yaml\n');
+    r = await runCli(['check-config', invalid]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /bad-services\.yaml:4: services\[0\]\.instances\[0\]\.address: "10\.0\.0\.300" must be an IPv4 or IPv6 address/);
+
+    const consul = cfg('consul.yaml', '  - type: consul\n    address: "http://127.0.0.1:notaport"\n');
+    r = await runCli(['check-config', consul]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, new RegExp(`^${reEscape(consul)}:5: backends\\[0\\]\\.address: "http://127\\.0\\.0\\.1:notaport": `, 'm'));
+
+    const k8s = cfg('k8s.yaml', '  - type: kubernetes\n    namespaces: [Default_NS]\n');
+    r = await runCli(['check-config', k8s]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, new RegExp(`^${reEscape(k8s)}:5: backends\\[0\\]\\.namespaces\\[0\\]: "Default_NS": must be a Kubernetes namespace name`, 'm'));
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('check-config --services FILE validates a services file on its own (issue 10 #12)', { timeout: 60_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    const good = await runCli(['check-config', '--services', join(REPO, 'config/services.yaml')]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /services\.yaml: OK/);
+    const bad = join(tmp.dir, 's.yaml');
+    writeFileSync(bad, 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.1, port: 0 }\n      - { address: db.internal }\n');
+    const r = await runCli(['check-config', '--services', bad]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, new RegExp(`^${reEscape(bad)}:4: services\\[0\\]\\.instances\\[0\\]\\.port: 0 must be a port number`, 'm'));
+    assert.match(r.stderr, new RegExp(`^${reEscape(bad)}:5: services\\[0\\]\\.instances\\[1\\]\\.address: "db\\.internal" is a hostname`, 'm'));
+    const none = await runCli(['check-config', '--services', join(tmp.dir, 'absent.yaml')]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /absent\.yaml: cannot read the file \(ENOENT\)/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('startup (issue 10 #12): a permanent config error exits 2 with its message instead of serving SERVFAIL for ever', { timeout: 120_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    const cfg = join(tmp.dir, 'svcdns.yaml');
+    writeFileSync(cfg, 'listen: "127.0.0.1:0"\nadmin: { enabled: false }\nbackends:\n  - type: consul\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, CONSUL_HTTP_ADDR: 'http://127.0.0.1:notaport' };
+    delete env.SVCDNS_LISTEN;
+    delete env.SVCDNS_LOG_LEVEL;
+    const r = await runWith(process.execPath, [CLI_SOURCE, '--config', cfg], REPO, env);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.equal(r.stdout, '', 'it never started');
+    assert.match(r.stderr, new RegExp(`^${reEscape(cfg)}:4: backends\\[0\\]: invalid Consul address "http://127\\.0\\.0\\.1:notaport" \\(from \\$CONSUL_HTTP_ADDR\\)`, 'm'));
+
+    writeFileSync(cfg, 'listen: "127.0.0.1:0"\nadmin: { enabled: false }\nbackends:\n  - type: kubernetes\n    kubeconfig: kc.yaml\n    namespaces: [Default_NS]\n');
+    const k = await runCli(['--config', cfg]);
+    assert.equal(k.code, 2, k.stdout + k.stderr);
+    assert.match(k.stderr, /svcdns\.yaml:6: backends\[0\]\.namespaces\[0\]: "Default_NS"/);
+  } finally {
+    tmp.cleanup();
   }
 });

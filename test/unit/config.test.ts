@@ -1,7 +1,11 @@
 // Unit: config validation errors name the file, the key path, the bad value and the rule (architecture rule 5).
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { ConfigError, parseConfigText } from '../../src/config/load.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { checkConfig, checkServicesText } from '../../src/config/check.ts';
+import { ConfigError, parseConfigLocated, parseConfigText } from '../../src/config/load.ts';
 
 const ok = 'backends:\n  - type: file\n    path: services.yaml\n';
 
@@ -70,5 +74,77 @@ describe('config', () => {
     const c = parseConfigText(ok, 'x.yaml', { listen: ['127.0.0.1:9999'], logLevel: 'debug' });
     assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 9999 }]);
     assert.equal(c.log.level, 'debug');
+  });
+});
+
+// ---- check-config: every check startup makes (issue 10 #12) ----
+
+describe('check-config runs every check startup runs (issue 10 #12)', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'svcdns-check-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  const file = join(tmp, 'svcdns.yaml');
+  const located = (text: string) => parseConfigLocated(text, file);
+  const run = async (text: string, full: boolean, env: Record<string, string> = {}) => {
+    const { config, lineOf } = located(text);
+    return checkConfig(config, { file, lineOf, env, full });
+  };
+
+  it('the schema rejects a Consul address that cannot parse and a Kubernetes namespace that cannot exist', () => {
+    const consul = fails('backends:\n  - type: consul\n    address: "http://127.0.0.1:notaport"\n');
+    assert.match(consul.message, /svcdns\.yaml:3: backends\[0\]\.address: "http:\/\/127\.0\.0\.1:notaport": must be host:port/);
+    const k8s = fails('backends:\n  - type: kubernetes\n    namespaces: [prod, Default_NS]\n');
+    assert.match(k8s.message, /backends\[0\]\.namespaces\[1\]: "Default_NS": must be a Kubernetes namespace name/);
+    const tls = fails('backends:\n  - type: consul\n    address: "http://c:8500"\n    tls: { caFile: ca.pem }\n');
+    assert.match(tls.message, /backends\[0\]\.tls: .*address is http/);
+  });
+
+  it('a missing services file: SVCDNS_BACKEND_CONFIG at backends[0].path, not permanent (startup keeps watching for it)', async () => {
+    const text = 'backends:\n  - type: file\n    path: nope.yaml\n';
+    const [p, ...rest] = await run(text, true);
+    assert.equal(rest.length, 0);
+    assert.equal(p!.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.equal(p!.permanent, false);
+    assert.match(p!.message, /svcdns\.yaml:3: backends\[0\]\.path: "nope\.yaml": cannot read .*nope\.yaml \(ENOENT\)/);
+    assert.deepEqual(await run(text, false), [], 'startup reads no file for its permanent checks');
+  });
+
+  it('an invalid services file: one SVCDNS_BACKEND_BAD_DATA per problem, each at its own file:line', async () => {
+    writeFileSync(join(tmp, 'bad.yaml'), 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.300 }\n      - { address: 10.0.0.1, port: 0 }\n');
+    const problems = await run('backends:\n  - type: file\n    path: bad.yaml\n', true);
+    assert.deepEqual(problems.map((p) => p.code), ['SVCDNS_BACKEND_BAD_DATA', 'SVCDNS_BACKEND_BAD_DATA']);
+    assert.match(problems[0]!.message, /bad\.yaml:4: services\[0\]\.instances\[0\]\.address: "10\.0\.0\.300" must be an IPv4 or IPv6 address$/);
+    assert.match(problems[1]!.message, /bad\.yaml:5: services\[0\]\.instances\[1\]\.port: 0 must be a port number/);
+    writeFileSync(join(tmp, 'good.yaml'), 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.1 }\n');
+    assert.deepEqual(await run('backends:\n  - type: file\n    path: good.yaml\n', true), []);
+  });
+
+  it('a services file on its own (check-config --services)', () => {
+    assert.deepEqual(checkServicesText('services:\n  - name: web\n', 's.yaml'), []);
+    const [p] = checkServicesText('services:\n  - name: web\n    bogus: 1\n', 's.yaml');
+    assert.equal(p!.code, 'SVCDNS_BACKEND_BAD_DATA');
+    assert.match(p!.message, /^s\.yaml:3: services\[0\]\.bogus: /);
+  });
+
+  it('Consul: an address from $CONSUL_HTTP_ADDR that cannot parse is permanent; an unreadable tokenFile is not', async () => {
+    const [addr] = await run('backends:\n  - type: consul\n', false, { CONSUL_HTTP_ADDR: 'http://127.0.0.1:notaport' });
+    assert.equal(addr!.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.equal(addr!.permanent, true);
+    assert.match(addr!.message, /svcdns\.yaml:2: backends\[0\]: .*notaport.*\$CONSUL_HTTP_ADDR/);
+    const [token] = await run('backends:\n  - type: consul\n    tokenFile: nope.token\n', true);
+    assert.equal(token!.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.equal(token!.permanent, false);
+    assert.match(token!.message, /svcdns\.yaml:3: backends\[0\]\.tokenFile: "nope\.token": cannot read Consul token file/);
+    assert.deepEqual(await run('backends:\n  - type: consul\n    tokenFile: nope.token\n', false), []);
+  });
+
+  it('Kubernetes: no API source at all is permanent; an unreadable kubeconfig is not', async () => {
+    const [none] = await run('backends:\n  - type: kubernetes\n', false, {});
+    assert.equal(none!.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.equal(none!.permanent, true);
+    assert.match(none!.message, /no Kubernetes API configuration/);
+    const [kc] = await run('backends:\n  - type: kubernetes\n    kubeconfig: nope.kubeconfig\n', true);
+    assert.equal(kc!.code, 'SVCDNS_BACKEND_CONFIG');
+    assert.equal(kc!.permanent, false);
+    assert.match(kc!.message, /svcdns\.yaml:3: backends\[0\]\.kubeconfig: "nope\.kubeconfig": cannot read kubeconfig/);
   });
 });

@@ -14,7 +14,18 @@ export const configSchema = z.strictObject({
   type: z.literal('consul'),
   name: backendNameSchema,
   /** `host:port` or `http(s)://host:port`; default CONSUL_HTTP_ADDR, else 127.0.0.1:8500. */
-  address: z.string().min(1).optional(),
+  address: z
+    .string()
+    .min(1)
+    .superRefine((a, ctx) => {
+      // A port that is not a number (or an unknown scheme) can never connect: a config error, not an outage.
+      try {
+        parseAddress(a, false);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `must be host:port or http(s)://host:port (${(e as Error).message})` });
+      }
+    })
+    .optional(),
   /** The agent's datacenter (default scope). Default: `Config.Datacenter` from `/v1/agent/self`. */
   datacenter: labelSchema.optional(),
   /** Other datacenters mirrored as `N.service.<dc>.D` (queried with `?dc=`). */
@@ -51,6 +62,9 @@ export const configSchema = z.strictObject({
   /** TTL of every record from this backend (§3.4); default: the global ttlSeconds. */
   ttlSeconds: z.number().int().min(0).max(2_147_483_647).optional(),
 }).superRefine((c, ctx) => {
+  if (c.tls !== undefined && c.address !== undefined && /^http:\/\//i.test(c.address)) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is set but the address is http://; use https:// (or drop tls)' });
+  }
   // Two sockets per datacenter (catalog and hint watches) and at least one blocking slot besides the fetches.
   const reserved = 2 * (1 + c.datacenters.length) + 1;
   if (c.fetchConcurrency + reserved > c.maxConnections) {

@@ -21,12 +21,12 @@
 
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
-import type { Backend, BackendContext, BackendSink } from '../backend.ts';
+import type { Backend, BackendCheckContext, BackendContext, BackendProblem, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
 import { backendNameSchema, labelSchema } from '../schema.ts';
@@ -61,6 +61,47 @@ export type FileBackendConfig = z.output<typeof configSchema>;
 
 export function create(config: FileBackendConfig, ctx: BackendContext): Backend {
   return new FileBackend(config, ctx);
+}
+
+/** How a services file is named in messages: relative to the working directory when below it. */
+function displayPath(abs: string): string {
+  const rel = path.relative(process.cwd(), abs);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
+}
+
+/**
+ * check-config: the services file exists and is valid, as the first load would find it. Never permanent at
+ * startup: the file is watched, so one created or fixed later is loaded (names answer SERVFAIL until then).
+ */
+export async function check(config: FileBackendConfig, ctx: BackendCheckContext): Promise<BackendProblem[]> {
+  if (!ctx.full) return [];
+  const abs = path.resolve(ctx.configDir, config.path);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return [{ code: 'SVCDNS_BACKEND_CONFIG', key: 'path', message: `cannot read ${abs} (${e.code ?? e.message})`, permanent: false }];
+  }
+  return servicesFileProblems(text, displayPath(abs), config.defaultScope);
+}
+
+/**
+ * Every problem of a services file's text, one per entry, each as `file:line: key.path: value rule` (what
+ * `svcdns check-config --services FILE` prints). Empty when the file is valid.
+ */
+export function servicesFileProblems(text: string, display: string, defaultScope: string): BackendProblem[] {
+  try {
+    parseServicesFile(text, display, defaultScope);
+    return [];
+  } catch (err) {
+    const e = err instanceof BackendError ? err : new BackendError('SVCDNS_BACKEND_BAD_DATA', String(err));
+    const problems = Array.isArray(e.details['problems']) ? (e.details['problems'] as string[]) : [e.message.replace(`${display}: `, '')];
+    return problems.map((p) => {
+      const m = /^line (\d+): (.*)$/s.exec(p);
+      return { code: e.code, located: true, permanent: false, message: m ? `${display}:${m[1]}: ${m[2]}` : `${display}: ${p}` };
+    });
+  }
 }
 
 interface Published {
@@ -113,8 +154,7 @@ class FileBackend implements Backend {
     this.#absPath = path.resolve(ctx.configDir, config.path);
     this.#dir = path.dirname(this.#absPath);
     this.#base = path.basename(this.#absPath);
-    const rel = path.relative(process.cwd(), this.#absPath);
-    this.#display = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : this.#absPath;
+    this.#display = displayPath(this.#absPath);
   }
 
   ownsScope(scope: string | null): boolean {

@@ -1,10 +1,22 @@
 // backends/kubernetes/config: the strict schema of a `type: kubernetes` entry in `backends:`.
 
 import { z } from 'zod';
-import { backendNameSchema, labelSchema } from '../schema.ts';
+import { backendNameSchema } from '../schema.ts';
 
 /** Shortest periodic relist we accept (ms): a relist is a full LIST on the API server, so never a hot loop. */
 export const MIN_RESYNC_MS = 10_000;
+
+/**
+ * A namespace name as Kubernetes allows it (RFC 1123 label: lowercase letters, digits and "-", a letter or digit at
+ * each end, at most 63 characters). Matching ignores case, so "Prod" means "prod"; "Default_NS" could never
+ * exist, and watching it would answer SERVFAIL for ever.
+ */
+const namespaceSchema = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .refine((s) => /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(s), {
+    message: 'must be a Kubernetes namespace name (RFC 1123: letters, digits and "-", a letter or digit at each end, at most 63 characters)',
+  });
 
 export const configSchema = z
   .strictObject({
@@ -17,9 +29,9 @@ export const configSchema = z
     /** Context inside the kubeconfig; default: its current-context. */
     context: z.string().min(1).optional(),
     /** Namespaces (= scopes) to watch; empty or absent: every namespace (one cluster-wide watch). */
-    namespaces: z.array(labelSchema).default([]),
+    namespaces: z.array(namespaceSchema).default([]),
     /** Namespace whose services also answer unscoped names (`N.service.D`, §2.1). */
-    defaultScope: labelSchema.optional(),
+    defaultScope: namespaceSchema.optional(),
     /** Kubernetes label selector on the watched objects (EndpointSlices/Endpoints carry their Service's labels). */
     labelSelector: z.string().min(1).optional(),
     /** Periodic full relist in ms (heals a watch that silently missed events); 0 = never (default). */

@@ -11,9 +11,10 @@
 // Mapping: scope = namespace, name = Service name, port names = tags and SRV ports (§2.2, §2.3b, §6.1).
 // RBAC: exactly rbacRules(api) from rbac.ts — deploy/kubernetes/ is tested against it.
 
-import type { Backend, BackendContext } from '../backend.ts';
+import type { Backend, BackendCheckContext, BackendContext, BackendProblem } from '../backend.ts';
+import { BackendError } from '../backend.ts';
 import { configSchema, type KubernetesBackendConfig } from './config.ts';
-import { chooseSource } from './kubeconfig.ts';
+import { chooseSource, loadKubeConfig } from './kubeconfig.ts';
 import { KubernetesBackend, type WatcherOptions } from './watcher.ts';
 
 export { configSchema };
@@ -28,4 +29,30 @@ export { rbacRules, resourceFor, VERBS } from './rbac.ts';
 export function create(config: KubernetesBackendConfig, ctx: BackendContext, opts: WatcherOptions = {}): Backend {
   const source = chooseSource(config, ctx.configDir, ctx.env);
   return new KubernetesBackend(config, source, ctx.logger, opts);
+}
+
+/**
+ * What startup checks before it watches. Permanent (startup exits 2): no API source at all (no `kubeconfig`, no
+ * $KUBECONFIG, not in a pod). With `full` (check-config) also the kubeconfig file and context, or the in-cluster
+ * service-account token, which the running backend retries (mounted secrets may appear late).
+ */
+export async function check(config: KubernetesBackendConfig, ctx: BackendCheckContext): Promise<BackendProblem[]> {
+  const problem = (e: unknown, permanent: boolean, key?: string): BackendProblem => {
+    const err = e instanceof BackendError ? e : new BackendError('SVCDNS_BACKEND_CONFIG', String(e));
+    return { code: err.code, message: err.message, permanent, ...(key !== undefined ? { key } : {}) };
+  };
+  let source;
+  try {
+    source = chooseSource(config, ctx.configDir, ctx.env);
+  } catch (e) {
+    return [problem(e, true)];
+  }
+  if (!ctx.full) return [];
+  try {
+    loadKubeConfig(source, config.context);
+    return [];
+  } catch (e) {
+    const key = e instanceof BackendError && e.details['context'] !== undefined ? 'context' : source.kind === 'file' && source.from === 'config' ? 'kubeconfig' : undefined;
+    return [problem(e, false, key)];
+  }
 }
