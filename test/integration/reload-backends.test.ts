@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.ts';
-import { planReload } from '../../src/config/reload.ts';
+import { planReload, ReloadError } from '../../src/config/reload.ts';
+import { ConsulFake } from '../fakes/consul-fake.ts';
 import { answerData, query, rcode } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 
@@ -157,5 +158,103 @@ describe('App.reload on a running server', () => {
     }
     await srv.app.reload(cfg({ backends: srv.app.config.backends, ttlSeconds: 42 }));
     assert.equal(rcode(await query(srv.port, 'web.service.as.sd.internal', 'A')), 'NOERROR');
+  });
+});
+
+describe('App.reload: make-before-break for a changed backend (§5.4)', () => {
+  const consul = (address: string, extra: Record<string, unknown> = {}) => ({ type: 'consul', name: 'consul', address, requestTimeoutMs: 60_000, ...extra });
+  async function agent(addr: string): Promise<ConsulFake> {
+    const f = await ConsulFake.start({ datacenter: 'dc1' });
+    f.addNode({ name: 'node-a', address: addr });
+    f.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
+    return f;
+  }
+
+  it('§5.4 the switch to the new instance is one step: old data, then new data, never SERVFAIL or NXDOMAIN in between', async () => {
+    const oldAgent = await agent('10.0.0.1');
+    const newAgent = await agent('10.0.0.2');
+    const srv = await startServer({ backends: [consul(oldAgent.address)] });
+    try {
+      await waitFor(async () => answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A').join() === '10.0.0.1');
+      const old = srv.app.backends[0];
+      let reloading = true;
+      const seen: string[] = [];
+      const hammer = (async () => {
+        while (reloading) {
+          const r = await query(srv.port, 'web.service.sd.internal', 'A');
+          seen.push(`${rcode(r)} ${answerData(r, 'A').join()}`);
+        }
+      })();
+      await srv.app.reload(cfg({ backends: [consul(newAgent.address)] }));
+      // Resolved: the new instance's data is what is served now, not eventually.
+      assert.deepEqual(answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A'), ['10.0.0.2']);
+      reloading = false;
+      await hammer;
+      const firstNew = seen.indexOf('NOERROR 10.0.0.2');
+      const before = firstNew === -1 ? seen : seen.slice(0, firstNew);
+      const after = firstNew === -1 ? [] : seen.slice(firstNew);
+      assert.deepEqual([...new Set(before)].filter((x) => x !== 'NOERROR 10.0.0.1'), [], `old data until the switch: ${[...new Set(seen)]}`);
+      assert.deepEqual([...new Set(after)].filter((x) => x !== 'NOERROR 10.0.0.2'), [], `new data after it: ${[...new Set(seen)]}`);
+      assert.notEqual(srv.app.backends[0], old);
+      assert.equal(srv.app.store.status()[0]!.state, 'synced');
+      // The old instance is stopped and detached: a change at its agent is not served any more.
+      oldAgent.deregister('web-1');
+      newAgent.register({ id: 'web-2', service: 'web', node: 'node-a', port: 9090 });
+      await waitFor(async () => (await query(srv.port, '_web._tcp.service.sd.internal', 'SRV')).answers!.some((a) => a.data.port === 9090));
+      assert.deepEqual(answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A'), ['10.0.0.2']);
+      assert.match(await srv.app.metrics.text(), /svcdns_config_reloads_total\{result="success"\} 1\b/);
+    } finally {
+      await srv.stop();
+      await oldAgent.close();
+      await newAgent.close();
+    }
+  });
+
+  it('§5.4 a new instance that does not sync within reload.firstSyncTimeoutMs fails the reload; the old one keeps answering', async () => {
+    const oldAgent = await agent('10.0.0.1');
+    const newAgent = await agent('10.0.0.2');
+    newAgent.setHang(true);
+    const srv = await startServer({ backends: [consul(oldAgent.address)] });
+    try {
+      await waitFor(async () => answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A').join() === '10.0.0.1');
+      const old = srv.app.backends[0];
+      await assert.rejects(srv.app.reload(cfg({ reload: { firstSyncTimeoutMs: 100 }, backends: [consul(newAgent.address)] })), (err: ReloadError) => {
+        assert.equal(err.code, 'SVCDNS_RELOAD_FIRST_SYNC_TIMEOUT');
+        assert.deepEqual(err.backends, ['consul']);
+        return true;
+      });
+      assert.equal(srv.app.backends[0], old);
+      assert.deepEqual(answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A'), ['10.0.0.1']);
+      assert.match(await srv.app.metrics.text(), /svcdns_config_reloads_total\{result="failure"\} 1\b/);
+      assert.equal(srv.app.config.backends[0]!.type === 'consul' && srv.app.config.backends[0]!.address, oldAgent.address, 'the running config stays');
+      // The abandoned instance was stopped: releasing the agent now changes nothing that is served.
+      newAgent.setHang(false);
+      oldAgent.addNode({ name: 'node-b', address: '10.0.0.3' });
+      oldAgent.register({ id: 'web-3', service: 'web', node: 'node-b', port: 8080 });
+      await waitFor(async () => answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A').sort().join() === '10.0.0.1,10.0.0.3');
+    } finally {
+      await srv.stop();
+      await oldAgent.close();
+      await newAgent.close();
+    }
+  });
+
+  it('§5.4 a stop while a reload waits for a first sync abandons the reload and stops everything', async () => {
+    const oldAgent = await agent('10.0.0.1');
+    const newAgent = await agent('10.0.0.2');
+    newAgent.setHang(true);
+    const srv = await startServer({ backends: [consul(oldAgent.address)] });
+    try {
+      await waitFor(async () => rcode(await query(srv.port, 'web.service.sd.internal', 'A')) === 'NOERROR');
+      const reloaded = srv.app.reload(cfg({ backends: [consul(newAgent.address)] }));
+      await waitFor(() => newAgent.requests.length > 0);
+      await srv.stop();
+      await assert.rejects(reloaded, (err: ReloadError) => err.code === 'SVCDNS_RELOAD_STOPPING');
+    } finally {
+      await srv.stop();
+      newAgent.setHang(false);
+      await oldAgent.close();
+      await newAgent.close();
+    }
   });
 });
