@@ -174,12 +174,13 @@ describe('App.reload: make-before-break for a changed backend (§5.4)', () => {
     const oldAgent = await agent('10.0.0.1');
     const newAgent = await agent('10.0.0.2');
     const srv = await startServer({ backends: [consul(oldAgent.address)] });
+    let reloading = true;
+    let hammer: Promise<void> | null = null;
     try {
       await waitFor(async () => answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A').join() === '10.0.0.1');
       const old = srv.app.backends[0];
-      let reloading = true;
       const seen: string[] = [];
-      const hammer = (async () => {
+      hammer = (async () => {
         while (reloading) {
           const r = await query(srv.port, 'web.service.sd.internal', 'A');
           seen.push(`${rcode(r)} ${answerData(r, 'A').join()}`);
@@ -204,6 +205,8 @@ describe('App.reload: make-before-break for a changed backend (§5.4)', () => {
       assert.deepEqual(answerData(await query(srv.port, 'web.service.sd.internal', 'A'), 'A'), ['10.0.0.2']);
       assert.match(await srv.app.metrics.text(), /svcdns_config_reloads_total\{result="success"\} 1\b/);
     } finally {
+      reloading = false; // also when an assertion failed: the loop must not outlive the test
+      await hammer?.catch(() => {});
       await srv.stop();
       await oldAgent.close();
       await newAgent.close();
