@@ -128,11 +128,12 @@ describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
     writeFileSync(join(tmp.dir, 'b.yaml'), svc('web', '10.0.0.2'));
     const cfg = writeConfig(tmp.dir, `backends:\n${backendA}`);
     const r = await start(cfg, 'web.service.as.sd.internal');
+    let done = false;
+    let hammer: Promise<void> | null = null;
     try {
       assert.equal(rcode(await query(r.dnsPort, 'web.service.bs.sd.internal', 'A')), 'NXDOMAIN');
-      let done = false;
       const results: string[] = [];
-      const hammer = (async () => {
+      hammer = (async () => {
         for (let i = 0; !done || i < 20; i++) {
           const q = await query(r.dnsPort, 'web.service.as.sd.internal', 'A', { tcp: i % 2 === 1, timeoutMs: 1000 });
           results.push(`${rcode(q)} ${answerData(q, 'A').join()}`);
@@ -150,6 +151,8 @@ describe('lifecycle: signals to a real process', { timeout: 60_000 }, () => {
       assert.equal(metric(m, /svcdns_backend_state\{backend="b",type="file",state="synced"\} (\d+)/), 1);
       assert.equal(r.child.exitCode, null);
     } finally {
+      done = true; // also when an assertion failed: the loop must not outlive the test
+      await hammer?.catch(() => {});
       r.kill();
       tmp.cleanup();
     }

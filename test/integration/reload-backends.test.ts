@@ -83,11 +83,15 @@ describe('App.reload on a running server', () => {
         results.push(`${rcode(r)} ${answerData(r, 'A').join(',')}`);
       }
     })();
-    const plan = await srv.app.reload(
-      cfg({ backends: [fileBackend('a', 'a.yaml', 'as'), fileBackend('b', 'b2.yaml', 'bs'), fileBackend('d', 'd.yaml', 'ds')] }),
-    );
-    reloading = false;
-    await hammer;
+    let plan;
+    try {
+      plan = await srv.app.reload(
+        cfg({ backends: [fileBackend('a', 'a.yaml', 'as'), fileBackend('b', 'b2.yaml', 'bs'), fileBackend('d', 'd.yaml', 'ds')] }),
+      );
+    } finally {
+      reloading = false; // also when the reload failed: the loop must not outlive the test
+      await hammer;
+    }
 
     assert.deepEqual(plan.keep, ['a']);
     assert.ok(results.length >= 20);
