@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { delimiter, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from './client.ts';
 import { BackendError } from '../backend.ts';
 
 /** Where Kubernetes mounts the service-account token, CA and namespace in every pod. */

@@ -212,3 +212,23 @@ function sameInstances(a: readonly Instance[], b: readonly Instance[]): boolean 
   }
   return true;
 }
+
+/**
+ * What the informer's cache keeps of one object (issue 11 item 4): its identity and resourceVersion — all that
+ * ListWatch reads — plus our translation of it. Everything else (managedFields, targetRefs, zones, hints,
+ * conditions, annotations) is dropped as the object arrives, so it never lives past its LIST page or watch line.
+ */
+export interface SlimObject {
+  readonly metadata: { readonly name: string; readonly namespace: string; readonly resourceVersion?: string };
+  /** Null: the object belongs to no Service we serve (no service-name label, unusable name). */
+  readonly contribution: Contribution | null;
+}
+
+/** Raw API object → SlimObject; null without a name (not an object we can track). */
+export function slimObject(obj: unknown, api: 'endpointslices' | 'endpoints'): SlimObject | null {
+  const key = objectKey(obj);
+  if (!key) return null;
+  const rv = ((obj as Obj).metadata as Obj).resourceVersion;
+  const metadata = typeof rv === 'string' ? { name: key.name, namespace: key.namespace, resourceVersion: rv } : { name: key.name, namespace: key.namespace };
+  return { metadata, contribution: api === 'endpointslices' ? fromEndpointSlice(obj) : fromEndpoints(obj) };
+}

@@ -6,17 +6,14 @@
 //   the informer's own cache is never dropped, and errors only mark the backend stale.
 // - The first snapshot is emitted only once every feed has completed a LIST (§5.4: SERVFAIL until then).
 // - Changes from one watch chunk (or one relist) are coalesced in a microtask: one snapshot, no half-applied view.
+// - No event-loop turn does work proportional to the whole registry (issue 11 items 3, 8): LISTs are paged
+//   (LIST_PAGE_SIZE objects a request), a page is translated when it arrives, a relist is applied and dirty
+//   services are rebuilt in time-boxed chunks (TURN_BUDGET_MS, then setImmediate), and each snapshot's services
+//   map is a SnapshotMap: an immutable copy that costs O(changes), with the changed-keys hint.
+// - The informer caches SlimObjects (name, namespace, resourceVersion, our translation), never API objects.
 
 import type { Logger } from 'pino';
-import {
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  ListWatch,
-  Watch,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { ListWatch, Watch, getText, type KubeConfig, type KubernetesListObject, type KubernetesObject } from './client.ts';
 import type { Backend, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
@@ -28,8 +25,9 @@ import type { KubeConfigSource } from './kubeconfig.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
 import type { ApiResource } from './rbac.ts';
 import { collectionPath, resourceFor } from './rbac.ts';
-import type { Contribution } from './translate.ts';
-import { SERVICE_NAME_LABEL, buildService, fromEndpointSlice, fromEndpoints, objectKey } from './translate.ts';
+import { SnapshotMap } from './snapshot-map.ts';
+import type { Contribution, SlimObject } from './translate.ts';
+import { SERVICE_NAME_LABEL, buildService, objectKey, slimObject } from './translate.ts';
 
 /** Options tests may inject (never set from YAML). */
 export interface WatcherOptions {
@@ -43,6 +41,15 @@ export interface WatcherOptions {
 /** Default cap on the informer's reconnect delay after a watch stream ends normally (ms). */
 export const MAX_RECONNECT_DELAY_MS = 5_000;
 
+/** Objects per LIST request (client-go's reflector uses 500): each page is one small JSON.parse, one turn. */
+export const LIST_PAGE_SIZE = 500;
+
+/** Longest stretch (ms) of relist application or service rebuilding before yielding to the event loop. */
+const TURN_BUDGET_MS = 8;
+
+/** Let queued I/O (DNS queries) run before continuing a long job. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** In-stream ERROR messages that mean "your resourceVersion is gone" even without `code: 410` (etcd2 era). */
 const EXPIRED_MESSAGE = /too old resource version|outdated and cleared/i;
 
@@ -51,6 +58,8 @@ interface Feed {
   informer: ListWatch<KubernetesObject> | null;
   /** Completed at least one LIST (this feed's part of the first sync). */
   listed: boolean;
+  /** A LIST result is being applied in chunks: no snapshot until it is complete (atomic replace, §6.3). */
+  applying: boolean;
   /** Failed and not yet recovered (a LIST succeeded or a watch connected since). */
   failure: BackendError | null;
   readonly keys: Set<string>;
@@ -72,7 +81,10 @@ export class KubernetesBackend implements Backend {
   readonly #objects = new Map<string, Contribution>();
   /** serviceKey → object keys contributing to it. */
   readonly #byService = new Map<string, Set<string>>();
-  readonly #services = new Map<string, Service>();
+  /** The services of the last snapshot emitted (immutable: the store keeps it to diff the next one against). */
+  #services: SnapshotMap<Service> = SnapshotMap.empty();
+  /** Rebuilt since the last snapshot: serviceKey → new Service, or undefined when it is gone. */
+  readonly #pending = new Map<string, Service | undefined>();
   readonly #dirty = new Set<string>();
   readonly #delays = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   readonly #configBackoff: Backoff;
@@ -99,6 +111,7 @@ export class KubernetesBackend implements Backend {
         namespace,
         informer: null,
         listed: false,
+        applying: false,
         failure: null,
         keys: new Set(),
         backoff: opts.backoff?.() ?? new Backoff(),
@@ -173,14 +186,14 @@ export class KubernetesBackend implements Backend {
     const isCurrent = () => !this.#stopped && feed.informer === informer;
 
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      let result: KubernetesListObject<KubernetesObject>;
+      let result: { items: SlimObject[]; resourceVersion: string };
       try {
-        result = await this.#list(kc, feed.namespace, selector);
+        result = await this.#list(kc, path, selector, isCurrent);
       } catch (err) {
         throw toBackendError(err, 'list', r, feed.namespace);
       }
-      if (isCurrent()) this.#onList(feed, result.items ?? []);
-      return result;
+      if (isCurrent()) await this.#onList(feed, result.items, isCurrent);
+      return { metadata: { resourceVersion: result.resourceVersion }, items: result.items as KubernetesObject[] };
     };
 
     const watch = new FeedWatch(kc, {
@@ -199,7 +212,9 @@ export class KubernetesBackend implements Backend {
           return obj;
         }
         this.#recovered(feed); // events flow again: clear a failure reported on this stream
-        return obj;
+        if (type === 'BOOKMARK') return obj;
+        return slimObject(obj, this.#config.api) ?? obj; // the informer caches only what we use
+
       },
       done: (err) => {
         if (!isCurrent() || !err) return err;
@@ -226,17 +241,41 @@ export class KubernetesBackend implements Backend {
     this.#scheduleResync(feed);
   }
 
-  #list(kc: KubeConfig, namespace: string | null, labelSelector: string | undefined): Promise<KubernetesListObject<KubernetesObject>> {
-    if (this.#config.api === 'endpointslices') {
-      const api = kc.makeApiClient(DiscoveryV1Api);
-      return namespace === null
-        ? api.listEndpointSliceForAllNamespaces({ labelSelector })
-        : api.listNamespacedEndpointSlice({ namespace, labelSelector });
+  /**
+   * LIST the collection in pages of LIST_PAGE_SIZE (the API server keeps one resourceVersion across pages), each
+   * page parsed and slimmed as it arrives. An expired continue token (410) falls back to one full LIST, as
+   * client-go's pager does. Stops early (returning what it has) once the informer is no longer current.
+   */
+  async #list(kc: KubeConfig, path: string, labelSelector: string | undefined, isCurrent: () => boolean): Promise<{ items: SlimObject[]; resourceVersion: string }> {
+    const items: SlimObject[] = [];
+    let limit: string | undefined = String(LIST_PAGE_SIZE);
+    let cont: string | undefined;
+    for (;;) {
+      let text: string;
+      try {
+        text = await getText(kc, path, { labelSelector, limit, continue: cont });
+      } catch (err) {
+        if (cont === undefined || httpStatus(err) !== 410) throw err;
+        this.#logger.info({ path }, 'kubernetes: list continue token expired, listing in one request');
+        items.length = 0;
+        limit = cont = undefined;
+        continue;
+      }
+      const page = JSON.parse(text) as { metadata?: { resourceVersion?: unknown; continue?: unknown }; items?: unknown };
+      if (Array.isArray(page.items)) {
+        for (const obj of page.items) {
+          const slim = slimObject(obj, this.#config.api);
+          if (slim) items.push(slim);
+        }
+      }
+      const next = page.metadata?.continue;
+      if (typeof next === 'string' && next !== '' && limit !== undefined && isCurrent()) {
+        cont = next;
+        continue;
+      }
+      const rv = page.metadata?.resourceVersion;
+      return { items, resourceVersion: typeof rv === 'string' ? rv : '' };
     }
-    const api = kc.makeApiClient(CoreV1Api);
-    return namespace === null
-      ? api.listEndpointsForAllNamespaces({ labelSelector })
-      : api.listNamespacedEndpoints({ namespace, labelSelector });
   }
 
   /** Periodic relist (`resyncMs`): a new informer LISTs and takes over; the old one's callbacks are ignored. */
@@ -292,28 +331,42 @@ export class KubernetesBackend implements Backend {
     }
   }
 
-  /** A LIST result: the authoritative content of this feed at that resourceVersion; replace atomically. */
-  #onList(feed: Feed, items: readonly KubernetesObject[]): void {
-    const seen = new Set<string>();
-    for (const obj of items) {
-      const k = objectKey(obj);
-      if (k) seen.add(`${k.namespace}/${k.name}`);
+  /**
+   * A LIST result: the authoritative content of this feed at that resourceVersion; replace it atomically — no
+   * snapshot while it is half applied — in chunks of TURN_BUDGET_MS (10k objects would otherwise be one turn).
+   */
+  async #onList(feed: Feed, items: readonly SlimObject[], isCurrent: () => boolean): Promise<void> {
+    feed.applying = true;
+    try {
+      const seen = new Set<string>();
+      for (const obj of items) seen.add(`${obj.metadata.namespace}/${obj.metadata.name}`);
+      for (const key of feed.keys) if (!seen.has(key)) this.#drop(feed, key);
+      let t0 = performance.now();
+      for (let i = 0; i < items.length; i++) {
+        this.#upsert(feed, items[i]!);
+        if ((i & 127) === 127 && performance.now() - t0 > TURN_BUDGET_MS) {
+          await nextTurn();
+          if (!isCurrent()) return; // replaced (resync) or stopped: the next LIST replaces everything again
+          t0 = performance.now();
+        }
+      }
+    } finally {
+      feed.applying = false;
     }
-    for (const key of [...feed.keys]) if (!seen.has(key)) this.#drop(feed, key);
-    for (const obj of items) this.#upsert(feed, obj);
     if (!feed.listed) this.#logger.info({ namespace: feed.namespace, objects: items.length }, 'kubernetes: initial list complete');
     feed.listed = true;
     this.#recovered(feed);
     this.#scheduleFlush();
   }
 
-  #upsert(feed: Feed, obj: KubernetesObject): void {
-    const k = objectKey(obj);
-    if (!k) return;
-    const key = `${k.namespace}/${k.name}`;
-    const c = this.#config.api === 'endpointslices' ? fromEndpointSlice(obj) : fromEndpoints(obj);
+  #upsert(feed: Feed, obj: KubernetesObject | SlimObject): void {
+    const slim = 'contribution' in obj ? obj : slimObject(obj, this.#config.api);
+    if (!slim) return;
+    const key = `${slim.metadata.namespace}/${slim.metadata.name}`;
+    const c = slim.contribution;
     if (!c) { this.#drop(feed, key); return; }
     const prev = this.#objects.get(key);
+    if (prev === c && feed.keys.has(key)) return; // the informer re-announcing what the LIST already applied
     if (prev) {
       const prevSk = serviceKey(prev.scope, prev.service);
       if (prevSk !== serviceKey(c.scope, c.service)) this.#unindex(prevSk, key);
@@ -350,42 +403,59 @@ export class KubernetesBackend implements Backend {
     this.#dirty.add(sk);
   }
 
-  #scheduleFlush(): void {
+  /** Coalesce: one flush per microtask; `later`: continue a chunked flush after queued I/O (setImmediate). */
+  #scheduleFlush(later = false): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(() => {
+    const run = () => {
       this.#flushQueued = false;
       this.#flush();
-    });
+    };
+    if (later) setImmediate(run);
+    else queueMicrotask(run);
   }
 
-  /** Rebuild dirty services and hand the sink a full snapshot when something changed (or staleness cleared). */
+  /**
+   * Rebuild dirty services (time-boxed: a first sync of 10k services spans several turns) and, once none is
+   * left, hand the sink a snapshot when something changed (or staleness cleared). The snapshot's map is the
+   * previous one with only the changed keys replaced (O(changes)), and `changed` names exactly those keys.
+   */
   #flush(): void {
     if (this.#stopped || !this.#sink) return;
-    if (!this.#feeds.every((f) => f.listed)) return; // first sync not complete: keep SERVFAIL (§5.4)
-    let changed = false;
-    const changedKeys = new Set<string>();
+    // First sync not complete: keep SERVFAIL (§5.4). A LIST being applied: never emit a half-replaced feed.
+    if (!this.#feeds.every((f) => f.listed && !f.applying)) return;
+    const t0 = performance.now();
+    let n = 0;
     for (const sk of this.#dirty) {
+      this.#dirty.delete(sk);
       const keys = this.#byService.get(sk);
-      const prev = this.#services.get(sk);
+      const prev = this.#pending.has(sk) ? this.#pending.get(sk) : this.#services.get(sk);
       if (!keys || keys.size === 0) {
-        if (prev) { this.#services.delete(sk); changed = true; changedKeys.add(sk); }
-        continue;
+        if (prev) this.#pending.set(sk, undefined);
+      } else {
+        const contributions: Contribution[] = [];
+        for (const k of keys) contributions.push(this.#objects.get(k)!);
+        const first = contributions[0]!;
+        const svc = buildService(first.scope, first.service, contributions, prev);
+        if (svc !== prev) this.#pending.set(sk, svc);
       }
-      const contributions: Contribution[] = [];
-      for (const k of keys) contributions.push(this.#objects.get(k)!);
-      const first = contributions[0]!;
-      const svc = buildService(first.scope, first.service, contributions, prev);
-      if (svc !== prev) { this.#services.set(sk, svc); changed = true; changedKeys.add(sk); }
+      if ((++n & 127) === 0 && this.#dirty.size > 0 && performance.now() - t0 > TURN_BUDGET_MS) {
+        this.#scheduleFlush(true);
+        return;
+      }
     }
-    this.#dirty.clear();
+    // A pending entry equal to what was emitted (a service changed and changed back) is no change.
+    for (const [sk, svc] of this.#pending) if (svc === this.#services.get(sk)) this.#pending.delete(sk);
     const failing = this.#feeds.find((f) => f.failure !== null);
-    if (!changed && this.#emitted && !(this.#stale && !failing)) return;
+    if (this.#pending.size === 0 && this.#emitted && !(this.#stale && !failing)) return;
+    const changed = new Set(this.#pending.keys());
+    this.#services = this.#services.with(this.#pending);
+    this.#pending.clear();
     // After the first snapshot, tell the store which services changed so it merges O(changes) (model/service.ts).
     const snapshot: ServiceSnapshot = {
-      services: new Map(this.#services),
+      services: this.#services,
       defaultScope: this.#config.defaultScope ?? null,
-      changed: this.#emitted ? changedKeys : undefined,
+      changed: this.#emitted ? changed : undefined,
     };
     if (!this.#emitted) this.#logger.info({ services: this.#services.size }, 'kubernetes: synced');
     this.#emitted = true;
