@@ -12,7 +12,9 @@
 //
 // Env: BENCH_ONLY=one-name,propagation,scale,file,kubernetes,consul,nsd (comma list; default all);
 //      BENCH_SECONDS (5) and BENCH_ROUNDS (3) for the one-name runs; BENCH_PHASE_SECONDS (10) per realistic load
-//      phase; BENCH_SERVICES (10000) and BENCH_ENDPOINTS (10) for the realistic size.
+//      phase; BENCH_SERVICES (10000) and BENCH_ENDPOINTS (10) for the realistic size; BENCH_REF=<git revision>
+//      measures that commit's server (git archive) instead of the working tree (the in-process parts 2 and 3
+//      always use the working tree's src/).
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -22,11 +24,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 import {
-  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, percentiles, rssMb, sleep,
+  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, percentiles, rng, rssMb, sleep,
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
-  Readiness, addr, loadPhase, nsdPath, realisticTable, runNsd, runRegistry, startSvcdns, synced, writeQueryFile,
+  Readiness, addr, loadPhase, realisticTable, runNsd, runRegistry, startSvcdns, synced, writeQueryFile,
   type BackendResult, type RealisticConfig, type Row,
 } from './realistic.ts';
 
@@ -35,6 +37,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PARTS = new Set((process.env.BENCH_ONLY ?? 'one-name,propagation,scale,file,kubernetes,consul,nsd').split(',').map((s) => s.trim()));
 const QNAME = 'web.service.sd.internal';
+const REF = process.env.BENCH_REF ?? '';
 
 installCleanupHandlers();
 const tmp = mkdtempSync(join(tmpdir(), 'svcdns-bench-'));
@@ -42,13 +45,25 @@ cleanupDir(tmp);
 /** The built CLI, in the temporary build directory. */
 const CLI = join(tmp, 'build', 'dist', 'cli.js');
 
-/** tsc into <tmp>/build/dist, with the package.json (type: module, version) and a link to node_modules beside it. */
+/**
+ * tsc into <tmp>/build/dist, with the package.json (type: module, version) and a link to node_modules beside it.
+ * BENCH_REF=<git revision> builds that commit's src/ (from `git archive`) instead of the working tree.
+ */
 function build(): boolean {
   const out = join(tmp, 'build');
   mkdirSync(out, { recursive: true });
-  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], { stdio: 'inherit' });
+  let tree = ROOT;
+  if (REF) {
+    tree = join(tmp, 'tree');
+    mkdirSync(tree);
+    const files = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+    const a = spawnSync('sh', ['-c', 'git -C "$1" archive --format=tar "$2" "$3" "$4" "$5" "$6" | tar -x -C "$7"', 'sh', ROOT, REF, ...files, tree], { stdio: 'inherit' });
+    if (a.status !== 0) return false;
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'), 'dir');
+  }
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(tree, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], { stdio: 'inherit' });
   if (r.status !== 0) return false;
-  copyFileSync(join(ROOT, 'package.json'), join(out, 'package.json'));
+  copyFileSync(join(tree, 'package.json'), join(out, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules'), 'dir');
   return true;
 }
@@ -265,7 +280,16 @@ function servicesJson(services: number, per: number, moved?: { k: number; addres
 
 interface FileResult {
   readonly backend: BackendResult;
+  readonly missRow: Row;
   readonly notes: string[];
+}
+
+/** Distinct names that exist nowhere (NXDOMAIN): every query is an answer-cache miss (issue 11 item 6). */
+function writeMissFile(path: string, lines = 300_000): void {
+  const rand = rng(33);
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) out.push(`m${i}-${Math.floor(rand() * 1e9).toString(36)}.service.sd.internal A`);
+  writeFileSync(path, out.join('\n') + '\n');
 }
 
 /** File backend at the realistic size (0 changes/s), then reload time of a changed file and the DNS stall meanwhile. */
@@ -287,6 +311,10 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient):
     const row = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
     console.log(`  0/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
     const rssAfterLoadMb = rssMb(s.child.pid);
+    const missFile = join(tmp, 'miss.txt');
+    writeMissFile(missFile);
+    const missRow = await loadPhase(cfg, 'svcdns file, miss-only', s.port, s.admin, s.child.pid, missFile, null, cfg.phaseSeconds, null, null);
+    console.log(`  miss-only (distinct unknown names, NXDOMAIN): ${f(missRow.perf.qps)} qps, hit ${f(missRow.hitPct, 1)} %, p50 ${f(missRow.perf.p50Ms, 3)} ms, p99 ${f(missRow.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(missRow.perf.rcodes)}`);
 
     // Reload: one instance of one service moves; time from the write to the new answer, and the longest DNS round
     // trip seen meanwhile (the event loop stalls while the file is parsed and validated).
@@ -315,7 +343,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient):
     }
     const t = percentiles(times);
     notes.push(`file reload at ${cfg.services} × ${cfg.perService} (${f(text_mb(cfg), 1)} MB JSON, one instance moved): write → new answer ${times.map((x) => f(x)).join(', ')} ms (median ${f(t.p50)} ms); longest DNS round trip meanwhile ${stalls.map((x) => f(x)).join(', ')} ms (issue 11 item 7: stall <= 50 ms)`);
-    return { backend: { name: 'file', rows: [row], syncMs, rssAfterSyncMb, rssAfterLoadMb, notes: [] }, notes };
+    return { backend: { name: 'file', rows: [row], syncMs, rssAfterSyncMb, rssAfterLoadMb, notes: [] }, missRow, notes };
   } finally {
     await stopChild(s.child);
   }
@@ -363,10 +391,11 @@ async function realisticPart(client: DnsClient): Promise<void> {
   const backends: BackendResult[] = [];
   const notes: string[] = [];
   let nsd: Row | null = null;
+  let nsdMissing = '';
   if (PARTS.has('file')) {
     const r = await filePart(cfg, qfile, client);
     backends.push(r.backend);
-    rows.push(...r.backend.rows);
+    rows.push(...r.backend.rows, r.missRow);
     notes.push(...r.notes);
     notes.push(await smallFileReload(client));
   }
@@ -379,14 +408,14 @@ async function realisticPart(client: DnsClient): Promise<void> {
   }
   if (PARTS.has('nsd')) {
     const r = await runNsd(cfg, qfile);
-    if (typeof r === 'string') notes.push(r);
-    else {
+    if (typeof r === 'string') {
+      nsdMissing = r;
+      console.log(r);
+    } else {
       nsd = r;
       rows.push(r);
       console.log(`NSD: ${f(r.perf.qps)} qps, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}`);
     }
-  } else if (!nsdPath()) {
-    notes.push('NSD not installed: `apt-get install -y nsd` (Debian) adds the NSD column');
   }
 
   console.log(`\n## Realistic: results (latency at saturation with ${cfg.outstanding} queries outstanding, so it includes queueing)`);
@@ -395,6 +424,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
   console.log(table(['backend', 'answering every service after', 'RSS after sync', 'RSS after the load phases', 'target'],
     backends.map((b) => [b.name, `${f(b.syncMs / 1000, 1)} s`, f(b.rssAfterSyncMb), f(b.rssAfterLoadMb), '<= 164'])));
   console.log('\nRatios in this run (issue 11 done-when; reported, not asserted):');
+  if (nsdMissing) console.log(`- ${nsdMissing}: no svcdns ÷ NSD ratio`);
   for (const b of backends) {
     const at = (rate: number) => b.rows.find((r) => r.rate === rate);
     const r0 = at(0);
@@ -421,7 +451,7 @@ async function main(): Promise<void> {
     return;
   }
   console.log(`machine: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  console.log(`building into ${join(tmp, 'build')} (tsc; the repository's dist/ is neither written nor used)`);
+  console.log(`building ${REF ? `git revision ${REF} (${spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', REF], { encoding: 'utf8' }).stdout.trim()})` : 'the working tree'} into ${join(tmp, 'build')} (tsc; the repository's dist/ is neither written nor used)`);
   if (!build()) {
     console.error('build failed');
     process.exitCode = 1;
