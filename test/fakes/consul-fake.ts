@@ -390,9 +390,11 @@ export class ConsulFake {
   /**
    * An agent restart that takes no time: every connection is cut (held blocking queries get no reply), the data
    * becomes what `seed` registers on an empty catalog, and every index is `index`. Nothing wakes on the way.
+   * `cutConnections: false` keeps the connections: held queries then return at their wait with the new data and
+   * the same index (a "no change" to a client that trusts the index).
    */
-  restartWith(index: number, seed: (f: ConsulFake) => void): void {
-    this.dropConnections();
+  restartWith(index: number, seed: (f: ConsulFake) => void, opts: { cutConnections?: boolean } = {}): void {
+    if (opts.cutConnections !== false) this.dropConnections();
     this.#quiet = true;
     try {
       for (const [name, d] of this.#dcs) {

@@ -91,3 +91,19 @@ test('Consul restarted in no time (held blocking queries cut, nothing refused) w
     await fake.close();
   }
 });
+
+test('after an HTTP 500, the next read is a fresh one whose result is applied though the index did not move (issue 10 #13)', { timeout: 120_000 }, async () => {
+  const fake = await ConsulFake.start();
+  let srv: TestServer | null = null;
+  try {
+    srv = await startBlocked(fake);
+    // Other data at the same index, connections kept: the held queries come back with it as "no change".
+    fake.restartWith(SAME_INDEX, after, { cutConnections: false });
+    fake.failNext(1, 500, /^\/v1\/catalog\/services$/);
+    fake.failNext(1, 500, /^\/v1\/health\/service\/web$/);
+    await followsNewAgent(srv, fake);
+  } finally {
+    await srv?.stop();
+    await fake.close();
+  }
+});
