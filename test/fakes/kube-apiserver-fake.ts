@@ -84,6 +84,11 @@ export class KubeApiServerFake {
   listsAnswered = 0;
   /** Delay before answering a LIST (ms): lets tests look at what is served while a relist is in flight. */
   listDelayMs = 0;
+  /** Answer the next N continued LIST pages with 410 Expired (an expired continue token). */
+  expireContinues = 0;
+  /** Consistent paged LISTs in progress: continue token → the items left and the list's resourceVersion. */
+  readonly #pagedLists = new Map<string, { rest: Omit<KubeObject, 'kind' | 'apiVersion'>[]; rv: string }>();
+  #continueSeq = 0;
 
   private constructor(opts: FakeOptions) {
     this.#token = opts.token ?? 'fake-token';
@@ -293,11 +298,35 @@ export class KubeApiServerFake {
       return sendStatus(res, 400, 'BadRequest', `unable to parse requirement: ${(err as Error).message}`);
     }
     if (!watch) {
+      // Paging (api-concepts.md "Retrieving large results sets in chunks"): `limit` cuts the list, `continue`
+      // resumes it at the same resourceVersion; an expired token is 410 Expired. Without `limit`: everything.
+      let items: Omit<KubeObject, 'kind' | 'apiVersion'>[];
+      let listRv = String(this.#rv);
+      if (query.continue !== undefined) {
+        const paged = this.#pagedLists.get(query.continue);
+        this.#pagedLists.delete(query.continue);
+        if (!paged || this.expireContinues > 0) {
+          if (paged) this.expireContinues--;
+          record(410);
+          return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+        }
+        items = paged.rest;
+        listRv = paged.rv;
+      } else {
+        items = [...this.#objects.get(route.def.resource)!.values()]
+          .filter((o) => inNamespace(o, route.namespace) && selector(o.metadata.labels ?? {}))
+          .map(({ kind: _k, apiVersion: _a, ...rest }) => rest); // list items carry no kind/apiVersion (stored objects are never mutated)
+      }
       record(200);
-      const items = [...this.#objects.get(route.def.resource)!.values()]
-        .filter((o) => inNamespace(o, route.namespace) && selector(o.metadata.labels ?? {}))
-        .map(({ kind: _k, apiVersion: _a, ...rest }) => rest); // list items carry no kind/apiVersion
-      const body = JSON.stringify({ kind: `${route.def.kind}List`, apiVersion: apiVersionOf(route.def), metadata: { resourceVersion: String(this.#rv) }, items });
+      const limit = Number(query.limit ?? 0);
+      const metadata: Record<string, string> = { resourceVersion: listRv };
+      if (limit > 0 && items.length > limit) {
+        const token = `page-${++this.#continueSeq}`;
+        this.#pagedLists.set(token, { rest: items.slice(limit), rv: listRv });
+        items = items.slice(0, limit);
+        metadata.continue = token;
+      }
+      const body = JSON.stringify({ kind: `${route.def.kind}List`, apiVersion: apiVersionOf(route.def), metadata, items });
       const send = () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(body, () => { this.listsAnswered++; });

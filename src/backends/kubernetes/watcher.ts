@@ -41,8 +41,8 @@ export interface WatcherOptions {
 /** Default cap on the informer's reconnect delay after a watch stream ends normally (ms). */
 export const MAX_RECONNECT_DELAY_MS = 5_000;
 
-/** Objects per LIST request (client-go's reflector uses 500): each page is one small JSON.parse, one turn. */
-export const LIST_PAGE_SIZE = 500;
+/** Objects per LIST request (client-go uses 500; EndpointSlices carry up to 100 endpoints): one page = one short turn. */
+export const LIST_PAGE_SIZE = 250;
 
 /** Longest stretch (ms) of relist application or service rebuilding before yielding to the event loop. */
 const TURN_BUDGET_MS = 8;
