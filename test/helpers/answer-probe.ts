@@ -37,8 +37,13 @@ export class AnswerProbe {
     this.#query = buildQuery(name, type, { id: 0, rd: false });
   }
 
-  /** Start sending `name type` to 127.0.0.1:`port` now (nothing needs to listen there yet). */
-  static async start(port: number, name: string, type = 'A', sourcePorts = 16): Promise<AnswerProbe> {
+  /**
+   * Start sending `name type` to 127.0.0.1:`port` now (nothing needs to listen there yet): `perTick` queries
+   * every millisecond, each from the next of `sourcePorts` sockets.
+   */
+  static async start(port: number, name: string, type = 'A', opts: { sourcePorts?: number; perTick?: number } = {}): Promise<AnswerProbe> {
+    const sourcePorts = opts.sourcePorts ?? 16;
+    const perTick = opts.perTick ?? 1;
     const p = new AnswerProbe(port, name, type);
     try {
       for (let i = 0; i < sourcePorts; i++) {
@@ -52,7 +57,9 @@ export class AnswerProbe {
       p.stop();
       throw err;
     }
-    p.#timer = setInterval(() => p.#send(), 1);
+    p.#timer = setInterval(() => {
+      for (let i = 0; i < perTick; i++) p.#send();
+    }, 1);
     return p;
   }
 
