@@ -1,7 +1,8 @@
 // workers/pool: `workers: N` — N DNS worker threads on one address via SO_REUSEPORT, fed by the main thread's
 // store through replication. The main thread keeps the backends, the store and the admin server: one copy of
 // every Consul/Kubernetes watch however many threads answer. A worker that dies is logged and restarted with
-// backoff while its siblings keep answering; its counter block is kept, so metrics do not go backwards.
+// backoff while its siblings keep answering; its counter block is kept, so metrics do not go backwards. A
+// (re)started worker binds only once it holds the main store's state (§5.4): no empty replica ever answers.
 
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -14,7 +15,7 @@ import type { QueryLogConfig } from '../observability/query-log.ts';
 import type { ReplicaMessage, StoreReplicator } from '../store/replication.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker.ts';
 
-/** How long a worker may take to bind its sockets. */
+/** How long a worker may take to apply its initial state and bind its sockets. */
 const WORKER_START_TIMEOUT_MS = 10_000;
 /** A worker that lived this long before dying is restarted without backoff growth. */
 const WORKER_HEALTHY_AFTER_MS = 30_000;
