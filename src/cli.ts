@@ -33,7 +33,8 @@ Options:
   -h, --help             this text
   -v, --version          the version
 
-Signals: TERM/INT stop (queries already received are answered; a second signal exits at once),
+Signals: TERM/INT stop (first shutdown.lameDuckMs of /readyz 503 while still answering, then queries already
+received are answered; a second signal exits at once),
 HUP reloads the config file (a bad file is rejected and the running config stays).
 
 Exit codes: 0 ok, 1 runtime failure (e.g. address in use), 2 bad usage or bad config.`;
