@@ -336,7 +336,10 @@ async function portChange(reg: Registry, client: DnsClient, port: number, state:
   return `${ok.length}/${ks.length} seen within ${f(deadlineMs / 1000)} s${ok.length ? `: ${ok.map((x) => `${f(x)} ms`).join(', ')}` : ''}`;
 }
 
-export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticConfig, qfile: string): Promise<BackendResult> {
+/** Measures the reference (NSD) right after a backend's 0 changes/s phase, so the ratio compares adjacent runs. */
+export type Reference = (label: string) => Promise<Row | null>;
+
+export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticConfig, qfile: string, reference: Reference): Promise<BackendResult> {
   const dir = join(cfg.tmp, kind);
   mkdirSync(dir, { recursive: true });
   const state = new Readiness(cfg.services, cfg.perService);
@@ -363,6 +366,10 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       rows.push(row);
+      if (rate === 0) {
+        const ref = await reference(kind);
+        if (ref) rows.push(ref);
+      }
       console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}`);
     }
     const rssAfterLoadMb = rssMb(s.child.pid);
@@ -404,7 +411,14 @@ export function nsdPath(): string | null {
   return null;
 }
 
-export async function runNsd(cfg: RealisticConfig, qfile: string): Promise<Row | string> {
+export interface Nsd {
+  /** One load phase against NSD (same query file, same dnsperf options), labelled with the backend beside it. */
+  measure(label: string): Promise<Row>;
+  stop(): Promise<void>;
+}
+
+/** Start NSD serving the same names from a generated zone; a string says why it could not (not installed). */
+export async function startNsd(cfg: RealisticConfig, qfile: string): Promise<Nsd | string> {
   const bin = nsdPath();
   if (!bin) return 'NSD not installed: `apt-get install -y nsd` (Debian) adds the NSD column; skipped in this run';
   const dir = join(cfg.tmp, 'nsd');
@@ -454,11 +468,20 @@ zone:
     const k = cfg.services - 1;
     await waitReply(client, port, `svc-${k}.service.${DOMAIN}`, 'A', (r) => r.data.length === cfg.perService, 60_000);
     await dnsperf(port, qfile, join(cfg.tmp, 'warm-nsd.out'), ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(cfg.warmSeconds)], false);
-    return await loadPhase(cfg, 'NSD (static zone)', port, null, child.pid, qfile, null, cfg.phaseSeconds, null, null);
+  } catch (e) {
+    await stopChild(child);
+    throw e;
   } finally {
     client.close();
-    await stopChild(child);
   }
+  return {
+    async measure(label) {
+      const row = await loadPhase(cfg, `NSD (beside ${label})`, port, null, child.pid, qfile, null, cfg.phaseSeconds, null, null);
+      console.log(`  NSD beside ${label}: ${f(row.perf.qps)} qps, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
+      return row;
+    },
+    stop: () => stopChild(child),
+  };
 }
 
 export function realisticTable(rows: Row[]): string {

@@ -28,8 +28,8 @@ import {
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
-  Readiness, addr, loadPhase, realisticTable, runNsd, runRegistry, startSvcdns, synced, writeQueryFile,
-  type BackendResult, type RealisticConfig, type Row,
+  Readiness, addr, loadPhase, realisticTable, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
+  type BackendResult, type Nsd, type RealisticConfig, type Reference, type Row,
 } from './realistic.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -293,7 +293,7 @@ function writeMissFile(path: string, lines = 300_000): void {
 }
 
 /** File backend at the realistic size (0 changes/s), then reload time of a changed file and the DNS stall meanwhile. */
-async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient): Promise<FileResult> {
+async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, reference: Reference): Promise<FileResult> {
   const dir = join(tmp, 'file');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'services.json');
@@ -310,6 +310,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient):
     await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(cfg.warmSeconds)], false);
     const row = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
     console.log(`  0/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
+    const ref = await reference('file');
     const rssAfterLoadMb = rssMb(s.child.pid);
     const missFile = join(tmp, 'miss.txt');
     writeMissFile(missFile);
@@ -343,7 +344,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient):
     }
     const t = percentiles(times);
     notes.push(`file reload at ${cfg.services} × ${cfg.perService} (${f(text_mb(cfg), 1)} MB JSON, one instance moved): write → new answer ${times.map((x) => f(x)).join(', ')} ms (median ${f(t.p50)} ms); longest DNS round trip meanwhile ${stalls.map((x) => f(x)).join(', ')} ms (issue 11 item 7: stall <= 50 ms)`);
-    return { backend: { name: 'file', rows: [row], syncMs, rssAfterSyncMb, rssAfterLoadMb, notes: [] }, missRow, notes };
+    return { backend: { name: 'file', rows: ref ? [row, ref] : [row], syncMs, rssAfterSyncMb, rssAfterLoadMb, notes: [] }, missRow, notes };
   } finally {
     await stopChild(s.child);
   }
@@ -390,32 +391,35 @@ async function realisticPart(client: DnsClient): Promise<void> {
   const rows: Row[] = [];
   const backends: BackendResult[] = [];
   const notes: string[] = [];
-  let nsd: Row | null = null;
   let nsdMissing = '';
-  if (PARTS.has('file')) {
-    const r = await filePart(cfg, qfile, client);
-    backends.push(r.backend);
-    rows.push(...r.backend.rows, r.missRow);
-    notes.push(...r.notes);
-    notes.push(await smallFileReload(client));
-  }
-  for (const kind of ['kubernetes', 'consul'] as const) {
-    if (!PARTS.has(kind)) continue;
-    const r = await runRegistry(kind, cfg, qfile);
-    backends.push(r);
-    rows.push(...r.rows);
-    notes.push(...r.notes);
-  }
+  // NSD runs for the whole part and is measured right after each backend's 0 changes/s phase (adjacent runs).
+  let nsd: Nsd | null = null;
   if (PARTS.has('nsd')) {
-    const r = await runNsd(cfg, qfile);
+    const r = await startNsd(cfg, qfile);
     if (typeof r === 'string') {
       nsdMissing = r;
       console.log(r);
-    } else {
-      nsd = r;
-      rows.push(r);
-      console.log(`NSD: ${f(r.perf.qps)} qps, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}`);
+    } else nsd = r;
+  }
+  const reference: Reference = async (label) => (nsd ? nsd.measure(label) : null);
+  try {
+    if (PARTS.has('file')) {
+      const r = await filePart(cfg, qfile, client, reference);
+      backends.push(r.backend);
+      rows.push(...r.backend.rows, r.missRow);
+      notes.push(...r.notes);
+      notes.push(await smallFileReload(client));
     }
+    for (const kind of ['kubernetes', 'consul'] as const) {
+      if (!PARTS.has(kind)) continue;
+      const r = await runRegistry(kind, cfg, qfile, reference);
+      backends.push(r);
+      rows.push(...r.rows);
+      notes.push(...r.notes);
+    }
+    if (nsd && backends.length === 0) rows.push(await nsd.measure('nothing'));
+  } finally {
+    await nsd?.stop();
   }
 
   console.log(`\n## Realistic: results (latency at saturation with ${cfg.outstanding} queries outstanding, so it includes queueing)`);
@@ -426,15 +430,16 @@ async function realisticPart(client: DnsClient): Promise<void> {
   console.log('\nRatios in this run (issue 11 done-when; reported, not asserted):');
   if (nsdMissing) console.log(`- ${nsdMissing}: no svcdns ÷ NSD ratio`);
   for (const b of backends) {
-    const at = (rate: number) => b.rows.find((r) => r.rate === rate);
+    const at = (rate: number) => b.rows.find((r) => r.rate === rate && !r.server.startsWith('NSD'));
     const r0 = at(0);
+    const nsdRow = b.rows.find((r) => r.server.startsWith('NSD'));
     const r50 = at(50);
     const parts: string[] = [];
     if (r0 && r50) {
       parts.push(`qps at 50/s ÷ qps at 0/s = ${f(r50.perf.qps / r0.perf.qps, 2)} (target >= 0.9)`);
       parts.push(`changes applied at 50/s ${r50.issued}/${r50.asked} = ${f((100 * r50.issued) / Math.max(1, r50.asked))} % issued through the fake, final answers ${r50.converged} (target >= 90 %)`);
     }
-    if (r0 && nsd) parts.push(`qps at 0/s ÷ NSD = ${f(r0.perf.qps / nsd.perf.qps, 2)} (target >= 0.5)`);
+    if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD measured right after it = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5)`);
     if (parts.length) console.log(`- ${b.name}: ${parts.join('; ')}`);
   }
   if (notes.length) {
