@@ -50,7 +50,28 @@ export class Answerer implements Responder {
     return this.#store.generation;
   }
 
+  get serial(): number {
+    return this.#store.serial;
+  }
+
+  changedSince(generation: number): ReadonlySet<string> | null {
+    return this.#store.changedSince(generation);
+  }
+
+  /** The plan, with the store keys it read as its dependencies (§6.4: the cache drops it when one changes). */
   plan(qname: string, qtype: number): Plan {
+    this.#store.beginTrack();
+    let plan: Plan;
+    try {
+      plan = this.#plan(qname, qtype);
+    } catch (err) {
+      this.#store.endTrack();
+      throw err;
+    }
+    return { ...plan, deps: this.#store.endTrack() };
+  }
+
+  #plan(qname: string, qtype: number): Plan {
     const domain = this.#zoneOf(qname);
     if (domain === null) return this.#bare(RCODE.REFUSED, false); // §1.2
     const rel = qname.length === domain.length ? '' : qname.slice(0, qname.length - domain.length - 1);

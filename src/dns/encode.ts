@@ -38,6 +38,8 @@ export function echoFlags(queryFlags: number): number {
 class Writer {
   readonly buf: Buffer;
   off = 0;
+  /** Offset of the last SOA serial written, or -1. */
+  serialAt = -1;
   readonly #names = new Map<string, number>();
   constructor(buf: Buffer) {
     this.buf = buf;
@@ -117,6 +119,7 @@ class Writer {
       case 6:
         this.name(r.soa.mname);
         this.name(r.soa.rname);
+        this.serialAt = this.off;
         this.u32(r.soa.serial);
         this.u32(r.soa.refresh);
         this.u32(r.soa.retry);
@@ -168,6 +171,8 @@ export interface EncodeContext {
   readonly ourUdpSize: number;
   /** Shared scratch of MAX_MESSAGE_BYTES. */
   readonly scratch: Buffer;
+  /** Set by encode(): offset of the SOA serial in the returned response, or -1 (patched at serve time, §1.3). */
+  serialAt: number;
 }
 
 /**
@@ -339,6 +344,7 @@ function writeInto(
     ar++;
   }
   ctx.scratch.writeUInt16BE(ar, arCountAt);
+  ctx.serialAt = w.serialAt;
   return w.off;
 }
 

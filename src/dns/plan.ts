@@ -42,12 +42,24 @@ export interface Plan {
   readonly order: Order;
   /** Cap on A/AAAA/SRV answers per response, applied after reordering (§3.6); 0 = no cap. */
   readonly maxAnswers: number;
+  /**
+   * What this answer was read from, as the Responder's change keys (see `changedSince`). Absent: it may depend
+   * on anything, so it is dropped on every change.
+   */
+  readonly deps?: Iterable<string>;
 }
 
 /** The answer layer, as the DNS layer sees it. */
 export interface Responder {
-  /** Changes whenever any answer may change; encoded answers from another generation are discarded (§6.4). */
+  /** Changes whenever any answer may change; cached answers are then checked with `changedSince` (§6.4). */
   readonly generation: number;
+  /** The SOA serial now (§1.3): written into every cached SOA at serve time, so negative answers can stay cached. */
+  readonly serial: number;
+  /**
+   * The change keys touched after `generation` (the answers whose `deps` hold one of them are dropped), or null
+   * when any answer may have changed (all are dropped).
+   */
+  changedSince(generation: number): ReadonlySet<string> | null;
   /** Decide the response to a well-formed IN/ANY-class query. `qname` is lowercase without the trailing dot. */
   plan(qname: string, qtype: number): Plan;
 }

@@ -2,13 +2,15 @@
 // from the cache, and asks the Responder only on a miss. Never throws: an internal error becomes SERVFAIL.
 //
 // Cache (architecture rule 3): entries hold the fully encoded response variants for one
-// (name, type, class, size limit, EDNS, DO); a hit copies a variant and patches the ID, the echoed flags and the
-// question bytes (the client's letter case). The whole cache is dropped the moment the store's generation moves,
-// so no cached answer outlives the data behind it (§6.4).
+// (name, type, class, size limit, EDNS, DO); a hit copies a variant and patches the ID, the echoed flags, the
+// question bytes (the client's letter case) and the SOA serial. Each name is indexed under the change keys its
+// answers were read from (Plan.deps); when the generation moves, exactly the names under the keys that changed
+// are dropped (Responder.changedSince), so no cached answer outlives the data behind it and what the change did
+// not touch stays cached (§6.4).
 
 import { LRUCache } from 'lru-cache';
 import { encode, encodeBare, orderings, shuffled, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
-import type { Order, Responder } from './plan.ts';
+import type { Order, Rec, Responder } from './plan.ts';
 import { CLASS, CLASSIC_UDP_BYTES, HEADER_BYTES, PARSE, parseQuery, Query, RCODE, TYPE } from './wire.ts';
 
 /** Counters the processor reports; implemented by observability (plain numbers, no allocation per call). */
@@ -46,6 +48,8 @@ interface Slot {
   readonly variants: readonly Buffer[];
   readonly truncated: boolean;
   readonly rcode: number;
+  /** Per variant, the offset of its SOA serial (written at serve time, §1.3), or null when there is no SOA. */
+  readonly serialAt: readonly number[] | null;
   /**
    * Rotatable A/AAAA answer (one variant): `blocks` records of `block` bytes right after the question, each
    * owner a pointer to the question. Every response rotates all of them (§3.5) and shows the first `shown`:
@@ -63,6 +67,8 @@ interface NameEntry {
   readonly name: Buffer;
   slots: Slot[];
   bytes: number;
+  /** The change keys every slot's answer was read from; ANY_CHANGE when some plan did not say. */
+  readonly deps: readonly string[];
 }
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -78,6 +84,8 @@ const ENTRY_OVERHEAD_BYTES = 512;
 const MAX_SLOTS_PER_NAME = 16;
 /** DNS flag day 2020 EDNS size: the size class between 512 and a larger maxUdpPayloadBytes. */
 const EDNS_DEFAULT_BYTES = 1232;
+/** Index key of names whose plan gave no dependencies: dropped on every change. */
+const ANY_CHANGE = '*';
 
 export class QueryProcessor {
   readonly #responder: Responder;
@@ -89,6 +97,8 @@ export class QueryProcessor {
   readonly #nameScratch = Buffer.allocUnsafe(256);
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   readonly #cache: LRUCache<number, NameEntry>;
+  /** Change key → hashes of the cached names read from it (kept in step with the cache by `dispose`). */
+  #byDep = new Map<string, Set<number>>();
   #generation = -1;
 
   constructor(opts: ProcessorOptions) {
@@ -102,11 +112,14 @@ export class QueryProcessor {
       // change (measured 380 µs vs 1.8 µs). The per-entry overhead in the size bounds the number of names anyway.
       maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
       sizeCalculation: (e) => ENTRY_OVERHEAD_BYTES + e.bytes,
+      // Evicted, replaced or deleted: unindex (replacement re-indexes the new entry right after set()).
+      dispose: (e, hash) => this.#unindex(e, hash),
     });
   }
 
   /** Drop every cached answer (the processor is being replaced). */
   clearCache(): void {
+    this.#byDep = new Map();
     this.#cache.clear();
   }
 
@@ -158,10 +171,7 @@ export class QueryProcessor {
     const limit = tcp ? MAX_MESSAGE_BYTES : q.edns ? this.#udpClass(q.ednsUdpSize) : CLASSIC_UDP_BYTES;
 
     const gen = this.#responder.generation;
-    if (gen !== this.#generation) {
-      this.#cache.clear();
-      this.#generation = gen;
-    }
+    if (gen !== this.#generation) this.#invalidate(gen);
     let entry = this.#cache.get(q.nameHash);
     if (entry && !sameName(entry.name, q)) entry = undefined; // a hash collision: a miss, replaced below
     const slot = entry ? findSlot(entry, q, limit) : undefined;
@@ -172,7 +182,8 @@ export class QueryProcessor {
     }
     this.#metrics.cache(false);
     const plan = this.#responder.plan(q.qname, q.qtype);
-    const ctx = { query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch };
+    const ctx = { query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch, serialAt: -1 };
+    let serialAt: number[] | null = null;
     let variants: Buffer[] | null = null;
     let blocks = 0;
     let block = 0;
@@ -210,11 +221,21 @@ export class QueryProcessor {
       }
     }
     if (variants === null) {
-      variants = orderings(plan, this.#random).map((answers) => encode(ctx, plan, answers));
+      const encodeAll = (orders: Rec[][]) => {
+        const serials: number[] = [];
+        const out = orders.map((answers) => {
+          const b = encode(ctx, plan, answers);
+          serials.push(ctx.serialAt);
+          return b;
+        });
+        serialAt = serials.every((at) => at < 0) ? null : serials;
+        return out;
+      };
+      variants = encodeAll(orderings(plan, this.#random));
       // Truncated (§4.2): re-order so that the records that fit, response after response, cover every record.
       const kept = variants[0]!.readUInt16BE(6);
       if ((variants[0]![2]! & 0x02) !== 0 && plan.order !== 'fixed' && kept > 0 && kept < plan.answers.length) {
-        variants = orderings(plan, this.#random, kept).map((answers) => encode(ctx, plan, answers));
+        variants = encodeAll(orderings(plan, this.#random, kept));
       }
     }
     const first = variants[0]!;
@@ -233,6 +254,7 @@ export class QueryProcessor {
       variants,
       truncated,
       rcode: plan.rcode,
+      serialAt,
       blocks,
       block,
       shown,
@@ -240,18 +262,61 @@ export class QueryProcessor {
     };
     let bytes = 0;
     for (const v of variants) bytes += v.length;
+    const deps = plan.deps === undefined ? [ANY_CHANGE] : [...plan.deps];
+    let stored: NameEntry;
     if (entry) {
       // A new entry object: lru-cache re-measures an entry only when a different value is set.
       const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
       slots.push(newSlot);
       let total = entry.name.length;
       for (const sl of slots) for (const v of sl.variants) total += v.length;
-      this.#cache.set(q.nameHash, { name: entry.name, slots, bytes: total });
+      const union = new Set(entry.deps);
+      for (const d of deps) union.add(d);
+      stored = { name: entry.name, slots, bytes: total, deps: [...union] };
     } else {
       const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
-      this.#cache.set(q.nameHash, { name, slots: [newSlot], bytes: bytes + name.length });
+      stored = { name, slots: [newSlot], bytes: bytes + name.length, deps };
     }
+    this.#cache.set(q.nameHash, stored);
+    // Index only what the cache kept (an entry over the whole budget is not stored, and was disposed already).
+    if (this.#cache.peek(q.nameHash) === stored) this.#index(stored, q.nameHash);
     return this.#serve(newSlot, q, msg);
+  }
+
+  /** The generation moved: drop the names read from what changed since the last one seen (§6.4). */
+  #invalidate(gen: number): void {
+    const changed = this.#generation < 0 ? null : this.#responder.changedSince(this.#generation);
+    this.#generation = gen;
+    if (changed === null) {
+      this.clearCache();
+      return;
+    }
+    this.#dropDep(ANY_CHANGE);
+    for (const key of changed) this.#dropDep(key);
+  }
+
+  #dropDep(key: string): void {
+    const hashes = this.#byDep.get(key);
+    if (hashes === undefined) return;
+    this.#byDep.delete(key);
+    for (const h of hashes) this.#cache.delete(h); // dispose unindexes it from its other keys
+  }
+
+  #index(e: NameEntry, hash: number): void {
+    for (const d of e.deps) {
+      let set = this.#byDep.get(d);
+      if (set === undefined) this.#byDep.set(d, (set = new Set()));
+      set.add(hash);
+    }
+  }
+
+  #unindex(e: NameEntry, hash: number): void {
+    for (const d of e.deps) {
+      const set = this.#byDep.get(d);
+      if (set === undefined) continue;
+      set.delete(hash);
+      if (set.size === 0) this.#byDep.delete(d);
+    }
   }
 
   /** A response from a cached slot: copied (or rotated), then this query's ID, RD, CD and spelling patched in. */
@@ -263,9 +328,13 @@ export class QueryProcessor {
       out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
     } else {
       const n = slot.variants.length;
-      v = n === 1 ? slot.variants[0]! : slot.variants[this.#pick(slot, n)]!;
+      const i = n === 1 ? 0 : this.#pick(slot, n);
+      v = slot.variants[i]!;
       out = Buffer.allocUnsafe(v.length);
       v.copy(out);
+      // The serial of now (§1.3): a negative answer stays cached across changes that did not touch its name.
+      const at = slot.serialAt === null ? -1 : slot.serialAt[i]!;
+      if (at >= 0) out.writeUInt32BE(this.#responder.serial >>> 0, at);
     }
     out[0] = q.id >> 8;
     out[1] = q.id & 0xff;

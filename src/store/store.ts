@@ -4,6 +4,12 @@
 // so a query (also synchronous) sees either the old view or the new one, never a mix. Merging is incremental:
 // only services whose object changed since the backend's previous snapshot are recomputed, so one change costs
 // the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
+//
+// Dependencies (§6.4): every read an answer makes names what it read as a key (`s:S/N` a merged service, `a:V/A`
+// an address in view V, `t:V/T` a tag, `S:S` a scope, `U` the unscoped view), recorded between beginTrack() and
+// endTrack(); every generation logs the keys whose reads changed, or null when anything may have (a backend
+// registered or synced for the first time: SERVFAILs change). The answer cache drops exactly the names that
+// read a changed key (changedSince). A new read method must record its key, or cached answers go stale.
 
 import type { Instance, ScopeClaim, Service, ServiceSnapshot } from '../model/service.ts';
 import { serviceKey, tagsOf } from '../model/service.ts';
@@ -60,6 +66,9 @@ const EMPTY_MAP: ReadonlyMap<string, Service> = new Map();
 
 export type StoreListener = (generation: number) => void;
 
+/** Generations of change keys kept for changedSince(); a cache further behind drops everything. */
+const CHANGE_LOG_GENERATIONS = 1024;
+
 /** What happened to the store, for replicas (workers) that must follow it exactly. */
 export type StoreEvent =
   | { readonly kind: 'register'; readonly name: string; readonly type: string }
@@ -84,6 +93,13 @@ export class Store {
   #unsynced = 0;
   #generation = 0;
   readonly #serialBase: number;
+  /** Keys read since beginTrack(), or null when no one is tracking (the usual case: one null check a read). */
+  #track: Set<string> | null = null;
+  /** Keys whose reads changed in the step being applied; null once anything may have changed. */
+  #changes: Set<string> | null = new Set();
+  /** The change keys of the last generations: entry i is generation #logFirst + i. */
+  readonly #log: (ReadonlySet<string> | null)[] = [];
+  #logFirst = 1;
 
   constructor(opts: StoreOptions = {}) {
     this.#now = opts.now ?? Date.now;
@@ -114,6 +130,41 @@ export class Store {
 
   #emit(e: StoreEvent): void {
     for (const o of this.#observers) o(e);
+  }
+
+  /** Start recording the dependency keys of reads (one answer being planned). */
+  beginTrack(): void {
+    this.#track = new Set();
+  }
+
+  /** Stop recording; the keys read since beginTrack(). */
+  endTrack(): ReadonlySet<string> {
+    const t = this.#track ?? new Set<string>();
+    this.#track = null;
+    return t;
+  }
+
+  /**
+   * The keys whose reads changed after generation `since` up to now (empty when nothing did), or null when
+   * anything may have changed or the log no longer reaches back that far: then drop every cached answer.
+   */
+  changedSince(since: number): ReadonlySet<string> | null {
+    if (since >= this.#generation) return new Set();
+    if (since + 1 < this.#logFirst) return null;
+    const first = this.#log[since + 1 - this.#logFirst];
+    if (first === undefined || first === null) return null;
+    if (since + 1 === this.#generation) return first;
+    const out = new Set<string>();
+    for (let g = since + 1; g <= this.#generation; g++) {
+      const keys = this.#log[g - this.#logFirst];
+      if (keys === undefined || keys === null) return null;
+      for (const k of keys) out.add(k);
+    }
+    return out;
+  }
+
+  #changed(key: string): void {
+    this.#changes?.add(key);
   }
 
   /** A backend's last snapshot (null before its first one). */
@@ -148,6 +199,7 @@ export class Store {
     });
     this.#unsynced++;
     this.#emit({ kind: 'register', name, type });
+    this.#changes = null;
     this.#bump(); // answers change: names this backend could own now answer SERVFAIL (§5.4)
   }
 
@@ -159,6 +211,7 @@ export class Store {
     if (entry.state === 'syncing') this.#unsynced--;
     this.#backends.delete(name);
     this.#emit({ kind: 'unregister', name });
+    this.#changes = null;
     this.#bump();
   }
 
@@ -179,6 +232,7 @@ export class Store {
     if (!entry) throw new Error(`unknown backend ${name}`);
     this.#backends.set(name, { ...entry, type, ownsScope, claim });
     this.#emit({ kind: 'replace', name, type });
+    this.#changes = null; // what it could own changed: the apply that follows drops every cached answer
   }
 
   /** Fold in a backend's full snapshot. Marks it synced. */
@@ -188,6 +242,7 @@ export class Store {
     this.#emit({ kind: 'apply', name, snapshot });
     const prev = entry.snapshot;
     entry.snapshot = snapshot;
+    if (entry.state === 'syncing') this.#changes = null; // its names stop answering SERVFAIL (§5.4)
     if (entry.state === 'syncing') this.#unsynced--;
     if (entry.state !== 'synced') entry.sinceMs = this.#now();
     entry.state = 'synced';
@@ -251,7 +306,10 @@ export class Store {
     entry.lastError = { code: error.code, message: error.message };
     this.#emit({ kind: 'fail', name, error: entry.lastError });
     // A syncing backend may have learned what it owns (Consul: its agent's datacenter): cached SERVFAILs go.
-    if (entry.state === 'syncing') this.#bump();
+    if (entry.state === 'syncing') {
+      this.#changes = null;
+      this.#bump();
+    }
     if (entry.state === 'synced') {
       entry.state = 'stale';
       entry.sinceMs = staleSinceMs ?? this.#now();
@@ -260,6 +318,7 @@ export class Store {
 
   /** Answers may have changed for a reason outside the data (a replica's claim update): drop cached answers. */
   invalidate(): void {
+    this.#changes = null;
     this.#bump();
   }
 
@@ -267,26 +326,31 @@ export class Store {
 
   /** The merged service for `N.service[.S].D`; undefined when no backend knows it. */
   service(scope: string | null, name: string): MergedService | undefined {
+    if (this.#track !== null) this.#track.add(`s:${scope ?? ''}/${name}`);
     return scope === null ? this.#unscoped.get(name) : this.#scoped.get(scope)?.get(name);
   }
 
   /** Whether the scope has any service (empty non-terminals `S.D`, `service.S.D`, §2.5). */
   hasScope(scope: string): boolean {
+    if (this.#track !== null) this.#track.add(`S:${scope}`);
     return this.#scoped.has(scope);
   }
 
   /** Whether the view (null: the unscoped one) has any service: `_tcp.service[.S].D` exist then (§2.5). */
   hasServices(scope: string | null): boolean {
+    if (this.#track !== null) this.#track.add(scope === null ? 'U' : `S:${scope}`);
     return scope === null ? this.#unscoped.size > 0 : this.#scoped.has(scope);
   }
 
   /** Whether some service of the view carries the tag or port name: `_T.service[.S].D` exists then (§2.5). */
   hasTag(scope: string | null, tag: string): boolean {
+    if (this.#track !== null) this.#track.add(`t:${scope ?? ''}/${tag}`);
     return (this.#tagViews.get(scope ?? '')?.get(tag) ?? 0) > 0;
   }
 
   /** Whether some healthy instance in this view has the address (§2.4). `address` is canonical text. */
   hasAddress(scope: string | null, address: string): boolean {
+    if (this.#track !== null) this.#track.add(`a:${scope ?? ''}/${address}`);
     return (this.#addrs.get(scope ?? '')?.get(address) ?? 0) > 0;
   }
 
@@ -339,12 +403,19 @@ export class Store {
     let byName = this.#scoped.get(scope);
     const old = byName?.get(name);
     const merged = parts.length === 0 ? undefined : merge(name, scope, parts);
+    this.#changed(`s:${scope}/${name}`);
     if (merged) {
-      if (!byName) this.#scoped.set(scope, (byName = new Map()));
+      if (!byName) {
+        this.#scoped.set(scope, (byName = new Map()));
+        this.#changed(`S:${scope}`);
+      }
       byName.set(name, merged);
     } else if (byName) {
       byName.delete(name);
-      if (byName.size === 0) this.#scoped.delete(scope);
+      if (byName.size === 0) {
+        this.#scoped.delete(scope);
+        this.#changed(`S:${scope}`);
+      }
     }
     this.#reindexAddrs(scope, old, merged);
     this.#reindexTags(scope, old, merged);
@@ -360,8 +431,11 @@ export class Store {
     }
     const old = this.#unscoped.get(name);
     const merged = parts.length === 0 ? undefined : merge(name, null, parts);
+    const hadAny = this.#unscoped.size > 0;
     if (merged) this.#unscoped.set(name, merged);
     else this.#unscoped.delete(name);
+    this.#changed(`s:/${name}`);
+    if (hadAny !== this.#unscoped.size > 0) this.#changed('U');
     this.#reindexAddrs('', old, merged);
     this.#reindexTags('', old, merged);
   }
@@ -371,10 +445,16 @@ export class Store {
     if (!counts) this.#addrs.set(view, (counts = new Map()));
     if (old) for (const i of old.instances) {
       const c = (counts.get(i.address) ?? 0) - 1;
-      if (c <= 0) counts.delete(i.address);
-      else counts.set(i.address, c);
+      if (c <= 0) {
+        counts.delete(i.address);
+        this.#changed(`a:${view}/${i.address}`); // may come back below: a key too many is only a miss
+      } else counts.set(i.address, c);
     }
-    if (now) for (const i of now.instances) counts.set(i.address, (counts.get(i.address) ?? 0) + 1);
+    if (now) for (const i of now.instances) {
+      const c = counts.get(i.address) ?? 0;
+      if (c === 0) this.#changed(`a:${view}/${i.address}`);
+      counts.set(i.address, c + 1);
+    }
     if (counts.size === 0) this.#addrs.delete(view);
   }
 
@@ -384,15 +464,28 @@ export class Store {
     if (!counts) this.#tagViews.set(view, (counts = new Map()));
     if (old) for (const t of old.tags) {
       const c = (counts.get(t) ?? 0) - 1;
-      if (c <= 0) counts.delete(t);
-      else counts.set(t, c);
+      if (c <= 0) {
+        counts.delete(t);
+        this.#changed(`t:${view}/${t}`);
+      } else counts.set(t, c);
     }
-    if (now) for (const t of now.tags) counts.set(t, (counts.get(t) ?? 0) + 1);
+    if (now) for (const t of now.tags) {
+      const c = counts.get(t) ?? 0;
+      if (c === 0) this.#changed(`t:${view}/${t}`);
+      counts.set(t, c + 1);
+    }
     if (counts.size === 0) this.#tagViews.delete(view);
   }
 
   #bump(): void {
     this.#generation++;
+    this.#log.push(this.#changes);
+    if (this.#log.length > 2 * CHANGE_LOG_GENERATIONS) {
+      const drop = this.#log.length - CHANGE_LOG_GENERATIONS;
+      this.#log.splice(0, drop);
+      this.#logFirst += drop;
+    }
+    this.#changes = new Set();
     for (const l of this.#listeners) l(this.#generation);
   }
 }

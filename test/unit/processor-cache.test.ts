@@ -1,10 +1,14 @@
 // Unit: the encoded-answer cache (architecture rule 3) — keyed by a 32-bit hash of the name, so a hash collision
-// must be a miss, never another name's answer; the ID, RD/CD and the client's spelling are patched per query.
+// must be a miss, never another name's answer; the ID, RD/CD and the client's spelling are patched per query;
+// a change drops exactly the names it touched (§6.4), checked against the real store and answerer.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Plan, Responder } from '../../src/dns/plan.ts';
 import { QueryProcessor } from '../../src/dns/processor.ts';
+import { Answerer } from '../../src/answer/answer.ts';
+import { Store } from '../../src/store/store.ts';
 import { buildQuery, decode } from '../helpers/dns-client.ts';
+import { inst, put, svc } from '../helpers/stack.ts';
 
 function fnv(name: string): number {
   let h = 0x811c9dc5;
@@ -26,7 +30,12 @@ function collidingNames(): [string, string] {
 
 class Echo implements Responder {
   generation = 1;
+  serial = 1;
   calls = 0;
+  /** Says nothing about what changed: every generation drops every cached answer. */
+  changedSince(): null {
+    return null;
+  }
   readonly #ids = new Map<string, number>();
   plan(qname: string): Plan {
     this.calls++;
@@ -87,5 +96,70 @@ describe('answer cache bounds', () => {
       p.process(msg, msg.length, false);
     }
     assert.ok(r.calls <= 2, `${r.calls} misses for 512 different sizes`);
+  });
+});
+
+describe('answer cache across changes (§6.4)', () => {
+  it('§6.4 a change to one service among 3000 drops exactly what it touched: every cached name answers as if fresh', () => {
+    const D = 'sd.internal';
+    const store = new Store();
+    const N = 3000;
+    const addr = (i: number, host: number) => `10.${i >> 8}.${i & 255}.${host}`;
+    const make = (i: number) => svc(`svc-${i}`, [inst(addr(i, 1), ['http:80'], { tags: ['blue'] }), inst(addr(i, 2), ['http:80'])]);
+    const services = Array.from({ length: N }, (_, i) => make(i));
+    put(store, 'b', services);
+    const answerer = new Answerer(store, { domains: [D], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'fixed', maxAnswers: 0, emptyService: 'nodata' });
+    let plans = 0;
+    const counting: Responder = {
+      get generation() {
+        return answerer.generation;
+      },
+      get serial() {
+        return answerer.serial;
+      },
+      changedSince: (g) => answerer.changedSince(g),
+      plan: (name, type) => {
+        plans++;
+        return answerer.plan(name, type);
+      },
+    };
+    const cached = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'fixed' });
+
+    // Every kind of name: positive, NODATA, SRV with glue, tags known and unknown (NXDOMAIN), .addr names, names
+    // that do not exist yet, empty non-terminals and the apex (SOA serial).
+    const questions: [string, string][] = [];
+    for (let i = 0; i < N; i++) {
+      const s = `svc-${i}.service.${D}`;
+      questions.push([s, 'A'], [s, 'AAAA'], [`_http._tcp.${s}`, 'SRV'], [`blue.${s}`, 'A'], [`red.${s}`, 'A']);
+      questions.push([`${addr(i, 1).replaceAll('.', '-')}.addr.${D}`, 'A']);
+      if (i % 10 === 0) questions.push([`gone-${i}.service.${D}`, 'A']);
+    }
+    questions.push([`service.${D}`, 'A'], [`_tcp.service.${D}`, 'SRV'], [`_blue.service.${D}`, 'SRV'], [`_red.service.${D}`, 'SRV']);
+    questions.push([D, 'SOA'], [D, 'NS'], [`10-200-0-1.addr.${D}`, 'A']);
+    const msgs = questions.map(([name, type], i) => buildQuery(name, type, { id: i & 0xffff }));
+    for (const m of msgs) cached.process(m, m.length, false);
+    plans = 0;
+    for (const m of msgs) cached.process(m, m.length, false);
+    assert.equal(plans, 0, 'all cached before the change');
+
+    // Two generations of change before the next query: svc-7 loses an instance and its tag and gains another
+    // address and a tag; svc-9 is removed; then gone-10 appears.
+    const changed = services.slice();
+    changed[7] = svc('svc-7', [inst(addr(7, 1), ['http:80'], { tags: ['red'] }), inst('10.200.0.1', ['http:81'])]);
+    changed.splice(9, 1);
+    put(store, 'b', changed);
+    put(store, 'b', [...changed, svc('gone-10', [inst('10.201.0.1', [80])])]);
+
+    const fresh = new QueryProcessor({ responder: answerer, maxUdpPayloadBytes: 1232, order: 'fixed' });
+    plans = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      const got = cached.process(m, m.length, false)!;
+      const want = fresh.process(m, m.length, false)!;
+      assert.deepEqual(got, want, `${questions[i]!.join(' ')}: the cached answer differs from a fresh one`);
+    }
+    // What the change touched: svc-7's and svc-9's names, gone-10, the .addr names whose address came or went,
+    // and `_red.service.D`; everything else (some 18,000 answers) stayed cached.
+    assert.ok(plans > 0 && plans < 40, `${plans} of ${msgs.length} cached names were recomputed`);
   });
 });
