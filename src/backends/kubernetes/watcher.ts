@@ -214,7 +214,6 @@ export class KubernetesBackend implements Backend {
         this.#recovered(feed); // events flow again: clear a failure reported on this stream
         if (type === 'BOOKMARK') return obj;
         return slimObject(obj, this.#config.api) ?? obj; // the informer caches only what we use
-
       },
       done: (err) => {
         if (!isCurrent() || !err) return err;
