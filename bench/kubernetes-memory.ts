@@ -1,12 +1,15 @@
 // bench/kubernetes-memory: where the Kubernetes backend's memory goes at K_SERVICES × K_PER (default 10,000 × 10),
 // in one process with the API fake in a worker thread (its heap is not counted here). Reports V8 heap used (after
 // a full GC) and RSS: at start, after loading the backend module (client-node), after the first sync (the
-// backend's own tables plus the informer cache), and after that snapshot is folded into the real Store.
+// backend's own tables plus the informer cache), and after that snapshot is folded into the real Store. Also the
+// longest event-loop delay while the backend syncs (the backend alone, item 8) and how long the store's first
+// apply of that snapshot blocks.
 // Run with: npx node --expose-gc --disable-warning=ExperimentalWarning bench/kubernetes-memory.ts
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 
@@ -34,18 +37,26 @@ writeFileSync(join(dir, 'kubeconfig'), kubeconfig);
 const backend = create(configSchema.parse({ type: 'kubernetes', kubeconfig: 'kubeconfig', defaultScope: 'default' }),
   { logger: pino({ level: 'silent' }), configDir: dir, env: {} });
 const snapshots: import('../src/model/service.ts').ServiceSnapshot[] = [];
+const eld = monitorEventLoopDelay({ resolution: 1 });
+eld.enable();
+const t0 = performance.now();
 backend.start({ snapshot: (s) => snapshots.push(s), error: () => {} });
-while (snapshots.length === 0) await new Promise((r) => setTimeout(r, 20));
+while (snapshots.length === 0) await new Promise((r) => setTimeout(r, 1));
+const syncMs = performance.now() - t0;
+eld.disable();
 const snap = snapshots[0]!;
 let instances = 0;
 for (const s of snap.services.values()) instances += s.instances.length;
 mark(`synced: ${snap.services.size} services, ${instances} instances (backend tables + informer cache)`);
 const store = new (Store as unknown as new (...a: unknown[]) => { register(n: string, t: string, o: (s: string | null) => boolean): void; apply(n: string, s: unknown): void })();
 store.register('kubernetes', 'kubernetes', () => true);
+const ta = performance.now();
 store.apply('kubernetes', snap);
+const applyMs = performance.now() - ta;
 mark('snapshot applied to a Store (its indexes)');
 console.log(['stage', 'heap MB', 'external MB', 'RSS MB'].join(' | '));
 for (const r of rows) console.log(r.join(' | '));
+console.log(`sync ${syncMs.toFixed(0)} ms; longest event-loop delay while syncing: ${(eld.max / 1e6).toFixed(1)} ms (p99 ${(eld.percentile(99) / 1e6).toFixed(1)} ms); store's first apply: ${applyMs.toFixed(0)} ms in one turn`);
 await backend.stop();
 worker.postMessage({ stop: true });
 await worker.terminate();
