@@ -366,11 +366,11 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       rows.push(row);
+      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}`);
       if (rate === 0) {
         const ref = await reference(kind);
         if (ref) rows.push(ref);
       }
-      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}`);
     }
     const rssAfterLoadMb = rssMb(s.child.pid);
 
@@ -486,7 +486,7 @@ zone:
 
 export function realisticTable(rows: Row[]): string {
   return table(
-    ['server', 'changes/s', 'applied (issued/asked)', 'generations', 'final answers right', 'qps', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
+    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
     rows.map((r) => [
       r.server, String(r.rate), r.rate ? `${r.issued}/${r.asked}` : '-', Number.isFinite(r.generations) ? `+${r.generations}` : '-', r.converged,
       f(r.perf.qps), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
