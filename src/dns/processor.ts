@@ -59,7 +59,28 @@ interface Slot {
   readonly blocks: number;
   readonly block: number;
   readonly shown: number;
+  /** Rotatable SRV answer (one variant, every record shown): rotated per response, glue pointers re-aimed. */
+  readonly srv: SrvLayout | null;
   next: number;
+}
+
+/**
+ * Where the SRV records and their glue sit in a complete (untruncated) SRV response: every SRV owner is a
+ * pointer to the question, every glue owner a pointer to the target inside one of the SRV records. A response
+ * can then show the records in any rotation by copying them and re-aiming the glue pointers (§3.5), so a miss
+ * encodes one ordering instead of many.
+ */
+interface SrvLayout {
+  /** Start and end offsets of each SRV record in the variant. */
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  /** Where the answer section ends (glue, then OPT, follow unchanged). */
+  readonly answersEnd: number;
+  /** Per glue record: offset of its owner pointer, and the SRV record whose target it points to. */
+  readonly gluePtrAt: Int32Array;
+  readonly glueTarget: Int32Array;
+  /** Scratch for the rotated start of each record (one per slot: no allocation per response). */
+  readonly moved: Int32Array;
 }
 
 interface NameEntry {
@@ -188,7 +209,22 @@ export class QueryProcessor {
     let blocks = 0;
     let block = 0;
     let shown = 0;
-    if (plan.order !== 'fixed' && plan.answers.length > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
+    let srv: SrvLayout | null = null;
+    const n = plan.answers.length;
+    if (
+      plan.order !== 'fixed' && n > 1 && plan.authority.length === 0 && !q.qnameCompressed &&
+      (plan.maxAnswers <= 0 || plan.maxAnswers >= n) && plan.answers.every((r) => r.type === TYPE.SRV)
+    ) {
+      // One ordering, rotated at serve time, when the whole answer fits (truncated or capped answers show a
+      // different subset per response, with its own glue: those keep precomputed windows below).
+      const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
+      const buf = encode(ctx, plan, base);
+      if ((buf[2]! & 0x02) === 0 && buf.readUInt16BE(6) === n) {
+        srv = srvLayout(buf, q.questionEnd, n);
+        if (srv !== null) variants = [buf];
+      }
+    }
+    if (variants === null && plan.order !== 'fixed' && n > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
       const t = plan.answers[0]!.type;
       if ((t === TYPE.A || t === TYPE.AAAA) && plan.answers.every((r) => r.type === t)) {
         // Every record is encoded (up to the 64 KB a message can hold), whatever this response's size limit:
@@ -201,7 +237,6 @@ export class QueryProcessor {
         const opt = q.edns ? OPT_RECORD_BYTES : 0;
         // Only when every answer really is one fixed-size block (owner compressed to the question).
         if (!q.qnameCompressed && buf.length === q.questionEnd + count * size + opt) {
-          const n = plan.answers.length;
           // §3.6: a cap that leaves a response that fits sets no TC; TC only when the limit cut records too.
           const wanted = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n;
           const fit = Math.max(0, Math.floor((limit - q.questionEnd - opt) / size));
@@ -258,6 +293,7 @@ export class QueryProcessor {
       blocks,
       block,
       shown,
+      srv,
       next: 0,
     };
     let bytes = 0;
@@ -323,7 +359,10 @@ export class QueryProcessor {
   #serve(slot: Slot, q: Query, msg: Buffer): Buffer {
     let out: Buffer;
     let v: Buffer;
-    if (slot.blocks > 0) {
+    if (slot.srv !== null) {
+      v = slot.variants[0]!;
+      out = rotateSrv(v, q.questionEnd, slot.srv, this.#pick(slot, slot.srv.starts.length));
+    } else if (slot.blocks > 0) {
       v = slot.variants[0]!;
       out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
     } else {
@@ -398,5 +437,70 @@ function rotate(v: Buffer, start: number, count: number, size: number, shown: nu
   v.copy(out, o, tail);
   out[6] = shown >> 8;
   out[7] = shown & 0xff;
+  return out;
+}
+
+/** Fixed SRV fields before the target: type, class, TTL, RDLENGTH (10) after the owner pointer (2), then 6. */
+const SRV_TARGET_OFFSET = 2 + 10 + 6;
+
+/**
+ * The layout of a complete SRV response `v` with `count` answers right after the question, or null when it is
+ * not one this rotation can handle (an owner that is not a pointer to the question, another record type, glue
+ * whose owner is not a pointer to an SRV target, an authority section).
+ */
+function srvLayout(v: Buffer, start: number, count: number): SrvLayout | null {
+  if (v.readUInt16BE(8) !== 0) return null;
+  const starts = new Int32Array(count);
+  const ends = new Int32Array(count);
+  const byTarget = new Map<number, number>();
+  let o = start;
+  for (let i = 0; i < count; i++) {
+    if (o + 12 > v.length || v[o] !== 0xc0 || v[o + 1] !== HEADER_BYTES || v.readUInt16BE(o + 2) !== TYPE.SRV) return null;
+    const end = o + 12 + v.readUInt16BE(o + 10);
+    starts[i] = o;
+    ends[i] = end;
+    byTarget.set(o + SRV_TARGET_OFFSET, i);
+    o = end;
+  }
+  const answersEnd = o;
+  const arcount = v.readUInt16BE(10);
+  const ptrAt: number[] = [];
+  const target: number[] = [];
+  for (let j = 0; j < arcount; j++) {
+    if (o + 11 > v.length) return null;
+    if (v[o] === 0 && v.readUInt16BE(o + 1) === TYPE.OPT) {
+      o += 11 + v.readUInt16BE(o + 9);
+      continue;
+    }
+    if ((v[o]! & 0xc0) !== 0xc0) return null;
+    const idx = byTarget.get(v.readUInt16BE(o) & 0x3fff);
+    const type = v.readUInt16BE(o + 2);
+    if (idx === undefined || (type !== TYPE.A && type !== TYPE.AAAA)) return null;
+    ptrAt.push(o);
+    target.push(idx);
+    o += 12 + v.readUInt16BE(o + 10);
+  }
+  if (o !== v.length) return null;
+  return { starts, ends, answersEnd, gluePtrAt: Int32Array.from(ptrAt), glueTarget: Int32Array.from(target), moved: new Int32Array(count) };
+}
+
+/** `v` with its SRV records rotated to begin at record `r`, each glue owner pointer re-aimed at its target. */
+function rotateSrv(v: Buffer, start: number, l: SrvLayout, r: number): Buffer {
+  const out = Buffer.allocUnsafe(v.length);
+  v.copy(out, 0, 0, start);
+  const count = l.starts.length;
+  let o = start;
+  for (let k = 0; k < count; k++) {
+    const i = (r + k) % count;
+    l.moved[i] = o;
+    o += v.copy(out, o, l.starts[i]!, l.ends[i]!);
+  }
+  v.copy(out, o, l.answersEnd);
+  for (let j = 0; j < l.gluePtrAt.length; j++) {
+    const at = l.gluePtrAt[j]!;
+    const p = l.moved[l.glueTarget[j]!]! + SRV_TARGET_OFFSET;
+    out[at] = 0xc0 | (p >> 8);
+    out[at + 1] = p & 0xff;
+  }
   return out;
 }
