@@ -71,7 +71,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
   const store = new Store({ now });
-  const metrics = new Metrics({ store, logger, now });
+  const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
+  const metrics = new Metrics({ store, logger, now, domains: config.domains, tcpMaxConnections: config.tcp.maxConnections * Math.max(1, workerCount) });
   const answerer = answererFor(store, config);
   const dnsMetrics = opts.dnsMetrics ?? metrics;
   const processor = new MeasuredProcessor({
@@ -79,7 +80,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     maxUdpPayloadBytes: config.maxUdpPayloadBytes,
     order: config.order,
     metrics: dnsMetrics,
-  }, metrics.answerLatency);
+  }, metrics.local, metrics.zones);
   metrics.cachedNames = () => processor.cachedNames;
   const configDir = opts.configPath ? dirname(resolve(opts.configPath)) : process.cwd();
   let current = config;
@@ -125,7 +126,6 @@ export async function startApp(opts: AppOptions): Promise<App> {
       list.map((b) => b.stop().catch((err: unknown) => logger.warn({ event: 'backend_stop_failed', backend: b.name, err: (err as Error).message }, 'backend stop failed'))),
     );
 
-  const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
   // One thread answers (in process), or a pool of worker threads fed by replication of this store.
   const pool =
     workerCount > 1
@@ -161,6 +161,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   const dnsAddresses = () => (pool ? pool.addresses : dns!.addresses);
+  metrics.servers = dnsAddresses;
 
   const openQueryLog = (c: Config['queryLog']) =>
     c.enabled
@@ -194,6 +195,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await stopBackends(backends);
     queryLog?.close();
     throw err;
+  }
+  if (admin !== null && !isLoopback(config.admin.listen.host)) {
+    // /v1/services lists the whole registry and /metrics its shape: beyond loopback, something else (a
+    // NetworkPolicy, a firewall) must keep them from every client that can reach the DNS port.
+    logger.warn(
+      { event: 'admin_not_loopback', admin: admin.address },
+      `admin listens on ${config.admin.listen.host} (not loopback): /v1/services exposes the whole registry to every client that can reach it; restrict it (NetworkPolicy, firewall) or bind it to 127.0.0.1`,
+    );
   }
   logger.info(
     {
@@ -260,7 +269,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       st.attach(sinkFor(b));
     }
     if (plan.answerChanged) {
-      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }));
+      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }), next.domains);
       pool?.setAnswerOptions(answerOptions(next), next.maxUdpPayloadBytes);
     }
     if (plan.logLevelChanged) logger.level = next.log.level;
@@ -324,6 +333,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
       return stopped;
     },
   };
+}
+
+/** Whether an admin bind address is loopback only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./i.test(host);
 }
 
 /**

@@ -57,9 +57,26 @@ export class FastHistogram {
   }
 }
 
+/**
+ * Zone slots ("zone" label): slot 0 is "." (out of every configured domain, or no parsable question, like
+ * CoreDNS's root zone); slots 1.. are configured domains in the order they were first configured (a reload adds
+ * slots, never reuses one). Domains beyond the last slot count as ".".
+ */
+export const MAX_ZONES = 8;
+
+/** Request and response size buckets (bytes), CoreDNS's (plugin/metrics/vars: 0 .. 64000). */
+export const SIZE_BUCKETS_BYTES = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16_000, 32_000, 48_000, 64_000];
+/** Request duration buckets (seconds): the answer latency bounds (µs for a cache hit) up to 50 ms. */
+export const REQUEST_DURATION_BUCKETS_SECONDS = ANSWER_LATENCY_BUCKETS_SECONDS;
+
+const N_TYPES = TYPE_LABELS.length;
+const SIZE_CELLS = FastHistogram.cellsFor(SIZE_BUCKETS_BYTES);
+const DURATION_CELLS = FastHistogram.cellsFor(REQUEST_DURATION_BUCKETS_SECONDS);
+
 // Layout of the block (indices into the Float64Array).
+/** [zone][type][rcode][transport] */
 const RESPONSES = 0;
-const N_RESPONSES = TYPE_LABELS.length * N_RCODES * 2;
+const N_RESPONSES = MAX_ZONES * N_TYPES * N_RCODES * 2;
 const DROPPED = RESPONSES + N_RESPONSES; // [udp, tcp]
 const TRUNCATED = DROPPED + 2; // [udp, tcp]
 const CACHE = TRUNCATED + 2; // [miss, hit]
@@ -69,7 +86,15 @@ const TCP_ACCEPTED = TCP_OPEN + 1;
 const QUERY_LOG = TCP_ACCEPTED + 1;
 const CACHED_NAMES = QUERY_LOG + 1;
 const LATENCY = CACHED_NAMES + 1;
-const CELLS = LATENCY + FastHistogram.cellsFor(ANSWER_LATENCY_BUCKETS_SECONDS);
+/** [zone][proto][family][type]; family 0 = IPv4, 1 = IPv6. */
+const REQUESTS = LATENCY + FastHistogram.cellsFor(ANSWER_LATENCY_BUCKETS_SECONDS);
+const N_REQUESTS = MAX_ZONES * 2 * 2 * N_TYPES;
+/** [zone][proto] → a size histogram each. */
+const REQUEST_SIZE = REQUESTS + N_REQUESTS;
+const RESPONSE_SIZE = REQUEST_SIZE + MAX_ZONES * 2 * SIZE_CELLS;
+/** [zone][type] → a duration histogram each. */
+const DURATION = RESPONSE_SIZE + MAX_ZONES * 2 * SIZE_CELLS;
+const CELLS = DURATION + MAX_ZONES * N_TYPES * DURATION_CELLS;
 
 /** qtype → index into TYPE_LABELS (shared, read-only after construction). */
 const TYPE_INDEX = (() => {
@@ -79,16 +104,45 @@ const TYPE_INDEX = (() => {
   return t;
 })();
 
+/** Index of `qtype` in TYPE_LABELS. */
+export function typeIndex(qtype: number): number {
+  return TYPE_INDEX[qtype & 0xffff]!;
+}
+
+/** Add `v` to the histogram of `bounds` whose cells start at `base` (non-cumulative counts, +Inf, sum, count). */
+function observeAt(c: Float64Array, base: number, bounds: Float64Array, v: number): void {
+  let i = 0;
+  while (i < bounds.length && v > bounds[i]!) i++;
+  c[base + i]!++;
+  c[base + bounds.length + 1]! += v;
+  c[base + bounds.length + 2]!++;
+}
+
+const SIZE_BOUNDS = Float64Array.from(SIZE_BUCKETS_BYTES);
+const DURATION_BOUNDS = Float64Array.from(REQUEST_DURATION_BUCKETS_SECONDS);
+
+/** One histogram read at scrape time, summed over blocks: cumulative bucket counts, sum and count. */
+export interface HistogramReading {
+  readonly cumulative: number[];
+  sum: number;
+  count: number;
+}
+
 export class DnsCounters implements DnsMetrics {
   readonly cells: Float64Array;
   readonly latency: FastHistogram;
   /** Called on an internal error (after counting), e.g. to log it rate-limited. */
   onInternalError: ((err: unknown, total: number) => void) | null = null;
+  /**
+   * The zone slot of the query being answered, set by the MeasuredProcessor before it hands the query on, so
+   * that `response()` (called from inside the processor) counts it under its zone. One writer per block.
+   */
+  zone = 0;
 
   /** A block over `buffer` (a SharedArrayBuffer for a worker), or a private one. */
   constructor(buffer?: SharedArrayBuffer | ArrayBuffer) {
     this.cells = buffer ? new Float64Array(buffer, 0, CELLS) : new Float64Array(CELLS);
-    this.latency = new FastHistogram(ANSWER_LATENCY_BUCKETS_SECONDS, this.cells.subarray(LATENCY, CELLS));
+    this.latency = new FastHistogram(ANSWER_LATENCY_BUCKETS_SECONDS, this.cells.subarray(LATENCY, LATENCY + FastHistogram.cellsFor(ANSWER_LATENCY_BUCKETS_SECONDS)));
   }
 
   static sharedBuffer(): SharedArrayBuffer {
@@ -105,7 +159,7 @@ export class DnsCounters implements DnsMetrics {
       return;
     }
     const rc = rcode < N_RCODES ? rcode : 0;
-    c[RESPONSES + (TYPE_INDEX[qtype & 0xffff]! * N_RCODES + rc) * 2 + tr]!++;
+    c[RESPONSES + (((this.zone * N_TYPES + TYPE_INDEX[qtype & 0xffff]!) * N_RCODES + rc) * 2) + tr]!++;
     if (truncated) c[TRUNCATED + tr]!++;
   }
 
@@ -116,6 +170,22 @@ export class DnsCounters implements DnsMetrics {
   internalError(err: unknown): void {
     const total = ++this.cells[INTERNAL_ERRORS]!;
     this.onInternalError?.(err, total);
+  }
+
+  /**
+   * One request message and what came of it (MeasuredProcessor, after the processor returned): `type` is a
+   * TYPE_LABELS index, `v6` the client's address family, `responseBytes` -1 when nothing was sent, `seconds`
+   * the time to the encoded response.
+   */
+  request(zone: number, tcp: boolean, v6: boolean, type: number, requestBytes: number, responseBytes: number, seconds: number): void {
+    const c = this.cells;
+    const tr = tcp ? 1 : 0;
+    c[REQUESTS + ((zone * 2 + tr) * 2 + (v6 ? 1 : 0)) * N_TYPES + type]!++;
+    observeAt(c, REQUEST_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, requestBytes);
+    if (responseBytes >= 0) {
+      observeAt(c, RESPONSE_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, responseBytes);
+      observeAt(c, DURATION + (zone * N_TYPES + type) * DURATION_CELLS, DURATION_BOUNDS, seconds);
+    }
   }
 
   // ---- other sources ----
@@ -137,8 +207,22 @@ export class DnsCounters implements DnsMetrics {
 
   // ---- reading (scrape time) ----
 
-  static response(blocks: readonly DnsCounters[], type: number, rcode: number, tr: number): number {
-    return sum(blocks, RESPONSES + (type * N_RCODES + rcode) * 2 + tr);
+  /** Responses of one (zone, type, rcode, transport) cell, summed over blocks. */
+  static response(blocks: readonly DnsCounters[], zone: number, type: number, rcode: number, tr: number): number {
+    return sum(blocks, RESPONSES + (((zone * N_TYPES + type) * N_RCODES + rcode) * 2) + tr);
+  }
+  /** Requests of one (zone, transport, family (0 = IPv4, 1 = IPv6), type) cell. */
+  static requests(blocks: readonly DnsCounters[], zone: number, tr: number, family: number, type: number): number {
+    return sum(blocks, REQUESTS + ((zone * 2 + tr) * 2 + family) * N_TYPES + type);
+  }
+  static requestSize(blocks: readonly DnsCounters[], zone: number, tr: number): HistogramReading {
+    return read(blocks, REQUEST_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BUCKETS_BYTES.length);
+  }
+  static responseSize(blocks: readonly DnsCounters[], zone: number, tr: number): HistogramReading {
+    return read(blocks, RESPONSE_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BUCKETS_BYTES.length);
+  }
+  static duration(blocks: readonly DnsCounters[], zone: number, type: number): HistogramReading {
+    return read(blocks, DURATION + (zone * N_TYPES + type) * DURATION_CELLS, REQUEST_DURATION_BUCKETS_SECONDS.length);
   }
   static dropped(blocks: readonly DnsCounters[], tr: number): number {
     return sum(blocks, DROPPED + tr);
@@ -170,4 +254,58 @@ function sum(blocks: readonly DnsCounters[], i: number): number {
   let s = 0;
   for (const b of blocks) s += b.cells[i]!;
   return s;
+}
+
+function read(blocks: readonly DnsCounters[], base: number, nBounds: number): HistogramReading {
+  const cumulative = new Array<number>(nBounds + 1).fill(0);
+  let total = 0;
+  let count = 0;
+  for (const b of blocks) {
+    const c = b.cells;
+    let acc = 0;
+    for (let i = 0; i <= nBounds; i++) {
+      acc += c[base + i]!;
+      cumulative[i]! += acc;
+    }
+    total += c[base + nBounds + 1]!;
+    count += c[base + nBounds + 2]!;
+  }
+  return { cumulative, sum: total, count };
+}
+
+/**
+ * The zone slots of one thread: slot → label ("." then each configured domain with its trailing dot), and the
+ * domains in effect now, in wire form for matching a question without decoding it. A reload calls `update`
+ * with the new domains: a domain seen before keeps its slot, a new one takes the next free slot (so the main
+ * thread and each worker, fed the same sequence of domain lists, agree on the slots), a removed one stops
+ * matching but keeps its slot and its counts.
+ */
+export class ZoneSlots {
+  readonly labels: string[] = ['.'];
+  /** Domains in effect, longest first: lowercase wire form (with the root label) and slot. */
+  active: readonly { readonly wire: Uint8Array; readonly slot: number }[] = [];
+
+  constructor(domains: readonly string[] = []) {
+    this.update(domains);
+  }
+
+  update(domains: readonly string[]): void {
+    const active: { wire: Uint8Array; slot: number }[] = [];
+    for (const d of domains) {
+      const name = d.toLowerCase().replace(/\.$/, '');
+      if (name === '') continue;
+      let slot = this.labels.indexOf(`${name}.`);
+      if (slot < 0 && this.labels.length < MAX_ZONES) slot = this.labels.push(`${name}.`) - 1;
+      if (slot < 0) continue; // beyond MAX_ZONES: counted as "."
+      const parts = name.split('.');
+      const wire = new Uint8Array(parts.reduce((n, p) => n + p.length + 1, 1));
+      let o = 0;
+      for (const p of parts) {
+        wire[o++] = p.length;
+        for (let i = 0; i < p.length; i++) wire[o++] = p.charCodeAt(i);
+      }
+      active.push({ wire, slot });
+    }
+    this.active = active.sort((a, b) => b.wire.length - a.wire.length);
+  }
 }

@@ -3,13 +3,28 @@
 // bumped without allocation; prom-client reads them only at scrape time through `collect()` callbacks or a
 // `get()` override. Backend state is read from the store at scrape time, so it can never drift from it.
 
+import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import type { DnsMetrics } from '../dns/processor.ts';
-import { ANSWER_LATENCY_BUCKETS_SECONDS, DnsCounters, FastHistogram, N_RCODES, RCODE_LABELS, TYPE_LABELS } from './dns-counters.ts';
+import {
+  ANSWER_LATENCY_BUCKETS_SECONDS,
+  DnsCounters,
+  FastHistogram,
+  type HistogramReading,
+  N_RCODES,
+  RCODE_LABELS,
+  REQUEST_DURATION_BUCKETS_SECONDS,
+  SIZE_BUCKETS_BYTES,
+  TYPE_LABELS,
+  ZoneSlots,
+} from './dns-counters.ts';
 import type { Store } from '../store/store.ts';
 
 const TRANSPORTS = ['udp', 'tcp'] as const;
+/** CoreDNS's family label values: 1 = IPv4, 2 = IPv6. */
+const FAMILIES = ['1', '2'] as const;
 
 /** Store swap buckets (seconds): one changed service is µs; a 10k-service first sync can take tens of ms. */
 export const PROPAGATION_BUCKETS_SECONDS = [0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
@@ -59,12 +74,73 @@ class ArrayBackedHistogram extends client.Histogram<string> {
   }
 }
 
+/** A prom-client Histogram whose labelled series are read from DnsCounters blocks at scrape time. */
+class ReadingHistogram extends client.Histogram<string> {
+  readonly #series: () => Iterable<{ labels: Record<string, string>; reading: HistogramReading }>;
+  readonly #bounds: readonly number[];
+  readonly #name: string;
+  readonly #help: string;
+  constructor(name: string, help: string, labelNames: string[], bounds: readonly number[], series: () => Iterable<{ labels: Record<string, string>; reading: HistogramReading }>, registry: client.Registry) {
+    super({ name, help, labelNames, buckets: [...bounds], registers: [registry] });
+    this.#series = series;
+    this.#bounds = bounds;
+    this.#name = name;
+    this.#help = help;
+  }
+  #snapshot() {
+    const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+    for (const { labels, reading } of this.#series()) {
+      if (reading.count === 0) continue;
+      for (let i = 0; i < this.#bounds.length; i++) values.push({ metricName: `${this.#name}_bucket`, labels: { ...labels, le: this.#bounds[i]! }, value: reading.cumulative[i]! });
+      values.push({ metricName: `${this.#name}_bucket`, labels: { ...labels, le: '+Inf' }, value: reading.count });
+      values.push({ metricName: `${this.#name}_sum`, labels, value: reading.sum });
+      values.push({ metricName: `${this.#name}_count`, labels, value: reading.count });
+    }
+    return { name: this.#name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
+  }
+  async getForPromString() {
+    return this.#snapshot();
+  }
+  override async get() {
+    return this.#snapshot() as unknown as Awaited<ReturnType<client.Histogram<string>['get']>>;
+  }
+}
+
+/** svcdns_build_info labels: the package version, the source revision (SVCDNS_REVISION or the checkout's HEAD). */
+export function buildInfo(env: Readonly<Record<string, string | undefined>> = process.env): { version: string; revision: string; nodejs: string } {
+  const root = new URL('../../', import.meta.url);
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
+  } catch {
+    // not beside its package.json (bundled): unknown
+  }
+  let revision = env.SVCDNS_REVISION ?? '';
+  if (revision === '') {
+    try {
+      const head = readFileSync(new URL('.git/HEAD', root), 'utf8').trim();
+      const ref = /^ref: (.+)$/.exec(head)?.[1];
+      revision = ref === undefined ? head : readFileSync(new URL(`.git/${ref}`, root), 'utf8').trim();
+    } catch {
+      revision = 'unknown'; // an installed copy without .git and no SVCDNS_REVISION
+    }
+  }
+  return { version, revision: /^[0-9a-f]{7,64}$/.test(revision) ? revision.slice(0, 12) : revision === '' ? 'unknown' : revision, nodejs: process.version };
+}
+
+/** prom-client default metrics that break the naming rules (gauges named _total); their unsuffixed twins stay. */
+const NONCONFORMING_DEFAULT_METRICS = ['svcdns_nodejs_active_handles_total', 'svcdns_nodejs_active_requests_total', 'svcdns_nodejs_active_resources_total'];
+
 export interface MetricsOptions {
   readonly store: Store;
   readonly logger: Logger;
   readonly now?: () => number;
   /** Also export prom-client's process/Node.js metrics with the svcdns_ prefix (default true). */
   readonly processMetrics?: boolean;
+  /** The configured domains (the "zone" label); the app's MeasuredProcessor shares `metrics.zones`. */
+  readonly domains?: readonly string[];
+  /** The TCP connection cap (tcp.maxConnections), exported so an alert can compare the open count with it. */
+  readonly tcpMaxConnections?: number;
 }
 
 /** Minimum gap between two log lines about internal errors on the query path (ms): a bug must not flood logs. */
@@ -86,31 +162,119 @@ export class Metrics implements DnsMetrics {
   readonly #lastReload: client.Gauge;
   /** A function returning the number of cached names (set by the app; the processor may be swapped). */
   cachedNames: () => number = () => 0;
+  /** Zone slots of the "zone" label (shared with the main thread's MeasuredProcessor). */
+  readonly zones: ZoneSlots;
+  /** The bound DNS listen addresses (the "server" label; set by the app once bound). */
+  servers: () => readonly { readonly host: string; readonly port: number }[] = () => [];
+  /** svcdns_dns_tcp_max_connections (set by the app: tcp.maxConnections × threads answering DNS). */
+  tcpMaxConnections: number;
 
   constructor(opts: MetricsOptions) {
     this.#store = opts.store;
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
+    this.zones = new ZoneSlots(opts.domains ?? []);
+    this.tcpMaxConnections = opts.tcpMaxConnections ?? 0;
     this.local.onInternalError = (err, total) => this.#logInternalError(err, total);
     const r = this.registry;
     const self = this;
+    /**
+     * The "server" label: svcdns has one server block (CoreDNS's term) whatever the number of listen addresses,
+     * so one value, `dns://` and the bound addresses (`dns://127.0.0.1:8653`, `dns://0.0.0.0:8053,[::]:8053`).
+     */
+    const serverLabel = () => `dns://${self.servers().map((a) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)).join(',')}`;
 
     new client.Counter({
-      name: 'svcdns_dns_responses_total',
-      help: 'DNS responses sent, by query type, response code and transport.',
-      labelNames: ['type', 'rcode', 'transport'],
+      name: 'svcdns_dns_requests_total',
+      help: 'DNS request messages received, by zone, transport (proto), client address family (1 IPv4, 2 IPv6) and query type (CoreDNS coredns_dns_requests_total). Zone "." is outside every configured domain.',
+      labelNames: ['server', 'zone', 'proto', 'family', 'type'],
       registers: [r],
       collect() {
         this.reset();
         const blocks = self.#blocks;
-        for (let t = 0; t < TYPE_LABELS.length; t++) {
-          for (let rc = 0; rc < N_RCODES; rc++) {
-            for (let tr = 0; tr < 2; tr++) {
-              const v = DnsCounters.response(blocks, t, rc, tr);
-              if (v > 0) this.inc({ type: TYPE_LABELS[t]!, rcode: RCODE_LABELS[rc]!, transport: TRANSPORTS[tr]! }, v);
+        const server = serverLabel();
+        for (let z = 0; z < self.zones.labels.length; z++) {
+          for (let tr = 0; tr < 2; tr++) {
+            for (let f = 0; f < 2; f++) {
+              for (let t = 0; t < TYPE_LABELS.length; t++) {
+                const v = DnsCounters.requests(blocks, z, tr, f, t);
+                if (v > 0) this.inc({ server, zone: self.zones.labels[z]!, proto: TRANSPORTS[tr]!, family: FAMILIES[f]!, type: TYPE_LABELS[t]! }, v);
+              }
             }
           }
         }
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_dns_responses_total',
+      help: 'DNS responses sent, by zone, query type, response code and transport (CoreDNS coredns_dns_responses_total).',
+      labelNames: ['server', 'zone', 'type', 'rcode', 'transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const blocks = self.#blocks;
+        const server = serverLabel();
+        for (let z = 0; z < self.zones.labels.length; z++) {
+          for (let t = 0; t < TYPE_LABELS.length; t++) {
+            for (let rc = 0; rc < N_RCODES; rc++) {
+              for (let tr = 0; tr < 2; tr++) {
+                const v = DnsCounters.response(blocks, z, t, rc, tr);
+                if (v > 0) this.inc({ server, zone: self.zones.labels[z]!, type: TYPE_LABELS[t]!, rcode: RCODE_LABELS[rc]!, transport: TRANSPORTS[tr]! }, v);
+              }
+            }
+          }
+        }
+      },
+    });
+    const perProto = (read: (blocks: readonly DnsCounters[], z: number, tr: number) => HistogramReading) =>
+      function* () {
+        const server = serverLabel();
+        for (let z = 0; z < self.zones.labels.length; z++) {
+          for (let tr = 0; tr < 2; tr++) yield { labels: { server, zone: self.zones.labels[z]!, proto: TRANSPORTS[tr]! }, reading: read(self.#blocks, z, tr) };
+        }
+      };
+    new ReadingHistogram(
+      'svcdns_dns_request_size_bytes',
+      'Size of DNS request messages (without the TCP length prefix), by zone and transport.',
+      ['server', 'zone', 'proto'],
+      SIZE_BUCKETS_BYTES,
+      perProto(DnsCounters.requestSize),
+      r,
+    );
+    new ReadingHistogram(
+      'svcdns_dns_response_size_bytes',
+      'Size of DNS response messages sent, by zone and transport.',
+      ['server', 'zone', 'proto'],
+      SIZE_BUCKETS_BYTES,
+      perProto(DnsCounters.responseSize),
+      r,
+    );
+    new ReadingHistogram(
+      'svcdns_dns_request_duration_seconds',
+      'Time from a request message read from its socket to its encoded response handed back for sending, by zone and query type (CoreDNS coredns_dns_request_duration_seconds; time in the kernel queue is not visible to Node).',
+      ['server', 'zone', 'type'],
+      REQUEST_DURATION_BUCKETS_SECONDS,
+      function* () {
+        const server = serverLabel();
+        for (let z = 0; z < self.zones.labels.length; z++) {
+          for (let t = 0; t < TYPE_LABELS.length; t++) yield { labels: { server, zone: self.zones.labels[z]!, type: TYPE_LABELS[t]! }, reading: DnsCounters.duration(self.#blocks, z, t) };
+        }
+      },
+      r,
+    );
+    const build = buildInfo();
+    new client.Gauge({
+      name: 'svcdns_build_info',
+      help: 'Always 1; the labels say which build runs: package version, source revision, Node.js version.',
+      labelNames: ['version', 'revision', 'nodejs'],
+      registers: [r],
+    }).set(build, 1);
+    new client.Gauge({
+      name: 'svcdns_dns_tcp_max_connections',
+      help: 'The DNS TCP connection cap: tcp.maxConnections times the threads answering DNS (each has its own cap); a connection beyond it is dropped at accept.',
+      registers: [r],
+      collect() {
+        this.set(self.tcpMaxConnections);
       },
     });
     new client.Counter({
@@ -285,7 +449,10 @@ export class Metrics implements DnsMetrics {
       registers: [r],
     });
     this.#lastReload.set(this.#now() / 1000);
-    if (opts.processMetrics !== false) client.collectDefaultMetrics({ register: r, prefix: 'svcdns_' });
+    if (opts.processMetrics !== false) {
+      client.collectDefaultMetrics({ register: r, prefix: 'svcdns_' });
+      for (const n of NONCONFORMING_DEFAULT_METRICS) r.removeSingleMetric(n);
+    }
   }
 
   // ---- DnsMetrics (hot path: index arithmetic on typed arrays, no allocation) ----

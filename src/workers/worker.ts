@@ -64,7 +64,8 @@ async function main(): Promise<void> {
     new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters });
   const processor = new MeasuredProcessor(
     { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters },
-    counters.latency,
+    counters,
+    init.answer.domains,
   );
   const openQueryLog = (c: QueryLogConfig) =>
     c.enabled ? new QueryLog(c, init.configDir, () => counters.queryLogged(), (err) => logger.error({ event: 'query_log_failed', err: err.message }, 'query log cannot be written')) : null;
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
         for (const m of msg.ms) replica.apply(m);
         break;
       case 'answer':
-        processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes));
+        processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes), msg.answer.domains);
         break;
       case 'queryLog': {
         const old = queryLog;
