@@ -73,10 +73,16 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
     process.stdout.write(`svcdns ${version()}\n`);
     return EXIT_OK;
   }
+  // A bad value is reported as the flag or variable it came from (`--listen: nope: ...`), not as a file line.
   const overrides: ConfigOverrides = {
     listen: values.listen ?? env.SVCDNS_LISTEN?.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel: values['log-level'] ?? env.SVCDNS_LOG_LEVEL,
     adminListen: values['admin-listen'] ?? env.SVCDNS_ADMIN_LISTEN,
+    sources: {
+      listen: values.listen !== undefined ? '--listen' : 'SVCDNS_LISTEN',
+      logLevel: values['log-level'] !== undefined ? '--log-level' : 'SVCDNS_LOG_LEVEL',
+      adminListen: values['admin-listen'] !== undefined ? '--admin-listen' : 'SVCDNS_ADMIN_LISTEN',
+    },
   };
 
   if (positionals[0] === 'check-config') {

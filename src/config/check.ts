@@ -32,26 +32,32 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-/** Run every backend's check; the problems in config order. */
+/**
+ * Run every backend's check. The problems about the config file come in line order (as ConfigError's do), then
+ * those located in the files a backend reads (a services file: `services.yaml:3: ...`), in the order found.
+ */
 export async function checkConfig(config: Config, opts: CheckOptions): Promise<ConfigProblem[]> {
   const configDir = dirname(resolve(opts.file));
-  const out: ConfigProblem[] = [];
+  const out: { problem: ConfigProblem; line: number }[] = [];
+  const elsewhere: ConfigProblem[] = [];
   for (const [i, bc] of config.backends.entries()) {
     const mod = backendModules[bc.type] as BackendModule<AnyBackendConfig>;
     const { check } = await mod.load();
     const problems: BackendProblem[] = await check(bc, { configDir, env: opts.env, full: opts.full });
     for (const p of problems) {
       if (p.located) {
-        out.push({ code: p.code, message: p.message, permanent: p.permanent });
+        elsewhere.push({ code: p.code, message: p.message, permanent: p.permanent });
         continue;
       }
       const path: PropertyKey[] = p.key === undefined ? ['backends', i] : ['backends', i, p.key];
       const line = opts.lineOf?.(path);
       const value = p.key === undefined ? '' : `${show((bc as Record<string, unknown>)[p.key])}: `;
-      out.push({ code: p.code, message: `${opts.file}${line ? `:${line}` : ''}: ${formatPath(path)}: ${value}${p.message}`, permanent: p.permanent });
+      const message = `${opts.file}${line ? `:${line}` : ''}: ${formatPath(path)}: ${value}${p.message}`;
+      out.push({ problem: { code: p.code, message, permanent: p.permanent }, line: line ?? Number.MAX_SAFE_INTEGER });
     }
   }
-  return out;
+  // Array.prototype.sort is stable: problems on one line keep the order the checks found them in.
+  return [...out.sort((a, b) => a.line - b.line).map((x) => x.problem), ...elsewhere];
 }
 
 /**

@@ -12,6 +12,22 @@ export interface ConfigIssue {
   readonly message: string;
   /** 1-based line in the file, when known. */
   readonly line?: number | undefined;
+  /**
+   * Where the bad value came from when it was not the file: a flag (`--listen`) or an environment variable
+   * (`SVCDNS_LISTEN`). The message then names it instead of a file line: `--listen: nope: must be ...`.
+   */
+  readonly source?: string | undefined;
+}
+
+function issueLine(file: string, i: ConfigIssue): string {
+  if (i.source !== undefined) return `${i.source}: ${i.message}`;
+  return `${file}${i.line ? `:${i.line}` : ''}: ${i.path === '' ? '' : `${i.path}: `}${i.message}`;
+}
+
+/** Flag and environment problems first (they are not in the file), then the file's in line order. Stable. */
+function byLine(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const rank = (i: ConfigIssue) => (i.source !== undefined ? -1 : (i.line ?? Number.MAX_SAFE_INTEGER));
+  return issues.map((i, n) => ({ i, n })).sort((a, b) => rank(a.i) - rank(b.i) || a.n - b.n).map((x) => x.i);
 }
 
 /** A configuration that cannot be used. `code` is stable; tests assert it. */
@@ -20,15 +36,11 @@ export class ConfigError extends Error {
   readonly file: string;
   readonly issues: readonly ConfigIssue[];
   constructor(file: string, issues: ConfigIssue[], cause?: unknown) {
-    super(
-      issues
-        .map((i) => `${file}${i.line ? `:${i.line}` : ''}: ${i.path === '' ? '' : `${i.path}: `}${i.message}`)
-        .join('\n'),
-      cause === undefined ? undefined : { cause },
-    );
+    const sorted = byLine(issues);
+    super(sorted.map((i) => issueLine(file, i)).join('\n'), cause === undefined ? undefined : { cause });
     this.name = 'ConfigError';
     this.file = file;
-    this.issues = issues;
+    this.issues = sorted;
   }
 }
 
@@ -38,16 +50,136 @@ export interface ConfigOverrides {
   logLevel?: string | undefined;
   /** `admin.listen` ("host:port"), or "off" to disable the admin server (flag --admin-listen, env SVCDNS_ADMIN_LISTEN). */
   adminListen?: string | undefined;
+  /**
+   * Where each override came from, as messages should name it: `--listen` or `SVCDNS_LISTEN`, ... (cli.ts).
+   * Absent: "--listen", "--log-level", "--admin-listen".
+   */
+  sources?: { readonly listen?: string; readonly logLevel?: string; readonly adminListen?: string } | undefined;
 }
 
-/** Keys people write from habit (Consul/CoreDNS, or this project's docs' prose), and what we call them. */
-const RENAMED: Readonly<Record<string, string>> = {
-  ttl: 'ttlSeconds',
-  negativeTtl: 'negativeTtlSeconds',
-  maxUdpPayload: 'maxUdpPayloadBytes',
-  domain: 'domains',
-  backend: 'backends',
-};
+/** Locates issues in values that came from flags or the environment rather than the file (see ConfigIssue.source). */
+interface OverrideOrigin {
+  /** The flag or variable, and the value as given (one per `listen` address). */
+  readonly sourceOf: (path: readonly PropertyKey[]) => { readonly source: string; readonly value: string } | undefined;
+}
+
+function overrideOrigin(o: ConfigOverrides): OverrideOrigin {
+  return {
+    sourceOf(path) {
+      const [top, sub] = path;
+      if (top === 'listen' && o.listen !== undefined) {
+        const source = o.sources?.listen ?? '--listen';
+        return { source, value: typeof sub === 'number' ? (o.listen[sub] ?? '') : o.listen.join(',') };
+      }
+      if (top === 'log' && sub === 'level' && o.logLevel !== undefined) return { source: o.sources?.logLevel ?? '--log-level', value: o.logLevel };
+      if (top === 'admin' && o.adminListen !== undefined && (sub === 'listen' || sub === 'enabled')) {
+        return { source: o.sources?.adminListen ?? '--admin-listen', value: o.adminListen };
+      }
+      return undefined;
+    },
+  };
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive. */
+export function editDistance(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) => [i, ...new Array<number>(t.length).fill(0)]);
+  for (let j = 0; j <= t.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= s.length; i++) {
+    for (let j = 1; j <= t.length; j++) {
+      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[s.length]![t.length]!;
+}
+
+/** Unit suffixes the schema's keys carry (architecture rule 5): `ttl` means `ttlSeconds`, `idleTimeout` `idleTimeoutMs`. */
+const UNIT_SUFFIX = /(Seconds|Ms|Bytes)$/;
+
+/**
+ * The known key closest to `key` by edit distance, compared with each known key as written, without its unit
+ * suffix, and as a prefix; undefined when none is close (more than a third of the longer name differs, at least 1 allowed).
+ */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    // A known key that begins with the unknown one (`maxConn` for `maxConnections`) counts as one edit away.
+    const prefix = key.length >= 3 && k.toLowerCase().startsWith(key.toLowerCase()) ? 1 : Infinity;
+    const d = Math.min(prefix, editDistance(key, k), editDistance(key, k.replace(UNIT_SUFFIX, '')));
+    const limit = Math.max(1, Math.floor(Math.max(key.length, k.replace(UNIT_SUFFIX, '').length) / 3));
+    if (d <= limit && d < bestD) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+/** Zod's definition of a schema node (zod/v4 core: `_zod.def`), as far as walking object shapes needs it. */
+interface ZodDef {
+  readonly type: string;
+  readonly innerType?: ZodNode;
+  readonly in?: ZodNode;
+  readonly out?: ZodNode;
+  readonly shape?: Readonly<Record<string, ZodNode>>;
+  readonly element?: ZodNode;
+  readonly options?: readonly ZodNode[];
+  readonly values?: readonly unknown[];
+  readonly getter?: () => ZodNode;
+}
+interface ZodNode {
+  readonly _zod: { readonly def: ZodDef };
+}
+
+/** Strip wrappers (default, optional, preprocess/transform pipes, lazy) down to the schema that checks the value. */
+function unwrapSchema(node: ZodNode): ZodNode {
+  for (let n = 0; n < 64; n++) {
+    const d = node._zod.def;
+    if (d.innerType !== undefined) node = d.innerType;
+    else if (d.type === 'pipe' && d.in !== undefined && d.out !== undefined) node = d.in._zod.def.type === 'transform' ? d.out : d.in;
+    else if (d.type === 'lazy' && d.getter !== undefined) node = d.getter();
+    else return node;
+  }
+  return node;
+}
+
+/** The object schema that validates the value at `path` of `raw` (a union picks the option its `type` selects). */
+function objectSchemaAt(schema: ZodNode, raw: unknown, path: readonly PropertyKey[]): ZodNode | undefined {
+  let node = unwrapSchema(schema);
+  let value = raw;
+  for (let i = 0; ; ) {
+    const d = node._zod.def;
+    if (d.type === 'union' && d.options !== undefined) {
+      const objs = d.options.map(unwrapSchema).filter((o) => o._zod.def.type === 'object');
+      const tag = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).type : undefined;
+      const pick = objs.find((o) => {
+        const t = o._zod.def.shape?.type;
+        return t !== undefined && (unwrapSchema(t)._zod.def.values ?? []).includes(tag);
+      });
+      if (pick === undefined) return undefined;
+      node = pick;
+      continue;
+    }
+    if (i === path.length) return d.type === 'object' ? node : undefined;
+    const p = path[i]!;
+    if (d.type === 'object' && typeof p === 'string' && d.shape?.[p] !== undefined) node = unwrapSchema(d.shape[p]);
+    else if (d.type === 'array' && typeof p === 'number' && d.element !== undefined) node = unwrapSchema(d.element);
+    else return undefined;
+    value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[p] : undefined;
+    i++;
+  }
+}
+
+/** The keys the schema allows at `path` (for did-you-mean hints); empty when it cannot tell. */
+export function knownKeysAt(schema: unknown, raw: unknown, path: readonly PropertyKey[]): string[] {
+  const node = objectSchemaAt(schema as ZodNode, raw, path);
+  return node === undefined ? [] : Object.keys(node._zod.def.shape ?? {});
+}
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -72,8 +204,17 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-/** Turn zod issues into messages with the bad value and the rule. */
-export function describeIssues(error: z.ZodError, raw: unknown, lineOf?: (path: readonly PropertyKey[]) => number | undefined): ConfigIssue[] {
+/**
+ * Turn zod issues into messages with the bad value and the rule. `schema` supplies the keys that did-you-mean
+ * hints choose from; `origin` marks the values that came from flags or the environment.
+ */
+export function describeIssues(
+  error: z.ZodError,
+  raw: unknown,
+  lineOf?: (path: readonly PropertyKey[]) => number | undefined,
+  schema: unknown = configSchema,
+  origin?: OverrideOrigin,
+): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of error.issues) {
     let path = issue.path as PropertyKey[];
@@ -82,14 +223,21 @@ export function describeIssues(error: z.ZodError, raw: unknown, lineOf?: (path: 
       path = path.slice(0, -1);
     }
     if (issue.code === 'unrecognized_keys') {
+      const known = knownKeysAt(schema, raw, path);
       for (const key of issue.keys) {
-        const hint = RENAMED[key] ? ` (did you mean "${RENAMED[key]}"?)` : '';
+        const near = closestKey(key, known);
+        const hint = near !== undefined ? ` (did you mean "${near}"?)` : '';
         out.push({ path: formatPath([...path, key]), message: `unknown key${hint}`, line: lineOf?.([...path, key]) });
       }
       continue;
     }
-    const value = valueAt(raw, path);
     const rule = issue.message;
+    const from = origin?.sourceOf(issue.path as PropertyKey[]);
+    if (from !== undefined) {
+      out.push({ path: formatPath(path), message: `${from.value}: ${rule}`, source: from.source });
+      continue;
+    }
+    const value = valueAt(raw, path);
     const msg = value === undefined && issue.code === 'invalid_type' ? `is required: ${rule}` : `${show(value)}: ${rule}`;
     out.push({ path: formatPath(path), message: msg, line: lineOf?.(path) });
   }
@@ -97,9 +245,9 @@ export function describeIssues(error: z.ZodError, raw: unknown, lineOf?: (path: 
 }
 
 /** Validate an already-parsed config object. `file` names the source in errors. */
-export function validateConfig(raw: unknown, file: string, lineOf?: (path: readonly PropertyKey[]) => number | undefined): Config {
+export function validateConfig(raw: unknown, file: string, lineOf?: (path: readonly PropertyKey[]) => number | undefined, overrides?: ConfigOverrides): Config {
   const r = configSchema.safeParse(raw);
-  if (!r.success) throw new ConfigError(file, describeIssues(r.error, raw, lineOf));
+  if (!r.success) throw new ConfigError(file, describeIssues(r.error, raw, lineOf, configSchema, overrides && overrideOrigin(overrides)));
   return deepFreeze(r.data);
 }
 
@@ -150,7 +298,7 @@ export function parseConfigLocated(text: string, file: string, overrides: Config
     }
     return undefined;
   };
-  return { config: validateConfig(obj, file, lineOf), lineOf };
+  return { config: validateConfig(obj, file, lineOf, overrides), lineOf };
 }
 
 export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): Config {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { checkConfig, checkServicesText } from '../../src/config/check.ts';
-import { ConfigError, parseConfigLocated, parseConfigText } from '../../src/config/load.ts';
+import { closestKey, ConfigError, editDistance, parseConfigLocated, parseConfigText } from '../../src/config/load.ts';
 
 const ok = 'backends:\n  - type: file\n    path: services.yaml\n';
 
@@ -146,5 +146,66 @@ describe('check-config runs every check startup runs (issue 10 #12)', () => {
     assert.equal(kc!.code, 'SVCDNS_BACKEND_CONFIG');
     assert.equal(kc!.permanent, false);
     assert.match(kc!.message, /svcdns\.yaml:3: backends\[0\]\.kubeconfig: "nope\.kubeconfig": cannot read kubeconfig/);
+  });
+});
+
+// Issue 13 ("Packaging and logs"): a report lists problems in the order of the file; hints come from the schema's
+// own keys by edit distance (architecture rule 5), and a bad flag or variable is named as such, not as a file line.
+describe('config reports (issue 13)', () => {
+  const parse = (text: string, overrides = {}): ConfigError => {
+    try {
+      parseConfigText(text, 'conf/svcdns.yaml', overrides);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err;
+    }
+    assert.fail('expected a ConfigError');
+  };
+
+  it('problems are sorted by line, whatever the schema order', () => {
+    // The schema checks listen before maxAnswers before backends; the file has them the other way round.
+    const e = parse('backends:\n  - type: file\n    path: s.yaml\n    debounceMs: -1\nmaxAnswers: -1\nlisten: nope\n');
+    assert.deepEqual(e.issues.map((i) => i.line), [4, 5, 6]);
+    assert.deepEqual(e.message.split('\n').map((l) => /^conf\/svcdns\.yaml:(\d+):/.exec(l)?.[1]), ['4', '5', '6']);
+  });
+
+  it('did-you-mean: the closest key the schema allows at that path, by edit distance (no fixed table)', () => {
+    const e = parse(
+      'maxAnswer: 3\nordr: fixed\ntcp:\n  maxConn: 5\n  idleTimeout: 100\nbackends:\n  - type: file\n    patth: s.yaml\n    debounce: 1\n  - type: consul\n    adress: http://127.0.0.1:8500\nzzzzzz: 1\n',
+    );
+    const hint = Object.fromEntries(e.issues.filter((i) => i.message.startsWith('unknown key')).map((i) => [i.path, /did you mean "([^"]+)"/.exec(i.message)?.[1] ?? null]));
+    assert.deepEqual(hint, {
+      maxAnswer: 'maxAnswers',
+      ordr: 'order',
+      'tcp.maxConn': 'maxConnections',
+      'tcp.idleTimeout': 'idleTimeoutMs',
+      'backends[0].patth': 'path',
+      'backends[0].debounce': 'debounceMs',
+      'backends[1].adress': 'address',
+      zzzzzz: null,
+    });
+  });
+
+  it('closestKey and editDistance', () => {
+    assert.equal(editDistance('kitten', 'sitting'), 3);
+    assert.equal(editDistance('adress', 'address'), 1);
+    assert.equal(editDistance('ordre', 'order'), 1, 'a transposition is one edit');
+    assert.equal(closestKey('ttl', ['tcp', 'ttlSeconds']), 'ttlSeconds', 'the unit suffix is optional');
+    assert.equal(closestKey('TTLSeconds', ['ttlSeconds']), 'ttlSeconds', 'case is ignored');
+    assert.equal(closestKey('nothing', ['listen', 'domains']), undefined);
+  });
+
+  it('a bad --listen or SVCDNS_LISTEN is reported as the flag or variable, not as a line of the file', () => {
+    const flag = parse(`listen: "127.0.0.1:53"\n${ok}`, { listen: ['127.0.0.1:1', 'nope'], sources: { listen: '--listen' } });
+    assert.equal(flag.message, '--listen: nope: must be "host:port" or "[ipv6]:port"');
+    assert.equal(flag.issues[0]!.line, undefined);
+    const env = parse(ok, { listen: ['1.2.3.4:99999'], sources: { listen: 'SVCDNS_LISTEN' } });
+    assert.equal(env.message, 'SVCDNS_LISTEN: 1.2.3.4:99999: port must be 0..65535');
+    const level = parse(`ttlSeconds: -1\n${ok}`, { logLevel: 'loud', sources: { logLevel: 'SVCDNS_LOG_LEVEL' } });
+    const lines = level.message.split('\n');
+    assert.match(lines[0]!, /^SVCDNS_LOG_LEVEL: loud: .*"info"/, 'flags and variables first');
+    assert.match(lines[1]!, /^conf\/svcdns\.yaml:1: ttlSeconds: -1: /);
+    const admin = parse(ok, { adminListen: 'foo' });
+    assert.match(admin.message, /^--admin-listen: foo: must be "host:port"/, 'default source names are the flags');
   });
 });
