@@ -6,7 +6,19 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { isIPv6 } from 'node:net';
-import type { QueryProcessor } from './processor.ts';
+
+/** The client a query came from (the query log reads it): UDP's rinfo as Node hands it over, or one object per
+ * TCP connection. Passing it costs nothing per query. */
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+/** What the listeners call per query: a QueryProcessor (or the MeasuredProcessor around it). */
+export interface QueryHandler {
+  process(msg: Buffer, len: number, tcp: boolean, peer: Peer): Buffer | null;
+}
 
 export interface ListenSpec {
   readonly host: string;
@@ -16,7 +28,7 @@ export interface ListenSpec {
 
 export interface DnsServerOptions {
   readonly listen: readonly ListenSpec[];
-  readonly processor: QueryProcessor;
+  readonly processor: QueryHandler;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   /** A TCP message that has started arriving must be complete within this (default 3000 ms). */
@@ -109,7 +121,7 @@ export class DnsServer {
       // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
       // ENOBUFS) arrive as 'error' events, which the handler above reports without closing the socket.
       sock.on('message', (msg, rinfo) => {
-        const out = processor.process(msg, msg.length, false);
+        const out = processor.process(msg, msg.length, false, rinfo);
         if (out !== null) sock.send(out, rinfo.port, rinfo.address);
       });
     });
@@ -135,6 +147,7 @@ export class DnsServer {
       return;
     }
     const state = { partial: false };
+    const peer: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0, family: sock.remoteFamily ?? '' };
     this.#conns.set(sock, state);
     this.#o.onTcpConnections?.(this.#conns.size);
     sock.setTimeout(this.#o.tcpIdleTimeoutMs, () => sock.destroy());
@@ -148,7 +161,7 @@ export class DnsServer {
     let filled = 0;
     let deadline: NodeJS.Timeout | null = null;
     const answer = (msg: Buffer, n: number): boolean => {
-      const out = this.#o.processor.process(msg, n, true);
+      const out = this.#o.processor.process(msg, n, true, peer);
       if (out === null || out.length > MAX_TCP_MESSAGE) return true;
       const len = Buffer.allocUnsafe(2);
       len.writeUInt16BE(out.length, 0);

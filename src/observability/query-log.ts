@@ -3,7 +3,9 @@
 
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import type { Peer } from '../dns/server.ts';
 import { parseQuery, PARSE, Query } from '../dns/wire.ts';
+import { logOptions } from './logger.ts';
 
 export interface QueryLogConfig {
   readonly enabled: boolean;
@@ -42,24 +44,29 @@ export class QueryLog {
       d.write = d.end = d.flushSync = d.flush = () => {};
       onError(err);
     });
-    this.#log = pino({ base: { app: 'svcdns', log: 'query' }, timestamp: pino.stdTimeFunctions.isoTime }, this.#dest);
+    this.#log = pino(logOptions('info', { app: 'svcdns', log: 'query' }), this.#dest);
     this.#onRecord = onRecord;
   }
 
-  /** Record one query and what was sent back (`out` null: dropped). `micros`: processing time. */
-  record(msg: Uint8Array, len: number, tcp: boolean, out: Buffer | null, micros: number): void {
+  /**
+   * Record one query and what was sent back (`out` null: dropped). `micros`: processing time. `peer`: the
+   * client (its address and source port), as the listener received it; absent when the caller has none.
+   */
+  record(msg: Uint8Array, len: number, tcp: boolean, out: Buffer | null, micros: number, peer?: Peer): void {
     if (this.#failed) return;
     const q = this.#q;
     const status = parseQuery(msg, len, q, this.#scratch);
     this.#onRecord();
     if (status === PARSE.DROP) {
-      this.#log.info({ event: 'query', transport: tcp ? 'tcp' : 'udp', dropped: true, bytes: len });
+      this.#log.info({ event: 'query', transport: tcp ? 'tcp' : 'udp', client: peer?.address ?? null, clientPort: peer?.port ?? null, dropped: true, bytes: len });
       return;
     }
     const ok = status === PARSE.OK;
     this.#log.info({
       event: 'query',
       transport: tcp ? 'tcp' : 'udp',
+      client: peer?.address ?? null,
+      clientPort: peer?.port ?? null,
       id: q.id,
       qname: ok ? q.qname : null,
       qtype: ok ? q.qtype : null,
