@@ -7,13 +7,13 @@
 // - RSS of the svcdns process after sync, settled (item 4).
 // Usage: npx node --disable-warning=ExperimentalWarning bench/kubernetes-scale.ts
 //   K_SERVICES, K_PER: the size; K_SETTLE_MS: how long to keep querying after the first answer (default 5000);
-//   K_NODE_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+//   K_NODE_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); K_HEAPSNAPSHOT_DIR: see below.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, rssMb, sleep, start, stopChild } from './lib.ts';
+import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
 
 const services = Number(process.env.K_SERVICES ?? 10_000);
 const per = Number(process.env.K_PER ?? 10);
@@ -30,8 +30,9 @@ const dir = mkdtempSync(join(tmpdir(), 'svcdns-kscale-'));
 cleanupDir(dir);
 writeFileSync(join(dir, 'kubeconfig'), kubeconfig);
 const port = await freePort();
+const adminPort = await freePort();
 writeFileSync(join(dir, 'svcdns.yaml'), [
-  `listen: ["127.0.0.1:${port}"]`, 'admin:', '  enabled: false', 'log:', '  level: info', 'backends:',
+  `listen: ["127.0.0.1:${port}"]`, 'admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', '  level: info', 'backends:',
   '  - type: kubernetes', `    kubeconfig: ${JSON.stringify(join(dir, 'kubeconfig'))}`, '    defaultScope: default', '',
 ].join('\n'));
 
@@ -67,11 +68,25 @@ try {
   }
   await Promise.all(inflight);
   const rss = rssMb(child.pid);
+  const m = await scrape(adminPort);
+  const heap = (n: string) => f(metric(m, n) / 1048576);
   console.log(`kubernetes backend, ${services} services × ${per} endpoints`);
   console.log(`  start → first answer: ${f(firstAnswerMs)} ms`);
   console.log(`  before it: ${before.n} queries, max latency ${f(before.max, 1)} ms, lost ${before.lost}`);
   console.log(`  ${settleMs} ms after it: ${after.n} queries, max latency ${f(after.max, 1)} ms, lost ${after.lost}`);
-  console.log(`  RSS after sync: ${f(rss)} MB`);
+  console.log(`  RSS after sync: ${f(rss)} MB (V8 heap used ${heap('svcdns_nodejs_heap_size_used_bytes')} of ${heap('svcdns_nodejs_heap_size_total_bytes')} MB, external ${heap('svcdns_nodejs_external_memory_bytes')} MB)`);
+  if (process.env.K_HEAPSNAPSHOT_DIR) {
+    // With K_NODE_ARGS="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR": a heap snapshot (it collects garbage
+    // first), then the heap in use again, i.e. the live data.
+    const dirBefore = new Set(readdirSync(process.env.K_HEAPSNAPSHOT_DIR));
+    child.kill('SIGUSR2');
+    const end = Date.now() + 120_000;
+    const done = () => readdirSync(process.env.K_HEAPSNAPSHOT_DIR!).some((n) => !dirBefore.has(n) && n.endsWith('.heapsnapshot'));
+    while (!done() && Date.now() < end) await sleep(200);
+    await sleep(3000); // the file appears before it is complete
+    const m2 = await scrape(adminPort);
+    console.log(`  after a full GC: RSS ${f(rssMb(child.pid))} MB, V8 heap used ${f(metric(m2, 'svcdns_nodejs_heap_size_used_bytes') / 1048576)} MB`);
+  }
 } finally {
   client.close();
   await stopChild(child);
