@@ -247,15 +247,19 @@ describe('file backend: every rejection names file, path and rule', () => {
 });
 
 describe('file backend: config entry schema', () => {
-  it('defaults defaultScope, debounceMs and removalDebounceMs, rejects unknown keys', () => {
+  it('defaults defaultScope, debounceMs, removalDebounceMs, maxFileBytes and parseHeapMb, rejects unknown keys', () => {
     assert.deepEqual(configSchema.parse({ type: 'file', path: 'services.yaml' }), {
       type: 'file',
       path: 'services.yaml',
       defaultScope: 'default',
       debounceMs: 100,
       removalDebounceMs: 5000,
+      maxFileBytes: 16 * 1024 * 1024,
+      parseHeapMb: 2048,
     });
     assert.equal(configSchema.safeParse({ type: 'file', path: 'x', removalDebounceMs: -1 }).success, false);
+    assert.equal(configSchema.safeParse({ type: 'file', path: 'x', maxFileBytes: 0 }).success, false);
+    assert.equal(configSchema.safeParse({ type: 'file', path: 'x', parseHeapMb: 1 }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file', path: 'x', watch: true }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file', path: 'x', defaultScope: 'a.b' }).success, false);
     assert.equal(configSchema.safeParse({ type: 'file' }).success, false);

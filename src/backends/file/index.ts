@@ -13,15 +13,19 @@
 // removals apply at once; additions and other changes always apply after `debounceMs`.
 // Health (§6.1): `healthy: false` entries are never served; entries with a `check` are served only while their
 // last TCP/HTTP probe passed (checks.ts). Check result changes re-emit a snapshot.
-// Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100, removalDebounceMs = 5000 }`;
-// `path` is relative to the config file's directory.
+// Large files (issue 11 items 4, 7): each load reads, parses and validates the file in its own thread
+// (load-worker.ts), so DNS and the admin server keep answering during the seconds a 10k-service file takes, and
+// the parse's garbage goes away with that thread. A file over `maxFileBytes` is not read; a parse that needs more
+// than `parseHeapMb` ends its thread; both are reported (file, limit, size) and the previous data stays (§6.3).
+// Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100, removalDebounceMs = 5000,
+// maxFileBytes = 16 MiB, parseHeapMb = 2048 }`; `path` is relative to the config file's directory.
 // Readiness (§5.4): synced at the first valid load; before that (file missing or invalid) names answer SERVFAIL.
 // The first snapshot waits for the first result of each check (each bounded by its timeoutMs); later loads
 // never wait for checks. Metrics: none of its own; the supervisor/store expose sync state and counts.
 
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
@@ -31,8 +35,9 @@ import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
 import { backendNameSchema, labelSchema } from '../schema.ts';
 import { Checker, checkKey } from './checks.ts';
+import { loadInWorker, type RunningLoad } from './load-worker.ts';
 import { parseServicesFile } from './parse.ts';
-import type { ServicesFile } from './parse.ts';
+import type { ServiceDef, ServicesFile } from './parse.ts';
 
 export { parseServicesFile } from './parse.ts';
 export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
@@ -40,6 +45,10 @@ export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.t
 export const DEFAULT_DEBOUNCE_MS = 100;
 /** Extra quiet time before an in-place edit that removes services is applied (ms). */
 export const DEFAULT_REMOVAL_DEBOUNCE_MS = 5000;
+/** Largest services file read (bytes): 10k services × 10 instances is 5-13 MB, in YAML or JSON. */
+export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Heap limit of the thread that parses the file (MB): a 10k × 10 YAML file needs about 1.2 GB while parsed. */
+export const DEFAULT_PARSE_HEAP_MB = 2048;
 
 export const configSchema = z.strictObject({
   type: z.literal('file'),
@@ -55,6 +64,10 @@ export const configSchema = z.strictObject({
    * writer may have paused mid-file, and what it wrote so far parses. 0 applies such edits like any other.
    */
   removalDebounceMs: z.number().int().min(0).max(600_000).default(DEFAULT_REMOVAL_DEBOUNCE_MS),
+  /** A bigger services file is not read: it is reported (file, limit, size) and the previous data stays served. */
+  maxFileBytes: z.number().int().min(1).max(1024 * 1024 * 1024).default(DEFAULT_MAX_FILE_BYTES),
+  /** Heap limit of the parser thread: a file that needs more is reported and the previous data stays served. */
+  parseHeapMb: z.number().int().min(16).max(65_536).default(DEFAULT_PARSE_HEAP_MB),
 });
 
 export type FileBackendConfig = z.output<typeof configSchema>;
@@ -78,6 +91,10 @@ export async function check(config: FileBackendConfig, ctx: BackendCheckContext)
   const abs = path.resolve(ctx.configDir, config.path);
   let text: string;
   try {
+    const size = (await stat(abs)).size;
+    if (size > config.maxFileBytes) {
+      return [{ code: 'SVCDNS_BACKEND_BAD_DATA', key: 'path', message: tooBigMessage(displayPath(abs), size, config.maxFileBytes), permanent: false }];
+    }
     text = await readFile(abs, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -102,6 +119,11 @@ export function servicesFileProblems(text: string, display: string, defaultScope
       return { code: e.code, located: true, permanent: false, message: m ? `${display}:${m[1]}: ${m[2]}` : `${display}: ${p}` };
     });
   }
+}
+
+/** The size-limit message: the file, its size and the limit, and what to change. */
+function tooBigMessage(display: string, size: number, limit: number): string {
+  return `${display}: is ${size} bytes, over the limit of ${limit} bytes (maxFileBytes); not loaded (raise maxFileBytes in this backend's config, or split the file across several file backends)`;
 }
 
 interface Published {
@@ -132,12 +154,16 @@ class FileBackend implements Backend {
   #retryTimer: NodeJS.Timeout | null = null;
   /** Serialises loads so two reads never race; each load reads the file afresh. */
   #chain: Promise<void> = Promise.resolve();
+  /** The load whose thread is running now (stop() ends it). */
+  #running: RunningLoad | null = null;
   #stopped = false;
 
-  /** Text of the last read (valid or not); null after a read failure. */
-  #lastText: string | null = null;
+  /** Content hash of the last read (valid or not); null after a read failure. */
+  #lastHash: string | null = null;
   /** Last valid parse: what is served (through the checks). */
   #current: ServicesFile | null = null;
+  /** Signature of each service of #current (same index) as the parser thread computed it; see #publish. */
+  #currentSigs: readonly string[] = [];
   /** Why the file on disk is not being served right now; null when it parsed. */
   #fileError: BackendError | null = null;
   #lastLoggedError: string | null = null;
@@ -183,6 +209,7 @@ class FileBackend implements Backend {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     for (const c of this.#checkers.values()) c.stop();
     this.#checkers.clear();
+    this.#running?.cancel();
     await this.#chain;
   }
 
@@ -241,42 +268,54 @@ class FileBackend implements Backend {
 
   async #loadOnce(quiet = false): Promise<void> {
     if (this.#stopped) return;
-    let text: string;
-    let inode: string;
-    try {
-      // One open file for both: the inode must be that of the bytes read (a rename may land in between).
-      const fh = await open(this.#absPath, 'r');
-      try {
-        const st = await fh.stat();
-        inode = `${st.dev}:${st.ino}`;
-        text = await fh.readFile('utf8');
-      } finally {
-        await fh.close();
-      }
-    } catch (err) {
-      if (this.#stopped) return;
-      this.#lastText = null;
-      this.#fileError = this.#readError(err as NodeJS.ErrnoException, 'read');
-      this.#report(this.#fileError);
-      return;
-    }
+    // In its own thread: read, size limit, content hash, parse and validate (see the header).
+    const running = loadInWorker(
+      { path: this.#absPath, display: this.#display, defaultScope: this.#config.defaultScope, maxFileBytes: this.#config.maxFileBytes, lastHash: quiet ? null : this.#lastHash },
+      this.#config.parseHeapMb,
+    );
+    this.#running = running;
+    const r = await running.result;
+    this.#running = null;
     if (this.#stopped) return;
-    if (text === this.#lastText && !quiet) {
-      this.#logger.debug({ event: 'reload_unchanged', file: this.#display }, 'services file unchanged');
-      return;
+    switch (r.kind) {
+      case 'read-error': {
+        this.#lastHash = null;
+        const e = Object.assign(new Error(r.message), { code: r.code }) as NodeJS.ErrnoException;
+        this.#fileError = this.#readError(e, 'read');
+        this.#report(this.#fileError);
+        return;
+      }
+      case 'too-big':
+        this.#lastHash = null;
+        this.#fileError = new BackendError('SVCDNS_BACKEND_BAD_DATA', tooBigMessage(this.#display, r.size, this.#config.maxFileBytes), {
+          file: this.#display,
+          size: r.size,
+          limit: this.#config.maxFileBytes,
+        });
+        this.#report(this.#fileError);
+        return;
+      case 'crashed':
+        this.#lastHash = null;
+        this.#fileError = new BackendError('SVCDNS_BACKEND_BAD_DATA', `${this.#display}: not loaded: ${r.reason}`, { file: this.#display });
+        this.#report(this.#fileError);
+        return;
+      case 'unchanged':
+        this.#logger.debug({ event: 'reload_unchanged', file: this.#display }, 'services file unchanged');
+        return;
+      case 'invalid':
+        this.#lastHash = r.hash;
+        this.#fileError = new BackendError('SVCDNS_BACKEND_BAD_DATA', r.message, r.details);
+        this.#report(this.#fileError);
+        return;
+      case 'ok':
+        this.#lastHash = r.hash;
+        this.#apply(r.services, r.sigs, r.inode, quiet);
     }
-    this.#lastText = text;
-    let parsed: ServicesFile;
-    try {
-      parsed = parseServicesFile(text, this.#display, this.#config.defaultScope);
-    } catch (err) {
-      this.#fileError =
-        err instanceof BackendError
-          ? err
-          : new BackendError('SVCDNS_BACKEND_BAD_DATA', `${this.#display}: ${String(err)}`, { file: this.#display }, err);
-      this.#report(this.#fileError);
-      return;
-    }
+  }
+
+  /** A valid file was read (see the header for the slow-writer rule). */
+  #apply(services: ServiceDef[], sigs: string[], inode: string, quiet: boolean): void {
+    const parsed: ServicesFile = { services };
     const removed = this.#current && inode === this.#servedInode ? removedBy(this.#current, parsed) : [];
     if (removed.length > 0 && !quiet && this.#config.removalDebounceMs > 0) {
       // Maybe a writer paused mid-file: apply only if the file stays like this for removalDebounceMs.
@@ -297,6 +336,7 @@ class FileBackend implements Backend {
     this.#fileError = null;
     this.#lastLoggedError = null;
     this.#current = parsed;
+    this.#currentSigs = sigs;
     this.#syncCheckers(parsed);
     let instances = 0;
     for (const s of parsed.services) instances += s.instances.length;
@@ -373,8 +413,21 @@ class FileBackend implements Backend {
     }
     const next = new Map<string, Published>();
     const services = new Map<string, Service>();
+    const sigs = this.#currentSigs;
     let changed = this.#published.size !== file.services.length;
-    for (const def of file.services) {
+    for (let n = 0; n < file.services.length; n++) {
+      const def = file.services[n]!;
+      const key = serviceKey(def.scope, def.name);
+      const prev = this.#published.get(key);
+      // Without checks, what a service serves follows from its definition alone: the parser thread's signature
+      // of it decides reuse, and an unchanged service costs nothing here (10k services per reload).
+      const checked = def.instances.some((i) => i.healthy && i.check !== null);
+      const defSig = checked ? null : `d${sigs[n] ?? ''}`;
+      if (defSig !== null && prev && prev.sig === defSig) {
+        next.set(key, prev);
+        services.set(key, prev.service);
+        continue;
+      }
       const instances: Instance[] = [];
       // §2.2: tags and port names of every listed instance, healthy or not (others answer NXDOMAIN).
       const knownTags = new Set<string>();
@@ -387,10 +440,8 @@ class FileBackend implements Backend {
         if (i.check && this.#checkers.get(checkKey(i.check))?.status !== 'passing') continue;
         instances.push({ address: i.address, family: i.family, ports: i.ports, weight: i.weight, tags: i.tags });
       }
-      const key = serviceKey(def.scope, def.name);
       const tags = [...knownTags].sort();
-      const sig = JSON.stringify([def.ttlSeconds ?? null, instances, tags]);
-      const prev = this.#published.get(key);
+      const sig = defSig ?? `c${JSON.stringify([def.ttlSeconds ?? null, instances, tags])}`;
       let entry: Published;
       if (prev && prev.sig === sig) entry = prev;
       else {
