@@ -1,0 +1,42 @@
+// test/fuzz/property: run one fast-check property for a fixed number of inputs (never a time: a loaded machine
+// only makes it slower) and, when it fails, save the shrunk input under test/fuzz/regressions/ before failing,
+// so the next `npm test` replays it even when the seed is lost.
+
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { saveRegression } from './harness.ts';
+
+export interface Saved {
+  readonly target: string;
+  readonly bytes: Buffer | string;
+  readonly tcp: boolean;
+}
+
+/**
+ * Check `check(value)` (the violated properties; empty when fine) for `numRuns` generated values. On failure the
+ * counterexample is shrunk, saved with `toSaved` and reported with its problems and the seed.
+ */
+export function property<T>(arb: fc.Arbitrary<T>, numRuns: number, check: (v: T) => string[], toSaved: (v: T) => Saved): void {
+  const seedText = process.env.FUZZ_SEED;
+  const params: fc.Parameters<[T]> = { numRuns, ...(seedText ? { seed: Number(seedText) } : {}) };
+  const details = fc.check(
+    fc.property(arb, (v) => check(v).length === 0),
+    params,
+  );
+  if (!details.failed) return;
+  const example = details.counterexample?.[0];
+  if (example === undefined) assert.fail(`property failed without a counterexample: ${String(details.errorInstance)}`);
+  const problems = check(example);
+  const saved = toSaved(example);
+  const file = saveRegression(saved.target, saved.bytes, saved.tcp, problems.join('\n'));
+  assert.fail(
+    `fuzz found a failing input after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}); saved as ${file}:\n` +
+      problems.map((p) => `  - ${p}`).join('\n'),
+  );
+}
+
+/** Inputs per property inside `npm test`: FUZZ_RUNS_IN_TEST overrides the file's default (e.g. 10 for a smoke run). */
+export function runs(defaultRuns: number): number {
+  const n = Number(process.env.FUZZ_RUNS_IN_TEST ?? '');
+  return Number.isInteger(n) && n > 0 ? n : defaultRuns;
+}

@@ -1,0 +1,137 @@
+// test/fuzz/targets: one fuzz target per input kind, each returning the properties an input violated (empty:
+// fine). Shared by the bounded fuzz in `npm test`, the long `npm run fuzz` and the regression replay.
+
+import * as dnsPacket from 'dns-packet';
+import type { QueryProcessor } from '../../src/dns/processor.ts';
+import { ConfigError, parseConfigText, validateConfig } from '../../src/config/load.ts';
+import { parseServicesFile } from '../../src/backends/file/parse.ts';
+import { BackendError } from '../../src/backends/backend.ts';
+import { isLabel } from '../../src/model/names.ts';
+import { asProcessed, type Input } from './arbitraries.ts';
+import { judge } from './harness.ts';
+
+function describeThrow(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}\n${err.stack ?? ''}` : String(err);
+}
+
+/** A decoded section as comparable text (order-free: §3.5 rotates and shuffles). */
+function section(rrs: readonly dnsPacket.Answer[] | undefined): string {
+  return (rrs ?? [])
+    .filter((r) => r.type !== 'OPT')
+    .map((r) => `${r.name.toLowerCase()} ${r.type} ${r.ttl ?? ''} ${JSON.stringify((r as { data?: unknown }).data)}`)
+    .sort()
+    .join('\n');
+}
+
+/**
+ * process() the input over UDP and over TCP (in the input's order: the first one fills the cache), judge both,
+ * and compare them: the same rcode, and a UDP answer without TC=1 carries exactly what the TCP answer does (§4.2).
+ */
+export function processorTarget(p: QueryProcessor, input: Input): string[] {
+  const { buf, len } = asProcessed(input);
+  const msg = buf.subarray(0, len);
+  const order = input.tcp ? [true, false] : [false, true];
+  const out: string[] = [];
+  const resp = new Map<boolean, Buffer | null>();
+  for (const tcp of order) {
+    // The processor owns no copy of the message: give each call its own, as each datagram is its own buffer.
+    const copy = Buffer.from(buf);
+    let r: Buffer | null;
+    try {
+      r = p.process(copy, len, tcp);
+    } catch (err) {
+      out.push(`process() threw (${tcp ? 'TCP' : 'UDP'}): ${describeThrow(err)}`);
+      continue;
+    }
+    resp.set(tcp, r);
+    for (const problem of judge(msg, tcp, r)) out.push(`${tcp ? 'TCP' : 'UDP'}: ${problem}`);
+  }
+  const u = resp.get(false);
+  const t = resp.get(true);
+  if (out.length === 0 && u && t) {
+    if ((u[3]! & 0xf) !== (t[3]! & 0xf)) out.push(`UDP rcode ${u[3]! & 0xf} but TCP rcode ${t[3]! & 0xf}`);
+    else if (!(u[2]! & 0x02)) {
+      const du = dnsPacket.decode(u);
+      const dt = dnsPacket.decode(t);
+      for (const [name, a, b] of [
+        ['answer', du.answers, dt.answers],
+        ['authority', du.authorities, dt.authorities],
+        ['additional', du.additionals, dt.additionals],
+      ] as const) {
+        if (section(a) !== section(b)) out.push(`UDP answer without TC=1 differs from TCP in ${name} (§4.2)`);
+      }
+    }
+  }
+  return out;
+}
+
+const LINE = /^line \d+: /;
+
+/** The services-file parser: a valid result, or one BackendError BAD_DATA whose every problem is located. */
+export function servicesTarget(text: string, fileName: string): string[] {
+  let parsed;
+  try {
+    parsed = parseServicesFile(text, fileName, 'default');
+  } catch (err) {
+    if (!(err instanceof BackendError) || err.code !== 'SVCDNS_BACKEND_BAD_DATA') return [`threw something other than BackendError BAD_DATA: ${describeThrow(err)}`];
+    const out: string[] = [];
+    if (!err.message.startsWith(`${fileName}: `)) out.push(`message does not start with the file name: ${err.message}`);
+    const problems = (err.details as { problems?: unknown } | undefined)?.problems;
+    if (!Array.isArray(problems) || problems.length === 0) return [...out, `no problems listed: ${err.message}`];
+    for (const pr of problems) {
+      if (typeof pr !== 'string') {
+        out.push(`problem is not text: ${String(pr)}`);
+        continue;
+      }
+      // A located problem: `line N: path: reason` (a syntax error: `line N: invalid YAML/JSON: reason`).
+      const wholeFile = pr.startsWith('is empty');
+      if (!wholeFile && !LINE.test(pr)) out.push(`problem without a line: ${pr}`);
+      const rest = pr.replace(LINE, '');
+      if (!wholeFile && !/^(invalid (YAML|JSON): .+|[^:\s][^\n]*?: .+)$/s.test(rest)) out.push(`problem without a path and a reason: ${pr}`);
+    }
+    return out;
+  }
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const s of parsed.services) {
+    if (!isLabel(s.name) || !isLabel(s.scope)) out.push(`accepted a service name or scope that is not a label: ${s.scope}/${s.name}`);
+    const key = `${s.scope}/${s.name}`;
+    if (seen.has(key)) out.push(`accepted a duplicate service ${key}`);
+    seen.add(key);
+    for (const i of s.instances) {
+      for (const port of i.ports) if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535) out.push(`accepted port ${port.port}`);
+      if (!Number.isInteger(i.weight) || i.weight < 1 || i.weight > 65535) out.push(`accepted weight ${i.weight}`);
+      for (const t of i.tags) if (t !== t.toLowerCase()) out.push(`tag ${t} not lowercased`);
+    }
+  }
+  return out;
+}
+
+/** The config loader: a frozen config that validates again, or a ConfigError whose every issue is located. */
+export function configTarget(text: string, fileName: string): string[] {
+  let config;
+  try {
+    config = parseConfigText(text, fileName);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || err.code !== 'SVCDNS_CONFIG_INVALID') return [`threw something other than ConfigError: ${describeThrow(err)}`];
+    const out: string[] = [];
+    if (err.file !== fileName) out.push(`error names file ${err.file}`);
+    if (err.issues.length === 0) out.push('ConfigError without issues');
+    for (const i of err.issues) {
+      // The whole document is not a mapping: nothing narrower to point at.
+      const wholeFile = i.path === '' && i.message.startsWith('must be a mapping');
+      if (!wholeFile && !(typeof i.line === 'number' && i.line >= 1)) out.push(`issue without a line: ${i.path}: ${i.message}`);
+      if (!wholeFile && i.path === '' && !i.message.startsWith('not valid YAML')) out.push(`issue without a path: ${i.message}`);
+      if (i.message.trim() === '') out.push(`issue without a reason at ${i.path}`);
+    }
+    return out;
+  }
+  const out: string[] = [];
+  if (!Object.isFrozen(config)) out.push('config not frozen');
+  try {
+    validateConfig(JSON.parse(JSON.stringify(config)), fileName);
+  } catch (err) {
+    out.push(`a config the loader accepted does not validate again: ${describeThrow(err)}`);
+  }
+  return out;
+}
