@@ -13,7 +13,7 @@
 // If a client-node upgrade makes config.js or cache.js import another name from these modules, linking fails
 // at start-up with a SyntaxError naming it (test/unit/kubernetes-client.test.ts catches it first).
 
-import { registerHooks } from 'node:module';
+import { createRequire, registerHooks } from 'node:module';
 
 /** file:// URL of client-node's dist/ directory (the package has no exports map: deep imports are allowed). */
 const DIST = new URL('./', import.meta.resolve('@kubernetes/client-node')).href;
@@ -60,6 +60,9 @@ import type { KubernetesObject } from '@kubernetes/client-node/dist/types.js';
 /** Accept header of the generated list calls (JSON; the server may still answer a Status as JSON). */
 const ACCEPT = 'application/json, */*;q=0.8';
 
+/** The User-Agent the generated API clients send (KubeConfig.makeApiClient's middleware), for API audit logs. */
+const USER_AGENT = `kubernetes-client-javascript/${(createRequire(import.meta.url)('@kubernetes/client-node/package.json') as { version?: string }).version ?? ''}`;
+
 /**
  * GET `path` with `query` on the current cluster, authenticated exactly as client-node's generated API does
  * (kc.applySecurityAuthentication: TLS, bearer token, auth plugins, proxy dispatcher). Resolves with the body
@@ -72,6 +75,7 @@ export async function getText(kc: KubeConfig, path: string, query: Readonly<Reco
   for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
   const ctx = new http.RequestContext(url.toString(), http.HttpMethod.GET);
   ctx.setHeaderParam('Accept', ACCEPT);
+  ctx.setHeaderParam('User-Agent', USER_AGENT);
   await kc.applySecurityAuthentication(ctx);
   const res = await new fetchLib.IsomorphicFetchHttpLibrary().send(ctx).toPromise();
   const body = await res.body.text();
