@@ -27,6 +27,7 @@ export const TOOL_PACKAGES = {
   haproxy: 'haproxy',
   named: 'bind9',
   unbound: 'unbound',
+  promtool: 'prometheus',
 } as const;
 export type Tool = keyof typeof TOOL_PACKAGES;
 
