@@ -268,3 +268,53 @@ test('startup (issue 10 #12): a permanent config error exits 2 with its message 
     tmp.cleanup();
   }
 });
+
+test('a bad --listen, SVCDNS_LISTEN or --log-level is reported as the flag or variable, not as a line of the file (issue 13)', { timeout: 120_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    // The file's own listen is fine and on line 1: a message pointing at "svcdns.yaml:1" would send the operator
+    // to the wrong place.
+    const cfg = join(tmp.dir, 'svcdns.yaml');
+    writeFileSync(cfg, 'listen: "127.0.0.1:0"\nadmin: { enabled: false }\nbackends:\n  - type: file\n    path: services.yaml\n');
+    const flag = await runCli(['--config', cfg, '--listen', '127.0.0.1:0', '--listen', 'nope']);
+    assert.equal(flag.code, 2, flag.stdout + flag.stderr);
+    assert.equal(flag.stdout, '', 'it never started');
+    assert.match(flag.stderr, /^--listen: nope: must be "host:port" or "\[ipv6\]:port"$/m);
+    assert.doesNotMatch(flag.stderr, /svcdns\.yaml:\d+: listen/);
+
+    const level = await runCli(['--config', cfg, '--log-level', 'loud']);
+    assert.equal(level.code, 2, level.stdout + level.stderr);
+    assert.match(level.stderr, /^--log-level: loud: .*"info"/m);
+
+    const env: NodeJS.ProcessEnv = { ...process.env, SVCDNS_LISTEN: '127.0.0.1:0, 10.0.0.1:99999', SVCDNS_LOG_LEVEL: 'chatty' };
+    const r = await runWith(process.execPath, ['--disable-warning=ExperimentalWarning', CLI_SOURCE, '--config', cfg], REPO, env);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /^SVCDNS_LISTEN: 10\.0\.0\.1:99999: port must be 0\.\.65535$/m);
+    assert.match(r.stderr, /^SVCDNS_LOG_LEVEL: chatty: /m);
+    assert.doesNotMatch(r.stderr, /svcdns\.yaml:\d+/);
+
+    // check-config applies the same overrides and reports them the same way.
+    const check = await runWith(process.execPath, ['--disable-warning=ExperimentalWarning', CLI_SOURCE, 'check-config', cfg], REPO, env);
+    assert.equal(check.code, 2, check.stdout + check.stderr);
+    assert.match(check.stderr, /^SVCDNS_LISTEN: 10\.0\.0\.1:99999: /m);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('a bad config file: its problems in line order, with did-you-mean hints from the schema (issue 13)', { timeout: 60_000 }, async () => {
+  const tmp = tempDir();
+  try {
+    const cfg = join(tmp.dir, 'svcdns.yaml');
+    // Schema order would be listen, maxAnswers, backends; the file has backends first.
+    writeFileSync(cfg, 'backends:\n  - type: file\n    pth: services.yaml\nmaxAnswrs: 2\nlisten: nope\n');
+    const r = await runCli(['check-config', cfg]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.deepEqual(lines.map((l) => /svcdns\.yaml:(\d+):/.exec(l)?.[1]), ['2', '3', '4', '5'], r.stderr);
+    assert.match(r.stderr, /svcdns\.yaml:3: backends\[0\]\.pth: unknown key \(did you mean "path"\?\)/);
+    assert.match(r.stderr, /svcdns\.yaml:4: maxAnswrs: unknown key \(did you mean "maxAnswers"\?\)/);
+  } finally {
+    tmp.cleanup();
+  }
+});
