@@ -135,6 +135,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           answer: answerOptions(config),
           maxUdpPayloadBytes: config.maxUdpPayloadBytes,
           tcp: config.tcp,
+          guard: { acl: config.acl, rateLimit: config.rateLimit },
           logLevel: config.log.level as LogLevel,
           queryLog: config.queryLog,
           configDir,
@@ -150,6 +151,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
         processor,
         tcpIdleTimeoutMs: config.tcp.idleTimeoutMs,
         tcpMaxConnections: config.tcp.maxConnections,
+        tcpMaxConnectionsPerSource: config.tcp.maxConnectionsPerSource,
+        guard: { acl: config.acl, rateLimit: config.rateLimit },
+        guardCounters: metrics.local,
+        maxUdpPayloadBytes: config.maxUdpPayloadBytes,
         onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
         onTcpConnections: (open) => metrics.tcpConnections(open),
       });
@@ -281,7 +286,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       pool?.setQueryLog(next.queryLog);
     }
     // Socket keys keep their running values, so a later reload still sees them as pending.
-    current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin };
+    current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin, acl: current.acl, rateLimit: current.rateLimit };
     metrics.configReload(true);
     const changed = plan.change.length + plan.add.length + plan.remove.length > 0 || plan.answerChanged || plan.logLevelChanged || plan.queryLogChanged;
     logger[changed ? 'info' : 'debug'](

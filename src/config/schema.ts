@@ -3,6 +3,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { backendModules, type AnyBackendConfig } from '../backends/registry.ts';
+import { aclSchema } from '../dns/acl.ts';
+import { rateLimitSchema } from '../dns/rrl.ts';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8653';
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8654';
@@ -77,8 +79,14 @@ export const configSchema = z
       .strictObject({
         idleTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
         maxConnections: z.number().int().min(1).max(1_000_000).default(1000),
+        /** Open connections one source address may hold (per thread answering DNS); 0 = only maxConnections. */
+        maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(100),
       })
-      .default({ idleTimeoutMs: 10_000, maxConnections: 1000 }),
+      .default({ idleTimeoutMs: 10_000, maxConnections: 1000, maxConnectionsPerSource: 100 }),
+    /** Client ACL: ordered rules, the first match decides, default allow (dns/acl.ts). */
+    acl: aclSchema,
+    /** UDP response rate limiting per client netblock and response class (dns/rrl.ts). Off by default. */
+    rateLimit: rateLimitSchema,
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -6,6 +6,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { isIPv6 } from 'node:net';
+import { ACL } from './acl.ts';
+import { ClientAddress, Guard, type GuardConfig, type GuardCounters } from './guard.ts';
 
 /** The client a query came from (the query log reads it): UDP's rinfo as Node hands it over, or one object per
  * TCP connection. Passing it costs nothing per query. */
@@ -42,6 +44,15 @@ export interface DnsServerOptions {
    * flows between them (`workers: N`). Ports must then be explicit (not 0) for all but the first binder.
    */
   readonly reusePort?: boolean;
+  /** Client ACL and UDP response rate limit (dns/guard.ts), built here so every thread applies the same. */
+  readonly guard?: GuardConfig;
+  readonly guardCounters?: GuardCounters;
+  /** The rate limiter's clock in ms (default performance.now). */
+  readonly now?: () => number;
+  /** Open TCP connections one source address may hold (beyond it a new one is closed at once); default no cap. */
+  readonly tcpMaxConnectionsPerSource?: number;
+  /** Our EDNS UDP size, in the OPT of an ACL's REFUSED (default 1232). */
+  readonly maxUdpPayloadBytes?: number;
 }
 
 export interface BoundAddress {
@@ -67,9 +78,15 @@ export class DnsServer {
   readonly #conns = new Map<net.Socket, { partial: boolean }>();
   readonly #bound: BoundAddress[] = [];
   #closing = false;
+  /** Null when there is no ACL rule and no rate limit: the listeners then skip the address parse too. */
+  readonly #guard: Guard | null;
+  /** Open TCP connections per source address (entries only while a connection is open: bounded by the cap). */
+  readonly #perSource = new Map<string, number>();
 
   constructor(options: DnsServerOptions) {
     this.#o = options;
+    const g = options.guard ? new Guard(options.guard, options.guardCounters ?? null, options.now ?? performance.now.bind(performance), options.maxUdpPayloadBytes) : null;
+    this.#guard = g !== null && g.active ? g : null;
   }
 
   get addresses(): readonly BoundAddress[] {
@@ -112,6 +129,8 @@ export class DnsServer {
       const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host), reusePort: this.#o.reusePort === true });
       const processor = this.#o.processor;
       const onError = this.#o.onError;
+      const guard = this.#guard;
+      const client = new ClientAddress(); // scratch: one packet at a time
       sock.once('error', reject);
       sock.bind(port, host, () => {
         sock.off('error', reject);
@@ -121,7 +140,16 @@ export class DnsServer {
       // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
       // ENOBUFS) arrive as 'error' events, which the handler above reports without closing the socket.
       sock.on('message', (msg, rinfo) => {
-        const out = processor.process(msg, msg.length, false, rinfo);
+        if (guard === null) {
+          const out = processor.process(msg, msg.length, false, rinfo);
+          if (out !== null) sock.send(out, rinfo.port, rinfo.address);
+          return;
+        }
+        // ACL before any answer work; the rate limit on what the answer turned out to be (its class).
+        client.set(rinfo.address);
+        const a = guard.admit(msg, msg.length, client);
+        let out = a === ACL.ALLOW ? processor.process(msg, msg.length, false, rinfo) : a === ACL.REFUSE ? guard.refusal(msg, msg.length) : null;
+        if (out !== null && a === ACL.ALLOW) out = guard.limit(out, client);
         if (out !== null) sock.send(out, rinfo.port, rinfo.address);
       });
     });
@@ -146,6 +174,26 @@ export class DnsServer {
       sock.destroy();
       return;
     }
+    const perSourceCap = this.#o.tcpMaxConnectionsPerSource ?? 0;
+    const source = sock.remoteAddress ?? '';
+    if (perSourceCap > 0) {
+      // One client must not hold every slot of tcpMaxConnections (it would keep every other client's TCP, and
+      // the TCP retry after a truncated UDP answer, out).
+      const held = this.#perSource.get(source) ?? 0;
+      if (held >= perSourceCap) {
+        this.#o.guardCounters?.tcpPerSourceRefused();
+        sock.destroy();
+        return;
+      }
+      this.#perSource.set(source, held + 1);
+      sock.once('close', () => {
+        const n = (this.#perSource.get(source) ?? 1) - 1;
+        if (n <= 0) this.#perSource.delete(source);
+        else this.#perSource.set(source, n);
+      });
+    }
+    const guard = this.#guard;
+    const client = guard === null ? null : new ClientAddress().set(source);
     const state = { partial: false };
     const peer: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0, family: sock.remoteFamily ?? '' };
     this.#conns.set(sock, state);
@@ -161,7 +209,9 @@ export class DnsServer {
     let filled = 0;
     let deadline: NodeJS.Timeout | null = null;
     const answer = (msg: Buffer, n: number): boolean => {
-      const out = this.#o.processor.process(msg, n, true, peer);
+      // The ACL applies over TCP too; the rate limit never does (TCP is where a slipped client gets its answer).
+      const a = client === null ? ACL.ALLOW : guard!.admit(msg, n, client);
+      const out = a === ACL.ALLOW ? this.#o.processor.process(msg, n, true, peer) : a === ACL.REFUSE ? guard!.refusal(msg, n) : null;
       if (out === null || out.length > MAX_TCP_MESSAGE) return true;
       const len = Buffer.allocUnsafe(2);
       len.writeUInt16BE(out.length, 0);

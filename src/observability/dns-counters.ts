@@ -94,7 +94,11 @@ const REQUEST_SIZE = REQUESTS + N_REQUESTS;
 const RESPONSE_SIZE = REQUEST_SIZE + MAX_ZONES * 2 * SIZE_CELLS;
 /** [zone][type] → a duration histogram each. */
 const DURATION = RESPONSE_SIZE + MAX_ZONES * 2 * SIZE_CELLS;
-const CELLS = DURATION + MAX_ZONES * N_TYPES * DURATION_CELLS;
+/** dns/guard: ACL actions [allow, refuse, drop], rate-limited UDP responses [dropped, slipped], TCP per-source refusals. */
+const ACL_ACTIONS = DURATION + MAX_ZONES * N_TYPES * DURATION_CELLS;
+const RATE_LIMITED = ACL_ACTIONS + 3;
+const TCP_PER_SOURCE = RATE_LIMITED + 2;
+const CELLS = TCP_PER_SOURCE + 1;
 
 /** qtype → index into TYPE_LABELS (shared, read-only after construction). */
 const TYPE_INDEX = (() => {
@@ -201,6 +205,20 @@ export class DnsCounters implements DnsMetrics {
     this.cells[QUERY_LOG]!++;
   }
 
+  // ---- dns/guard (GuardCounters) ----
+
+  aclAction(action: number): void {
+    this.cells[ACL_ACTIONS + action]!++;
+  }
+
+  rateLimited(slipped: boolean): void {
+    this.cells[RATE_LIMITED + (slipped ? 1 : 0)]!++;
+  }
+
+  tcpPerSourceRefused(): void {
+    this.cells[TCP_PER_SOURCE]!++;
+  }
+
   set cachedNames(n: number) {
     this.cells[CACHED_NAMES] = n;
   }
@@ -244,6 +262,16 @@ export class DnsCounters implements DnsMetrics {
   }
   static queryLogged(blocks: readonly DnsCounters[]): number {
     return sum(blocks, QUERY_LOG);
+  }
+  /** Queries an ACL took `action` on (0 allow, 1 refuse, 2 drop). */
+  static aclActions(blocks: readonly DnsCounters[], action: number): number {
+    return sum(blocks, ACL_ACTIONS + action);
+  }
+  static rateLimited(blocks: readonly DnsCounters[], slipped: boolean): number {
+    return sum(blocks, RATE_LIMITED + (slipped ? 1 : 0));
+  }
+  static tcpPerSourceRefused(blocks: readonly DnsCounters[]): number {
+    return sum(blocks, TCP_PER_SOURCE);
   }
   static cachedNames(blocks: readonly DnsCounters[]): number {
     return sum(blocks, CACHED_NAMES);

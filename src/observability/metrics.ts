@@ -349,6 +349,36 @@ export class Metrics implements DnsMetrics {
         this.inc(DnsCounters.tcpAccepted(self.#blocks));
       },
     });
+    new client.Counter({
+      name: 'svcdns_dns_tcp_connections_refused_total',
+      help: 'DNS TCP connections closed at accept because their source address held tcp.maxConnectionsPerSource already.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(DnsCounters.tcpPerSourceRefused(self.#blocks));
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_acl_requests_total',
+      help: 'DNS messages evaluated against the client ACL (acl:), by the action taken (no matching rule: allow).',
+      labelNames: ['action'],
+      registers: [r],
+      collect() {
+        this.reset();
+        ['allow', 'refuse', 'drop'].forEach((action, i) => this.inc({ action }, DnsCounters.aclActions(self.#blocks, i)));
+      },
+    });
+    new client.Counter({
+      name: 'svcdns_rate_limited_responses_total',
+      help: 'UDP responses held back by response rate limiting (rateLimit:): dropped, or slipped (sent empty with TC=1).',
+      labelNames: ['action'],
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc({ action: 'dropped' }, DnsCounters.rateLimited(self.#blocks, false));
+        this.inc({ action: 'slipped' }, DnsCounters.rateLimited(self.#blocks, true));
+      },
+    });
     new ArrayBackedHistogram(
       'svcdns_dns_answer_duration_seconds',
       'Time from a query message handed to the processor to its encoded response (excludes socket I/O).',

@@ -142,6 +142,7 @@ export class WorkerPool {
       logLevel: o.logLevel,
       queryLog: this.#queryLog,
       configDir: o.configDir,
+      guard: o.guard,
     };
     const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
     // Events not yet posted are part of initial() below: post them to the other workers first, so this one gets

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Answerer, type AnswerOptions } from '../answer/answer.ts';
 import type { Order } from '../dns/plan.ts';
 import { QueryProcessor } from '../dns/processor.ts';
+import type { GuardConfig } from '../dns/guard.ts';
 import { DnsServer, type ListenSpec } from '../dns/server.ts';
 import { DnsCounters } from '../observability/dns-counters.ts';
 import { createLogger, type LogLevel } from '../observability/logger.ts';
@@ -20,7 +21,9 @@ export interface WorkerInit {
   readonly listen: readonly ListenSpec[];
   readonly answer: AnswerOptions;
   readonly maxUdpPayloadBytes: number;
-  readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number };
+  readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number; readonly maxConnectionsPerSource: number };
+  /** ACL and rate limit: each worker applies them to the queries it answers (its own rate-limit table). */
+  readonly guard: GuardConfig;
   readonly counters: SharedArrayBuffer;
   readonly logLevel: LogLevel;
   readonly queryLog: QueryLogConfig;
@@ -77,6 +80,10 @@ async function main(): Promise<void> {
     processor,
     tcpIdleTimeoutMs: init.tcp.idleTimeoutMs,
     tcpMaxConnections: init.tcp.maxConnections,
+    tcpMaxConnectionsPerSource: init.tcp.maxConnectionsPerSource,
+    guard: init.guard,
+    guardCounters: counters,
+    maxUdpPayloadBytes: init.maxUdpPayloadBytes,
     reusePort: true,
     onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
     onTcpConnections: (open) => counters.tcpConnections(open),
