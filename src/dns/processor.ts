@@ -10,7 +10,8 @@
 
 import { LRUCache } from 'lru-cache';
 import { encode, encodeBare, orderings, shuffled, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
-import type { Order, Rec, Responder } from './plan.ts';
+import { ipv6Groups } from '../model/names.ts';
+import type { Order, Plan, Rec, Responder } from './plan.ts';
 import { CLASS, CLASSIC_UDP_BYTES, HEADER_BYTES, PARSE, parseQuery, Query, RCODE, TYPE } from './wire.ts';
 
 /** Counters the processor reports; implemented by observability (plain numbers, no allocation per call). */
@@ -59,28 +60,42 @@ interface Slot {
   readonly blocks: number;
   readonly block: number;
   readonly shown: number;
-  /** Rotatable SRV answer (one variant, every record shown): rotated per response, glue pointers re-aimed. */
+  /**
+   * Rotatable SRV answer: every record, and every glue record, kept once; each response starts at another
+   * record and takes records while they fit with their glue (§3.5, §3.6, §4.2). Null: serve the variants.
+   */
   readonly srv: SrvLayout | null;
   next: number;
 }
 
 /**
- * Where the SRV records and their glue sit in a complete (untruncated) SRV response: every SRV owner is a
- * pointer to the question, every glue owner a pointer to the target inside one of the SRV records. A response
- * can then show the records in any rotation by copying them and re-aiming the glue pointers (§3.5), so a miss
- * encodes one ordering instead of many.
+ * An SRV answer laid out for rotation at serve time. The records come from one encode of all of them in one
+ * order (each record is self-contained: its owner points to the question, its target is written out); the
+ * glue records are kept without their owner, which each response writes as a pointer to a target it sent.
  */
 interface SrvLayout {
-  /** Start and end offsets of each SRV record in the variant. */
-  readonly starts: Int32Array;
-  readonly ends: Int32Array;
-  /** Where the answer section ends (glue, then OPT, follow unchanged). */
-  readonly answersEnd: number;
-  /** Per glue record: offset of its owner pointer, and the SRV record whose target it points to. */
-  readonly gluePtrAt: Int32Array;
-  readonly glueTarget: Int32Array;
-  /** Scratch for the rotated start of each record (one per slot: no allocation per response). */
-  readonly moved: Int32Array;
+  /** The encoded answer holding every record (header and question are copied from it), and its question end. */
+  readonly v: Buffer;
+  readonly start: number;
+  /** Start and end of each SRV record in `v`. */
+  readonly recStart: Int32Array;
+  readonly recEnd: Int32Array;
+  /** Per record: its glue record (index into glueAt), or -1. */
+  readonly glueOf: Int32Array;
+  /** Glue records without owner (type, class, TTL, RDLENGTH, RDATA), concatenated; glue g is glueAt[g]..glueAt[g+1]. */
+  readonly glue: Buffer;
+  readonly glueAt: Int32Array;
+  /** Our OPT record, or empty. */
+  readonly tail: Buffer;
+  /** Records a response may show (§3.6) and the byte limit (§4.2). */
+  readonly cap: number;
+  readonly limit: number;
+  /** Scratch, one set per slot (no allocation per response): the records picked, where each glue's target went. */
+  readonly picked: Int32Array;
+  readonly pickedGlue: Int32Array;
+  readonly targetAt: Int32Array;
+  readonly stamp: Int32Array;
+  serve: number;
 }
 
 interface NameEntry {
@@ -213,16 +228,14 @@ export class QueryProcessor {
     const n = plan.answers.length;
     if (
       plan.order !== 'fixed' && n > 1 && plan.authority.length === 0 && !q.qnameCompressed &&
-      (plan.maxAnswers <= 0 || plan.maxAnswers >= n) && plan.answers.every((r) => r.type === TYPE.SRV)
+      plan.answers.every((r) => r.type === TYPE.SRV)
     ) {
-      // One ordering, rotated at serve time, when the whole answer fits (truncated or capped answers show a
-      // different subset per response, with its own glue: those keep precomputed windows below).
+      // One ordering of every record, rotated at serve time: the cap and the size limit are applied per
+      // response, so every record gets its turn first over UDP too, with a miss costing one encode.
       const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
-      const buf = encode(ctx, plan, base);
-      if ((buf[2]! & 0x02) === 0 && buf.readUInt16BE(6) === n) {
-        srv = srvLayout(buf, q.questionEnd, n);
-        if (srv !== null) variants = [buf];
-      }
+      const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES }, plan, base);
+      srv = srvLayout(buf, q.questionEnd, plan, base, limit, q.edns);
+      if (srv !== null) variants = [buf];
     }
     if (variants === null && plan.order !== 'fixed' && n > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
       const t = plan.answers[0]!.type;
@@ -274,7 +287,7 @@ export class QueryProcessor {
       }
     }
     const first = variants[0]!;
-    const truncated = (first[2]! & 0x02) !== 0;
+    const truncated = srv !== null ? pickSrv(srv, 0) < srv.cap : (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
     if (q.qnameCompressed) {
       // Not cached (its question bytes cannot be reused verbatim): any variant will do.
@@ -361,7 +374,7 @@ export class QueryProcessor {
     let v: Buffer;
     if (slot.srv !== null) {
       v = slot.variants[0]!;
-      out = rotateSrv(v, q.questionEnd, slot.srv, this.#pick(slot, slot.srv.starts.length));
+      out = rotateSrv(slot.srv, this.#pick(slot, slot.srv.recStart.length));
     } else if (slot.blocks > 0) {
       v = slot.variants[0]!;
       out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
@@ -378,8 +391,8 @@ export class QueryProcessor {
     out[0] = q.id >> 8;
     out[1] = q.id & 0xff;
     // Echo this query's RD (0x0100) and CD (0x0010); the rest of the flags belong to the cached answer.
-    out[2] = (v[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
-    out[3] = (v[3]! & 0xef) | (q.flags & 0x10);
+    out[2] = (out[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
+    out[3] = (out[3]! & 0xef) | (q.flags & 0x10);
     // Same name length (the cache key is the lowercase name): the client's spelling overwrites ours in place.
     msg.copy(out, HEADER_BYTES, HEADER_BYTES, q.questionEnd);
     return out;
@@ -442,65 +455,160 @@ function rotate(v: Buffer, start: number, count: number, size: number, shown: nu
 
 /** Fixed SRV fields before the target: type, class, TTL, RDLENGTH (10) after the owner pointer (2), then 6. */
 const SRV_TARGET_OFFSET = 2 + 10 + 6;
+/** Compression pointers reach offsets below this. */
+const POINTER_LIMIT = 0x4000;
 
 /**
- * The layout of a complete SRV response `v` with `count` answers right after the question, or null when it is
- * not one this rotation can handle (an owner that is not a pointer to the question, another record type, glue
- * whose owner is not a pointer to an SRV target, an authority section).
+ * The rotation layout of `v`, one encode of all of `base` (SRV records), or null when this answer is not one
+ * it handles: an owner that is not a pointer to the question, a target without exactly one glue record, a
+ * response whose glue targets could sit past where pointers reach, or a single record that does not fit with
+ * its glue (then the precomputed variants decide, answers alone if need be).
  */
-function srvLayout(v: Buffer, start: number, count: number): SrvLayout | null {
-  if (v.readUInt16BE(8) !== 0) return null;
-  const starts = new Int32Array(count);
-  const ends = new Int32Array(count);
-  const byTarget = new Map<number, number>();
-  let o = start;
-  for (let i = 0; i < count; i++) {
-    if (o + 12 > v.length || v[o] !== 0xc0 || v[o + 1] !== HEADER_BYTES || v.readUInt16BE(o + 2) !== TYPE.SRV) return null;
-    const end = o + 12 + v.readUInt16BE(o + 10);
-    starts[i] = o;
-    ends[i] = end;
-    byTarget.set(o + SRV_TARGET_OFFSET, i);
-    o = end;
-  }
-  const answersEnd = o;
-  const arcount = v.readUInt16BE(10);
-  const ptrAt: number[] = [];
-  const target: number[] = [];
-  for (let j = 0; j < arcount; j++) {
-    if (o + 11 > v.length) return null;
-    if (v[o] === 0 && v.readUInt16BE(o + 1) === TYPE.OPT) {
-      o += 11 + v.readUInt16BE(o + 9);
-      continue;
+function srvLayout(v: Buffer, start: number, plan: Plan, base: readonly Rec[], limit: number, edns: boolean): SrvLayout | null {
+  const n = base.length;
+  if (v.readUInt16BE(6) !== n || v.readUInt16BE(8) !== 0 || (v[2]! & 0x02) !== 0) return null;
+  const glueIndex = new Map<string, number>();
+  const glueParts: Buffer[] = [];
+  for (const g of plan.additional) {
+    if ((g.type !== TYPE.A && g.type !== TYPE.AAAA) || glueIndex.has(g.name)) return null;
+    glueIndex.set(g.name, glueParts.length);
+    const rdata = g.type === TYPE.A ? 4 : 16;
+    const b = Buffer.allocUnsafe(10 + rdata);
+    b.writeUInt16BE(g.type, 0);
+    b.writeUInt16BE(1, 2); // class IN
+    b.writeUInt32BE(g.ttl >>> 0, 4);
+    b.writeUInt16BE(rdata, 8);
+    if (g.type === TYPE.A) {
+      const p = g.address.split('.');
+      for (let i = 0; i < 4; i++) b[10 + i] = Number(p[i]);
+    } else {
+      const groups = ipv6Groups(g.address);
+      for (let i = 0; i < 8; i++) b.writeUInt16BE(groups[i]!, 10 + 2 * i);
     }
-    if ((v[o]! & 0xc0) !== 0xc0) return null;
-    const idx = byTarget.get(v.readUInt16BE(o) & 0x3fff);
-    const type = v.readUInt16BE(o + 2);
-    if (idx === undefined || (type !== TYPE.A && type !== TYPE.AAAA)) return null;
-    ptrAt.push(o);
-    target.push(idx);
-    o += 12 + v.readUInt16BE(o + 10);
+    glueParts.push(b);
   }
-  if (o !== v.length) return null;
-  return { starts, ends, answersEnd, gluePtrAt: Int32Array.from(ptrAt), glueTarget: Int32Array.from(target), moved: new Int32Array(count) };
+  const recStart = new Int32Array(n);
+  const recEnd = new Int32Array(n);
+  const glueOf = new Int32Array(n);
+  const used = new Set<number>();
+  let o = start;
+  for (let i = 0; i < n; i++) {
+    const r = base[i]!;
+    if (r.type !== TYPE.SRV || o + 12 > v.length || v[o] !== 0xc0 || v[o + 1] !== HEADER_BYTES || v.readUInt16BE(o + 2) !== TYPE.SRV) return null;
+    recStart[i] = o;
+    o += 12 + v.readUInt16BE(o + 10);
+    recEnd[i] = o;
+    const g = glueIndex.get(r.srv.target);
+    if (g === undefined) return null;
+    glueOf[i] = g;
+    used.add(g);
+  }
+  if (used.size !== glueParts.length) return null;
+  const glueAt = new Int32Array(glueParts.length + 1);
+  for (let g = 0; g < glueParts.length; g++) glueAt[g + 1] = glueAt[g]! + glueParts[g]!.length;
+  const glue = Buffer.concat(glueParts);
+  let tail: Buffer = Buffer.alloc(0);
+  if (edns) {
+    const at = v.length - 11;
+    if (at < o || v[at] !== 0 || v.readUInt16BE(at + 1) !== TYPE.OPT) return null;
+    tail = Buffer.from(v.subarray(at));
+  }
+  let full = start + tail.length;
+  for (let i = 0; i < n; i++) full += recEnd[i]! - recStart[i]!;
+  full += glue.length + 2 * glueParts.length;
+  if (full > POINTER_LIMIT && limit > POINTER_LIMIT) return null;
+  for (let i = 0; i < n; i++) {
+    const g = glueOf[i]!;
+    if (start + recEnd[i]! - recStart[i]! + 2 + glueAt[g + 1]! - glueAt[g]! + tail.length > limit) return null;
+  }
+  const cap = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n;
+  return {
+    v,
+    start,
+    recStart,
+    recEnd,
+    glueOf,
+    glue,
+    glueAt,
+    tail,
+    cap,
+    limit,
+    picked: new Int32Array(n),
+    pickedGlue: new Int32Array(n),
+    targetAt: new Int32Array(glueParts.length),
+    stamp: new Int32Array(glueParts.length),
+    serve: 0,
+  };
 }
 
-/** `v` with its SRV records rotated to begin at record `r`, each glue owner pointer re-aimed at its target. */
-function rotateSrv(v: Buffer, start: number, l: SrvLayout, r: number): Buffer {
-  const out = Buffer.allocUnsafe(v.length);
-  v.copy(out, 0, 0, start);
-  const count = l.starts.length;
-  let o = start;
+/**
+ * Pick the records of the response that starts at record `r`: in rotation order, up to `cap`, while each one
+ * with its glue (once per target) still fits `limit` (§4.2: whole records dropped from the end). Fills the
+ * layout's scratch; returns how many were picked.
+ */
+function pickSrv(l: SrvLayout, r: number): number {
+  const n = l.recStart.length;
+  if (++l.serve === 0x7fffffff) {
+    l.stamp.fill(0);
+    l.serve = 1;
+  }
+  let size = l.start + l.tail.length;
+  let count = 0;
+  for (let k = 0; k < n && count < l.cap; k++) {
+    const i = (r + k) % n;
+    const g = l.glueOf[i]!;
+    const fresh = l.stamp[g] !== l.serve;
+    const add = l.recEnd[i]! - l.recStart[i]! + (fresh ? 2 + l.glueAt[g + 1]! - l.glueAt[g]! : 0);
+    if (size + add > l.limit) break;
+    size += add;
+    l.picked[count] = i;
+    l.pickedGlue[count] = fresh ? g : -1;
+    if (fresh) l.stamp[g] = l.serve;
+    count++;
+  }
+  return count;
+}
+
+/**
+ * The response starting at record `r` (§3.5): the picked SRV records in rotation order, then one glue record
+ * per target sent, its owner a pointer to that target, then OPT; ANCOUNT, ARCOUNT and TC set to match.
+ */
+function rotateSrv(l: SrvLayout, r: number): Buffer {
+  const count = pickSrv(l, r);
+  const v = l.v;
+  let answers = 0;
+  let glueBytes = 0;
+  let glueCount = 0;
   for (let k = 0; k < count; k++) {
-    const i = (r + k) % count;
-    l.moved[i] = o;
-    o += v.copy(out, o, l.starts[i]!, l.ends[i]!);
+    const i = l.picked[k]!;
+    answers += l.recEnd[i]! - l.recStart[i]!;
+    const g = l.pickedGlue[k]!;
+    if (g >= 0) {
+      glueBytes += 2 + l.glueAt[g + 1]! - l.glueAt[g]!;
+      glueCount++;
+    }
   }
-  v.copy(out, o, l.answersEnd);
-  for (let j = 0; j < l.gluePtrAt.length; j++) {
-    const at = l.gluePtrAt[j]!;
-    const p = l.moved[l.glueTarget[j]!]! + SRV_TARGET_OFFSET;
-    out[at] = 0xc0 | (p >> 8);
-    out[at + 1] = p & 0xff;
+  const out = Buffer.allocUnsafe(l.start + answers + glueBytes + l.tail.length);
+  v.copy(out, 0, 0, l.start);
+  let o = l.start;
+  for (let k = 0; k < count; k++) {
+    const i = l.picked[k]!;
+    const g = l.pickedGlue[k]!;
+    if (g >= 0) l.targetAt[g] = o + SRV_TARGET_OFFSET;
+    o += v.copy(out, o, l.recStart[i]!, l.recEnd[i]!);
   }
+  for (let k = 0; k < count; k++) {
+    const g = l.pickedGlue[k]!;
+    if (g < 0) continue;
+    const p = l.targetAt[g]!;
+    out[o] = 0xc0 | (p >> 8);
+    out[o + 1] = p & 0xff;
+    o += 2 + l.glue.copy(out, o + 2, l.glueAt[g]!, l.glueAt[g + 1]!);
+  }
+  l.tail.copy(out, o);
+  out.writeUInt16BE(count, 6);
+  out.writeUInt16BE(glueCount + (l.tail.length > 0 ? 1 : 0), 10);
+  if (count < l.cap) out[2]! |= 0x02;
+  else out[2]! &= ~0x02;
   return out;
 }

@@ -150,26 +150,30 @@ describe('maxAnswers and truncation (§3.6, §4.2)', () => {
 
 describe('SRV order (§3.5)', () => {
   for (const order of ['round-robin', 'random'] as const) {
-    it(`§3.5 every SRV record comes first in turn over TCP (${order}), and each response's glue matches its targets`, async () => {
-      const forty = Array.from({ length: 40 }, (_, i) => inst(`10.7.0.${i + 1}`, ['http:8080']));
-      await withStack({ order }, async (s) => {
-        put(s.store, 'b', [svc('web', forty)]);
-        const first = new Set<string>();
-        // round-robin: 40 responses put each record first once; random: 1500 miss one with p ≈ 1e-15.
-        const tries = order === 'round-robin' ? 40 : 1500;
-        for (let i = 0; i < tries && first.size < 40; i++) {
-          const r = await query(s.port, `_http._tcp.web.service.${D}`, 'SRV', { tcp: true });
-          assert.equal(r.flag_tc, false);
-          const targets = srvTargets(r);
-          assert.equal(new Set(targets).size, 40);
-          // The glue owner is a compression pointer into an SRV target: each must name the right address.
-          const glue = (r.additionals ?? []).filter((a) => a.type === 'A');
-          assert.deepEqual(new Set(glue.map((g) => g.name)), new Set(targets));
-          for (const g of glue) assert.equal(`${String(g.data).replaceAll('.', '-')}.addr.${D}`, g.name);
-          first.add(targets[0]!);
-        }
-        assert.equal(first.size, 40, `${first.size} of 40 SRV records ever came first`);
+    for (const tcp of [true, false]) {
+      const how = tcp ? 'over TCP' : 'over UDP, truncated to 512 bytes';
+      it(`§3.5 §4.2 every SRV record comes first in turn ${how} (${order}), and each response's glue matches its targets`, async () => {
+        const forty = Array.from({ length: 40 }, (_, i) => inst(`10.7.0.${i + 1}`, ['http:8080']));
+        await withStack({ order }, async (s) => {
+          put(s.store, 'b', [svc('web', forty)]);
+          const first = new Set<string>();
+          // round-robin: 40 responses put each record first once; random: 1500 miss one with p ≈ 1e-15.
+          const tries = order === 'round-robin' ? 40 : 1500;
+          for (let i = 0; i < tries && first.size < 40; i++) {
+            const r = await query(s.port, `_http._tcp.web.service.${D}`, 'SRV', { tcp });
+            assert.equal(r.flag_tc, !tcp);
+            const targets = srvTargets(r);
+            if (tcp) assert.equal(new Set(targets).size, 40);
+            else assert.ok(r.raw.length <= 512 && targets.length > 0 && targets.length < 40, `${targets.length} records in ${r.raw.length} bytes`);
+            // The glue owner is a compression pointer into an SRV target: each must name the right address.
+            const glue = (r.additionals ?? []).filter((a) => a.type === 'A');
+            assert.deepEqual(new Set(glue.map((g) => g.name)), new Set(targets));
+            for (const g of glue) assert.equal(`${String(g.data).replaceAll('.', '-')}.addr.${D}`, g.name);
+            first.add(targets[0]!);
+          }
+          assert.equal(first.size, 40, `${first.size} of 40 SRV records ever came first`);
+        });
       });
-    });
+    }
   }
 });
