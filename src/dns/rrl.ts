@@ -33,7 +33,7 @@ export const rateLimitSchema = z
     ipv6PrefixLength: z.number().int().min(16).max(128).default(56),
     /** Every slip-th limited response goes out empty with TC=1 (the client retries over TCP); 0: drop all. */
     slip: z.number().int().min(0).max(10).default(2),
-    /** Buckets in the table (a power of two): memory is ~40 bytes each, fixed at start. */
+    /** Buckets in the table (a power of two): memory is 49 bytes each, fixed at start. */
     tableSize: z.number().int().min(1024).max(16_777_216).refine((n) => (n & (n - 1)) === 0, { message: 'must be a power of two' }).default(65_536),
     /** Clients never limited (monitoring, your resolvers). */
     exempt: z.array(prefixSchema).default([]),
@@ -67,6 +67,9 @@ export class RateLimiter {
   readonly #tokens: Float64Array;
   readonly #last: Float64Array;
   readonly #limited: Uint32Array;
+  /** Per bucket: when it was last used, in checks (LRU within a set; a clock can stand still between checks). */
+  readonly #used: Float64Array;
+  #tick = 0;
   readonly #masked = new Uint32Array(4);
 
   constructor(cfg: RateLimitConfig, now: () => number) {
@@ -88,11 +91,12 @@ export class RateLimiter {
     this.#tokens = new Float64Array(n);
     this.#last = new Float64Array(n);
     this.#limited = new Uint32Array(n);
+    this.#used = new Float64Array(n);
   }
 
   /** Bytes held by the table (fixed at construction). */
   get tableBytes(): number {
-    return this.#keys.byteLength + this.#tag.byteLength + this.#tokens.byteLength + this.#last.byteLength + this.#limited.byteLength;
+    return this.#keys.byteLength + this.#tag.byteLength + this.#tokens.byteLength + this.#last.byteLength + this.#limited.byteLength + this.#used.byteLength;
   }
 
   /** Whether `addr` is on the exempt list (checked once per UDP packet by the listener, before `check`). */
@@ -121,6 +125,7 @@ export class RateLimiter {
     const keys = this.#keys;
     const tags = this.#tag;
     const last = this.#last;
+    const used = this.#used;
     let slot = -1;
     let victim = base;
     for (let w = base; w < base + WAYS; w++) {
@@ -130,9 +135,10 @@ export class RateLimiter {
       }
       if (tags[w] === 0) {
         if (tags[victim] !== 0) victim = w;
-      } else if (tags[victim] !== 0 && last[w]! < last[victim]!) victim = w;
+      } else if (tags[victim] !== 0 && used[w]! < used[victim]!) victim = w;
     }
     const tokens = this.#tokens;
+    used[slot < 0 ? victim : slot] = ++this.#tick;
     if (slot < 0) {
       slot = victim;
       tags[slot] = tag;
