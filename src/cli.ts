@@ -2,7 +2,7 @@
 
 // First: on an old Node it exits with a clear message before any other module runs.
 import './require-node.ts';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
 import { checkConfig, checkServicesText } from './config/check.ts';
@@ -17,7 +17,7 @@ export const EXIT_CONFIG = 2;
 export const SHUTDOWN_GRACE_MS = 5000;
 
 const USAGE = `Usage:
-  svcdns [--config FILE] [--listen HOST:PORT ...] [--log-level LEVEL]
+  svcdns [--config FILE] [--listen HOST:PORT ...] [--log-level LEVEL] [--pid-file FILE]
   svcdns check-config FILE
   svcdns check-config --services FILE
   svcdns --help | --version
@@ -30,6 +30,7 @@ Options:
       --log-level LEVEL  fatal|error|warn|info|debug|trace|silent; overrides "log.level" (env SVCDNS_LOG_LEVEL)
       --admin-listen ADDR  admin HTTP server address, or "off"; overrides "admin" (env SVCDNS_ADMIN_LISTEN)
       --services FILE    with check-config: validate a services file (type: file) on its own
+      --pid-file FILE    write the process ID to FILE while running (for kill -HUP $(cat FILE))
   -h, --help             this text
   -v, --version          the version
 
@@ -56,6 +57,7 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
         'log-level': { type: 'string' },
         'admin-listen': { type: 'string' },
         services: { type: 'string' },
+        'pid-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -141,6 +143,26 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   const heldSignals: string[] = [];
   const holdSignal = (signal: string) => heldSignals.push(signal);
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, holdSignal);
+  // Written once signals are held, so a signal sent to the pid it names is never the default kill.
+  const pidFile = values['pid-file'];
+  if (pidFile !== undefined) {
+    const pid = String(process.pid);
+    try {
+      writeFileSync(pidFile, `${pid}\n`);
+    } catch (err) {
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.off(sig, holdSignal);
+      process.stderr.write(`svcdns: --pid-file: ${pidFile}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})\n`);
+      return EXIT_RUNTIME;
+    }
+    // Removed at exit, unless another process has since written its own pid there.
+    process.once('exit', () => {
+      try {
+        if (readFileSync(pidFile, 'utf8').trim() === pid) rmSync(pidFile, { force: true });
+      } catch {
+        // already gone
+      }
+    });
+  }
   let app;
   try {
     app = await startApp({ config, configPath: file, logger, env, serveAdmin: true });

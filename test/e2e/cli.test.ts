@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { BIN, CLI_SOURCE, REPO, SAMPLE_CONFIG, collect, spawnSvcdns, tempDir } from './harness.ts';
+import { BIN, CLI_SOURCE, REPO, SAMPLE_CONFIG, collect, pollUntil, spawnSvcdns, tempDir, writeConfig } from './harness.ts';
 
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnSvcdns(args);
@@ -315,6 +315,33 @@ test('a bad config file: its problems in line order, with did-you-mean hints fro
     assert.match(r.stderr, /svcdns\.yaml:3: backends\[0\]\.pth: unknown key \(did you mean "path"\?\)/);
     assert.match(r.stderr, /svcdns\.yaml:4: maxAnswrs: unknown key \(did you mean "maxAnswers"\?\)/);
   } finally {
+    tmp.cleanup();
+  }
+});
+
+test('--pid-file: names the process while it runs, so `kill -HUP $(cat FILE)` signals svcdns and no other node; removed at exit (issue 13)', { timeout: 120_000 }, async () => {
+  const tmp = tempDir();
+  const pidFile = join(tmp.dir, 'svcdns.pid');
+  const cfg = writeConfig(tmp.dir, 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.1, port: 80 }\n');
+  const child = spawnSvcdns(['--config', cfg, '--listen', '127.0.0.1:0', '--pid-file', pidFile]);
+  const io = collect(child);
+  try {
+    await pollUntil('the listening line', async () => io.stdout().includes('"event":"listening"'));
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    assert.equal(pid, child.pid);
+    writeConfig(tmp.dir, 'services:\n  - name: web\n    instances:\n      - { address: 10.0.0.1, port: 80 }\n', 'ttlSeconds: 7\n');
+    process.kill(pid, 'SIGHUP');
+    await pollUntil('the reload the SIGHUP asked for', async () => io.stdout().includes('"event":"config_reloaded"'));
+    process.kill(pid, 'SIGTERM');
+    assert.equal(await io.exited, 0, io.stderr());
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed at exit');
+
+    const bad = await runCli(['--config', cfg, '--listen', '127.0.0.1:0', '--pid-file', join(tmp.dir, 'missing-dir', 'x.pid')]);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /^svcdns: --pid-file: .*x\.pid: cannot write \(ENOENT\)$/m);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await io.exited;
     tmp.cleanup();
   }
 });
