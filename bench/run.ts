@@ -28,7 +28,7 @@ import {
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
-  Readiness, addr, loadPhase, realisticTable, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
+  Readiness, addr, loadPhase, realisticTable, warmArgs, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
   type BackendResult, type Nsd, type RealisticConfig, type Reference, type Row,
 } from './realistic.ts';
 
@@ -261,7 +261,7 @@ function realisticConfig(): RealisticConfig {
     services: Number(process.env.BENCH_SERVICES ?? 10_000),
     perService: Number(process.env.BENCH_ENDPOINTS ?? 10),
     phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
-    warmSeconds: 3,
+    warmSeconds: 60,
     rates: [0, 10, 50],
     outstanding: 20,
     propagationSamples: 100,
@@ -307,7 +307,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     const syncMs = performance.now() - t0;
     const rssAfterSyncMb = rssMb(s.child.pid);
     console.log(`file: svcdns answered every service ${f(syncMs / 1000, 1)} s after spawn (${cfg.services} × ${cfg.perService} JSON); RSS ${f(rssAfterSyncMb)} MB`);
-    await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(cfg.warmSeconds)], false);
+    await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), warmArgs(cfg), false);
     const row = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
     console.log(`  0/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
     const ref = await reference('file');
@@ -384,7 +384,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
   const cfg = realisticConfig();
   const qfile = join(tmp, 'realistic.txt');
   const q = writeQueryFile(qfile, cfg.services);
-  console.log(`\n## Realistic: ${cfg.services} services × ${cfg.perService} endpoints; dnsperf -c 1 -e -q ${cfg.outstanding}, ${cfg.phaseSeconds} s per phase after a ${cfg.warmSeconds} s warm-up`);
+  console.log(`\n## Realistic: ${cfg.services} services × ${cfg.perService} endpoints; dnsperf -c 1 -e -q ${cfg.outstanding}, ${cfg.phaseSeconds} s per phase after a warm-up pass over the whole query file`);
   console.log(`queries: Zipf s=1 over every service, ${q.a + q.srv + q.aaaa} lines (${q.distinct} distinct): ${f((100 * q.a) / (q.a + q.srv + q.aaaa))} % A, ${f((100 * q.srv) / (q.a + q.srv + q.aaaa))} % SRV (_http._tcp), ${f((100 * q.aaaa) / (q.a + q.srv + q.aaaa))} % AAAA (NODATA)`);
   console.log('changes: one endpoint\'s readiness flipped through the fake\'s API (Kubernetes: the EndpointSlice re-applied; Consul: the instance\'s check passing ↔ critical), uniform over services and endpoints');
 
