@@ -209,7 +209,7 @@ describe('rrl: token buckets per netblock and class, injected clock (issue 12 #1
     assert.equal(s.id, 4242);
     assert.equal(s.flag_tc, true);
     assert.equal(s.questions?.[0]?.name, 'web.service.sd.internal');
-    assert.equal(s.answers.length + s.authorities.length + s.additionals.length, 0);
+    assert.equal((s.answers?.length ?? 0) + (s.authorities?.length ?? 0) + (s.additionals?.length ?? 0), 0);
     assert.equal(s.rcode, 'NOERROR');
   });
 });
