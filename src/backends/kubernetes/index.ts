@@ -3,7 +3,8 @@
 //
 // Watches: one list+watch (client-node ListWatch informer) cluster-wide, or one per `namespaces` entry;
 //   bookmarks requested; 410 Expired/Gone (HTTP status or in-stream ERROR) → relist without dropping data;
-//   other failures → report (stale, last known set kept, §6.3) and restart with Backoff.
+//   other failures → report (stale, last known set kept, §6.3) and restart with Backoff. LISTs are paged
+//   (limit/continue, watcher.ts LIST_PAGE_SIZE); client-node is loaded without its generated API (client.ts).
 // Config: api, kubeconfig | $KUBECONFIG | in-cluster service account, context, namespaces, defaultScope,
 //   labelSelector, resyncMs (see config.ts).
 // Readiness: synced once every watched collection completed its first LIST; 401/403 keep it not ready and the
