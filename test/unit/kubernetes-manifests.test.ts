@@ -1,72 +1,183 @@
-// deploy/kubernetes/ is parsed and cross-checked: every file is valid YAML with the fields the API requires,
-// the ConfigMap is a valid svcdns config, ports/probes/mounts agree with it, and the ClusterRole grants exactly
-// what the backend requests (rbacRules from the code), so RBAC and code cannot drift apart.
+// deploy/kubernetes/ (and the overlays in deploy/kubernetes-overlays/) rendered as `kubectl kustomize` renders
+// them, checked against the Kubernetes OpenAPI schemas (the kubernetes-models npm package: its validators are
+// compiled from the Kubernetes OpenAPI spec with ajv) and cross-checked: the generated ConfigMap is a valid svcdns
+// config, ports/probes/mounts/NetworkPolicy agree with it, the ClusterRole grants exactly what the backend
+// requests (rbacRules from the code), the PrometheusRule carries deploy/prometheus/svcdns-rules.yaml. The
+// rendering is done here (resources, configMapGenerator, images: what these kustomizations use) and, where
+// kubectl is installed, compared with `kubectl kustomize`'s output.
 
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { validateConfig } from '../../src/config/load.ts';
 import { rbacRules } from '../../src/backends/kubernetes/index.ts';
 import { SHUTDOWN_GRACE_MS } from '../../src/cli.ts';
 
-const DIR = fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DIR = join(ROOT, 'deploy/kubernetes');
+const OVERLAYS = join(ROOT, 'deploy/kubernetes-overlays');
 
 type Doc = Record<string, any>;
 
-function load(): Map<string, Doc[]> {
-  const out = new Map<string, Doc[]>();
-  for (const f of readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort()) {
-    const docs = parseAllDocuments(readFileSync(join(DIR, f), 'utf8'));
-    for (const d of docs) assert.deepEqual(d.errors, [], `${f}: YAML errors`);
-    out.set(f, docs.map((d) => d.toJS() as Doc).filter((d) => d !== null));
-  }
-  return out;
+function parseFile(path: string): Doc[] {
+  const docs = parseAllDocuments(readFileSync(path, 'utf8'));
+  for (const d of docs) assert.deepEqual(d.errors, [], `${path}: YAML errors`);
+  return docs.map((d) => d.toJS() as Doc).filter((d) => d !== null);
 }
 
-const files = load();
-const all = [...files.values()].flat();
-const one = (kind: string): Doc => {
-  const found = all.filter((d) => d.kind === kind);
+/** Stands for kustomize's content hash in generated names (compared modulo the hash). */
+const HASH = 'hash';
+
+/** Render a kustomization directory: its resources (files, or directories rendered recursively), its
+ * configMapGenerator (name-<hash>, references from pod volumes renamed) and its `images:` overrides. */
+function render(dir: string): Doc[] {
+  const k = parseFile(join(dir, 'kustomization.yaml'))[0]!;
+  const docs: Doc[] = [];
+  for (const r of k.resources as string[]) {
+    const p = resolve(dir, r);
+    docs.push(...(statSync(p).isDirectory() ? render(p) : parseFile(p)));
+  }
+  const renamed = new Map<string, string>();
+  for (const g of (k.configMapGenerator ?? []) as Doc[]) {
+    const data: Record<string, string> = {};
+    for (const f of g.files as string[]) {
+      const [key, path] = f.includes('=') ? (f.split('=') as [string, string]) : [basename(f), f];
+      data[key] = readFileSync(resolve(dir, path), 'utf8');
+    }
+    const name = `${g.name}-${HASH}`;
+    renamed.set(g.name, name);
+    docs.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: g.namespace, ...(g.options?.labels ? { labels: g.options.labels } : {}) }, data });
+  }
+  for (const d of docs) {
+    const pod = d.kind === 'Deployment' ? d.spec.template.spec : null;
+    if (!pod) continue;
+    for (const v of pod.volumes ?? []) if (v.configMap && renamed.has(v.configMap.name)) v.configMap.name = renamed.get(v.configMap.name);
+    for (const c of pod.containers) {
+      const img = ((k.images ?? []) as Doc[]).find((i) => i.name === String(c.image).split(':')[0]);
+      if (img) c.image = `${img.newName ?? img.name}:${img.newTag}`;
+    }
+  }
+  return docs;
+}
+
+/** `kubectl kustomize dir` when kubectl is installed (null otherwise), generated names' hashes replaced by HASH. */
+function kubectlKustomize(dir: string): Doc[] | null {
+  const kubectl = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'kubectl')).find((p) => existsSync(p));
+  if (!kubectl) return null;
+  const r = spawnSync(kubectl, ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr}`);
+  const text = r.stdout.replace(/\bsvcdns-[a-z0-9]{10}\b/g, `svcdns-${HASH}`);
+  return parseAllDocuments(text).map((d) => d.toJS() as Doc).filter((d) => d !== null);
+}
+
+const key = (d: Doc) => `${d.kind}/${d.metadata?.namespace ?? ''}/${d.metadata?.name}`;
+const byKey = (docs: readonly Doc[]) => new Map(docs.map((d) => [key(d), d]));
+
+/** The model class that validates each kind (schemas of Kubernetes 1.3x via kubernetes-models). */
+const MODELS: Record<string, new (d: any) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Service': Service,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'apps/v1/Deployment': Deployment,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+};
+
+function validateObject(d: Doc): void {
+  const Model = MODELS[`${d.apiVersion}/${d.kind}`];
+  assert.ok(Model, `a schema for ${d.apiVersion} ${d.kind}`);
+  new Model(structuredClone(d)).validate();
+}
+
+const files = new Map(readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort().map((f) => [f, parseFile(join(DIR, f))]));
+const base = render(DIR);
+const overlay = (name: string) => render(join(OVERLAYS, name));
+const one = (kind: string, docs: readonly Doc[] = base): Doc => {
+  const found = docs.filter((d) => d.kind === kind);
   assert.equal(found.length, 1, `exactly one ${kind}`);
   return found[0]!;
 };
 const NAMESPACE = one('Namespace').metadata.name as string;
+const config = () => validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'config/svcdns.yaml');
 
 /** Normalise RBAC rules to a sorted set of "group/resource:verb". */
 const grants = (rules: readonly { apiGroups?: string[]; apiGroup?: string; resources?: string[]; resource?: string; verbs: readonly string[] }[]) =>
   rules.flatMap((r) => (r.apiGroups ?? [r.apiGroup!]).flatMap((g) => (r.resources ?? [r.resource!]).flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))).sort();
 
 describe('deploy/kubernetes manifests', () => {
-  it('every file parses; every object has apiVersion, kind, name; namespaced objects are in one namespace', () => {
-    assert.ok(files.size >= 7);
-    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'Kustomization']);
-    for (const [f, docs] of files) {
-      assert.ok(docs.length > 0, f);
+  it('every file parses and is listed in the kustomization; every rendered object has a name and sits in one namespace', () => {
+    const kust = files.get('kustomization.yaml')![0]!;
+    assert.deepEqual([...kust.resources].sort(), [...files.keys()].filter((f) => f !== 'kustomization.yaml').sort());
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+    for (const docs of [base, overlay('autoscaling'), overlay('prometheus-operator')]) {
       for (const d of docs) {
-        assert.equal(typeof d.apiVersion, 'string', `${f}: apiVersion`);
-        assert.equal(typeof d.kind, 'string', `${f}: kind`);
-        if (d.kind === 'Kustomization') continue;
-        assert.match(d.metadata?.name ?? '', /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, `${f}: metadata.name`);
-        if (!clusterScoped.has(d.kind)) assert.equal(d.metadata.namespace, NAMESPACE, `${f}: namespace`);
+        assert.equal(typeof d.apiVersion, 'string', `${key(d)}: apiVersion`);
+        assert.match(d.metadata?.name ?? '', /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, `${key(d)}: metadata.name`);
+        if (!clusterScoped.has(d.kind)) assert.equal(d.metadata.namespace, NAMESPACE, `${key(d)}: namespace`);
       }
     }
-    const kust = one('Kustomization');
-    assert.deepEqual([...kust.resources].sort(), [...files.keys()].filter((f) => f !== 'kustomization.yaml').sort());
+    assert.deepEqual(base.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
   });
 
-  it('the ConfigMap holds a valid svcdns config with a kubernetes backend', () => {
-    const cfg = validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'configmap.yaml');
+  it('the rendering here is what `kubectl kustomize` renders (base and overlays), where kubectl is installed', (t) => {
+    for (const [dir, docs] of [[DIR, base], [join(OVERLAYS, 'autoscaling'), overlay('autoscaling')], [join(OVERLAYS, 'prometheus-operator'), overlay('prometheus-operator')]] as const) {
+      const real = kubectlKustomize(dir);
+      if (real === null) {
+        t.diagnostic('kubectl not installed: compared with nothing (Debian: kubernetes-client)');
+        return;
+      }
+      const mine = byKey(docs);
+      assert.deepEqual([...byKey(real).keys()].sort(), [...mine.keys()].sort(), dir);
+      for (const [k, d] of byKey(real)) assert.deepEqual(d, mine.get(k), `${dir}: ${k}`);
+    }
+  });
+
+  it('every rendered object validates against the Kubernetes OpenAPI schema of its kind (kubernetes-models), and a broken one does not', () => {
+    for (const d of [...base, ...overlay('autoscaling'), ...overlay('prometheus-operator')]) {
+      assert.doesNotThrow(() => validateObject(d), `${key(d)} validates`);
+    }
+    // The validator is live: a wrong type and a missing required field fail.
+    const dep = structuredClone(one('Deployment'));
+    dep.spec.replicas = 'two';
+    assert.throws(() => validateObject(dep), /replicas/);
+    const dep2 = structuredClone(one('Deployment'));
+    delete dep2.spec.selector;
+    assert.throws(() => validateObject(dep2), /selector/);
+    const np = structuredClone(one('NetworkPolicy'));
+    np.spec.policyTypes = 'Ingress';
+    assert.throws(() => validateObject(np), /policyTypes/);
+  });
+
+  it('the ConfigMap is generated from config/svcdns.yaml (an edit renames it and rolls the pods) and holds a valid config with a kubernetes backend', () => {
+    const cm = one('ConfigMap');
+    assert.equal(cm.metadata.name, `svcdns-${HASH}`, 'configMapGenerator: name with a content hash');
+    const pod = one('Deployment').spec.template.spec;
+    assert.ok(pod.volumes.some((v: Doc) => v.configMap?.name === cm.metadata.name), 'the Deployment mounts the generated name');
+    const cfg = config();
     assert.equal(cfg.backends.length, 1);
     assert.equal(cfg.backends[0]!.type, 'kubernetes');
+    assert.notEqual(cfg.watchConfig, true, 'rolled by the generator, not reloaded in place');
   });
 
   it('the ClusterRole grants exactly what the backend requests (list, watch on what it reads), nothing more', () => {
-    const cfg = validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'configmap.yaml');
-    const b = cfg.backends[0] as { api: 'endpointslices' | 'endpoints' };
+    const b = config().backends[0] as { api: 'endpointslices' | 'endpoints' };
     const role = one('ClusterRole');
     assert.deepEqual(grants(role.rules), grants(rbacRules(b.api)));
     assert.deepEqual(grants(role.rules), ['discovery.k8s.io/endpointslices:list', 'discovery.k8s.io/endpointslices:watch']);
@@ -74,7 +185,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('binding, service account, Deployment and Service are wired to each other and to the config', () => {
-    const cfg = validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'configmap.yaml');
+    const cfg = config();
     const sa = one('ServiceAccount');
     const binding = one('ClusterRoleBinding');
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: one('ClusterRole').metadata.name });
@@ -121,8 +232,69 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
+  it('the pod is spread over zones and nodes, has a startup probe, a priority class, and memory that fits the measured RSS', () => {
+    const dep = one('Deployment');
+    const pod = dep.spec.template.spec;
+    const c = pod.containers[0];
+    const keys = pod.topologySpreadConstraints.map((t: Doc) => t.topologyKey).sort();
+    assert.deepEqual(keys, ['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
+    for (const t of pod.topologySpreadConstraints) assert.deepEqual(t.labelSelector.matchLabels, dep.spec.selector.matchLabels);
+    assert.equal(pod.priorityClassName, 'system-cluster-critical');
+    assert.equal(c.startupProbe.httpGet.path, '/healthz');
+    assert.equal(c.startupProbe.httpGet.port, 'admin');
+    assert.ok(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 60, 'a slow first start is not killed within a minute');
+    assert.equal(c.livenessProbe.initialDelaySeconds, undefined, 'the startup probe holds the liveness probe back');
+    // bench/kubernetes-scale.ts at 10,000 Services × 10 endpoints: RSS after sync 240 MB.
+    const mib = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? NaN);
+    assert.ok(mib(c.resources.requests.memory) * 1.048_576 >= 240, `request ${c.resources.requests.memory} fits 240 MB`);
+    assert.ok(mib(c.resources.limits.memory) >= 2 * mib(c.resources.requests.memory), 'the limit leaves room for a relist');
+    assert.equal(c.image, 'svcdns:0.1.0', 'images: in the kustomization sets name and tag');
+  });
+
+  it('the PodDisruptionBudget selects the pods and lets one go at a time', () => {
+    const pdb = one('PodDisruptionBudget');
+    const dep = one('Deployment');
+    assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+    assert.equal(pdb.spec.maxUnavailable, 1);
+    assert.ok(dep.spec.replicas > pdb.spec.maxUnavailable);
+  });
+
+  it('the NetworkPolicy admits DNS from every namespace and the admin port only from the monitoring namespace', () => {
+    const cfg = config();
+    const np = one('NetworkPolicy');
+    assert.deepEqual(np.spec.podSelector.matchLabels, one('Deployment').spec.selector.matchLabels);
+    assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+    const rulesFor = (port: number, protocol: string) => np.spec.ingress.filter((r: Doc) => r.ports.some((p: Doc) => p.port === port && p.protocol === protocol));
+    for (const proto of ['UDP', 'TCP']) {
+      const dns = rulesFor(cfg.listen[0]!.port, proto);
+      assert.equal(dns.length, 1, `one rule for DNS/${proto}`);
+      assert.deepEqual(dns[0].from, [{ namespaceSelector: {} }], 'DNS from any pod of the cluster');
+    }
+    const admin = rulesFor(cfg.admin.listen.port, 'TCP');
+    assert.equal(admin.length, 1, 'one rule admits the admin port');
+    assert.deepEqual(admin[0].from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    assert.ok(!admin[0].ports.some((p: Doc) => p.port === cfg.listen[0]!.port), 'the admin rule does not also open DNS');
+  });
+
+  it('overlays: the HPA scales the Deployment from 2; the ServiceMonitor scrapes the admin port; the PrometheusRule is deploy/prometheus/svcdns-rules.yaml', () => {
+    const hpa = one('HorizontalPodAutoscaler', overlay('autoscaling'));
+    assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: one('Deployment').metadata.name });
+    assert.ok(hpa.spec.minReplicas >= 2 && hpa.spec.maxReplicas > hpa.spec.minReplicas);
+
+    const po = overlay('prometheus-operator');
+    const sm = one('ServiceMonitor', po);
+    const metricsSvc = po.find((d) => d.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => d.metadata.labels?.[k] === v));
+    assert.ok(metricsSvc, 'the ServiceMonitor selects a Service');
+    const port = metricsSvc.spec.ports.find((p: Doc) => p.name === sm.spec.endpoints[0].port);
+    assert.equal(port.port, config().admin.listen.port);
+    assert.equal(sm.spec.endpoints[0].path, '/metrics');
+    assert.deepEqual(sm.spec.namespaceSelector.matchNames, [NAMESPACE]);
+    const rules = parseYaml(readFileSync(join(ROOT, 'deploy/prometheus/svcdns-rules.yaml'), 'utf8'));
+    assert.deepEqual(one('PrometheusRule', po).spec.groups, rules.groups);
+  });
+
   it('§5.4 shutdown fits the pod: lameduck 5 s in the ConfigMap, and the grace period covers preStop + lameduck + drain + the forced exit', () => {
-    const cfg = validateConfig(parseYaml(one('ConfigMap').data['svcdns.yaml']), 'configmap.yaml');
+    const cfg = config();
     assert.equal(cfg.shutdown.lameDuckMs, 5000);
     const pod = one('Deployment').spec.template.spec;
     const c = pod.containers[0];
