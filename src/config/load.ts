@@ -181,10 +181,12 @@ export function knownKeysAt(schema: unknown, raw: unknown, path: readonly Proper
   return node === undefined ? [] : Object.keys(node._zod.def.shape ?? {});
 }
 
+/** `backends[0].path`; a key that is not a plain name (`""`, `a b`, `1`) is quoted: `tcp[""]`, so none is invisible. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
+    else if (typeof p === 'string' && !/^[A-Za-z_$][\w$-]*$/.test(p)) out += `[${JSON.stringify(p)}]`;
     else out += out === '' ? String(p) : `.${String(p)}`;
   }
   return out;

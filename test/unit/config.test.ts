@@ -209,3 +209,11 @@ describe('config reports (issue 13)', () => {
     assert.match(admin.message, /^--admin-listen: foo: must be "host:port"/, 'default source names are the flags');
   });
 });
+
+describe('config key paths (issue 13)', () => {
+  it('a key that is not a plain name is quoted in the path, so an empty key is never reported without one', () => {
+    const e = fails(`"": 1\n"a b": 2\ntcp:\n  "7": 3\n${ok}`);
+    assert.deepEqual(e.issues.map((i) => i.path), ['[""]', '["a b"]', 'tcp["7"]']);
+    assert.match(e.message, /^conf\/svcdns\.yaml:1: \[""\]: unknown key$/m);
+  });
+});
