@@ -113,17 +113,22 @@ export function typeIndex(qtype: number): number {
   return TYPE_INDEX[qtype & 0xffff]!;
 }
 
-/** Add `v` to the histogram of `bounds` whose cells start at `base` (non-cumulative counts, +Inf, sum, count). */
-function observeAt(c: Float64Array, base: number, bounds: Float64Array, v: number): void {
+/**
+ * Add `v` (an integer: bytes or µs, so that the call passes a small integer and never boxes a double) to the
+ * histogram of `bounds` (in the same unit) whose cells start at `base` (non-cumulative counts, +Inf, sum,
+ * count); the sum is kept in `v × scale` (bytes, seconds).
+ */
+function observeAt(c: Float64Array, base: number, bounds: Int32Array, v: number, scale: number): void {
   let i = 0;
   while (i < bounds.length && v > bounds[i]!) i++;
   c[base + i]!++;
-  c[base + bounds.length + 1]! += v;
+  c[base + bounds.length + 1]! += v * scale;
   c[base + bounds.length + 2]!++;
 }
 
-const SIZE_BOUNDS = Float64Array.from(SIZE_BUCKETS_BYTES);
-const DURATION_BOUNDS = Float64Array.from(REQUEST_DURATION_BUCKETS_SECONDS);
+const SIZE_BOUNDS = Int32Array.from(SIZE_BUCKETS_BYTES);
+/** The duration bounds in whole µs (they are multiples of 5 µs). */
+const DURATION_BOUNDS_US = Int32Array.from(REQUEST_DURATION_BUCKETS_SECONDS, (s) => Math.round(s * 1e6));
 
 /** One histogram read at scrape time, summed over blocks: cumulative bucket counts, sum and count. */
 export interface HistogramReading {
@@ -178,17 +183,17 @@ export class DnsCounters implements DnsMetrics {
 
   /**
    * One request message and what came of it (MeasuredProcessor, after the processor returned): `type` is a
-   * TYPE_LABELS index, `v6` the client's address family, `responseBytes` -1 when nothing was sent, `seconds`
-   * the time to the encoded response.
+   * TYPE_LABELS index, `v6` the client's address family, `responseBytes` -1 when nothing was sent, `micros`
+   * the time to the encoded response in whole µs (an integer: passing a double would box it per call).
    */
-  request(zone: number, tcp: boolean, v6: boolean, type: number, requestBytes: number, responseBytes: number, seconds: number): void {
+  request(zone: number, tcp: boolean, v6: boolean, type: number, requestBytes: number, responseBytes: number, micros: number): void {
     const c = this.cells;
     const tr = tcp ? 1 : 0;
     c[REQUESTS + ((zone * 2 + tr) * 2 + (v6 ? 1 : 0)) * N_TYPES + type]!++;
-    observeAt(c, REQUEST_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, requestBytes);
+    observeAt(c, REQUEST_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, requestBytes, 1);
     if (responseBytes >= 0) {
-      observeAt(c, RESPONSE_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, responseBytes);
-      observeAt(c, DURATION + (zone * N_TYPES + type) * DURATION_CELLS, DURATION_BOUNDS, seconds);
+      observeAt(c, RESPONSE_SIZE + (zone * 2 + tr) * SIZE_CELLS, SIZE_BOUNDS, responseBytes, 1);
+      observeAt(c, DURATION + (zone * N_TYPES + type) * DURATION_CELLS, DURATION_BOUNDS_US, micros, 1e-6);
     }
   }
 

@@ -85,7 +85,7 @@ export class MeasuredProcessor extends QueryProcessor {
     const out = next === null ? super.process(msg, len, tcp) : next.process(msg, len, tcp);
     const ms = performance.now() - t0;
     if (this.#latency !== null) this.#latency.observe(ms / 1000);
-    if (c !== null) c.request(zone, tcp, peer !== undefined && peer.family === 'IPv6', this.#type, len, out === null ? -1 : out.length, ms / 1000);
+    if (c !== null) c.request(zone, tcp, peer !== undefined && peer.family === 'IPv6', this.#type, len, out === null ? -1 : out.length, (ms * 1000) | 0);
     const log = this.#queryLog;
     if (log !== null && this.#random() < log.sampleRate) log.record(msg, len, tcp, out, ms * 1000, peer);
     return out;
