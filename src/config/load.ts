@@ -2,7 +2,7 @@
 // the file (or variable/flag), the key path, the bad value and the rule (architecture rule 5).
 
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
@@ -277,7 +277,13 @@ export function parseConfigLocated(text: string, file: string, overrides: Config
       doc.errors.map((e) => ({ path: '', message: `not valid YAML: ${e.message.split('\n')[0]}`, line: lines.linePos(e.pos[0]).line })),
     );
   }
-  const raw = doc.toJS() as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // Not a syntax error (doc.errors is empty): an alias whose anchor is not set before it, or too many aliases.
+    throw new ConfigError(file, [{ path: '', message: `not valid YAML: ${(err as Error).message}`, line: aliasLine(doc, lines) }], err);
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ path: '', message: 'must be a mapping of keys (see config/svcdns.yaml)' }]);
   }
@@ -301,6 +307,24 @@ export function parseConfigLocated(text: string, file: string, overrides: Config
     return undefined;
   };
   return { config: validateConfig(obj, file, lineOf, overrides), lineOf };
+}
+
+/** Line of the first alias that resolves to nothing (else of the first alias): where toJS() gave up. */
+function aliasLine(doc: Document, lines: LineCounter): number | undefined {
+  let first: number | undefined;
+  let unresolved: number | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      const line = node.range ? lines.linePos(node.range[0]).line : undefined;
+      first ??= line;
+      if (node.resolve(doc) === undefined) {
+        unresolved = line;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return unresolved ?? first;
 }
 
 export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): Config {
