@@ -5,7 +5,7 @@
 // (architecture rule 5), so an operator can fix the file from the log line alone.
 
 import { isIP } from 'node:net';
-import { LineCounter, isMap, isNode, parseDocument } from 'yaml';
+import { LineCounter, isMap, isNode, parseDocument, visit } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
 import { canonicalAddress } from '../../model/names.ts';
@@ -207,8 +207,9 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
     try {
       data = JSON.parse(text);
     } catch (err) {
-      const pos = yaml().doc.errors[0]?.linePos?.[0];
-      const at = pos ? `line ${pos.line}: ` : '';
+      // Valid YAML that is not JSON (a comment, YAML in a .json file) has no YAML error to place it: find the line.
+      const line = yaml().doc.errors[0]?.linePos?.[0]?.line ?? jsonErrorLine(text);
+      const at = `line ${line}: `;
       throw badData(fileName, [`${at}invalid JSON: ${(err as Error).message}`], err);
     }
   } else {
@@ -217,7 +218,13 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
       const msgs = doc.errors.map((e) => `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}`);
       throw badData(fileName, msgs, doc.errors[0]);
     }
-    data = doc.toJS({ maxAliasCount: 100 });
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // Not a syntax error (doc.errors is empty): an alias whose anchor is not set before it, or too many aliases.
+      const line = aliasLine(doc, yaml().lc);
+      throw badData(fileName, [`${line === null ? '' : `line ${line}: `}invalid YAML: ${(err as Error).message}`], err);
+    }
   }
   if (data === null || data === undefined) {
     throw badData(fileName, ['is empty; expected a mapping with a "services" list (use "services: []" for none)']);
@@ -388,6 +395,51 @@ function findLine(doc: Document, lc: LineCounter, path: readonly PropertyKey[], 
     if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
   }
   return null;
+}
+
+/** Line of the first alias that resolves to nothing (else of the first alias): where toJS() gave up. */
+function aliasLine(doc: Document, lc: LineCounter): number | null {
+  let first: number | null = null;
+  let unresolved: number | null = null;
+  visit(doc, {
+    Alias(_, node) {
+      const line = node.range ? lc.linePos(node.range[0]).line : null;
+      first ??= line;
+      if (node.resolve(doc) === undefined) {
+        unresolved = line;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return unresolved ?? first;
+}
+
+/**
+ * 1-based line where JSON.parse fails on `text` (its "Unexpected token" messages carry no position): the end of
+ * the shortest prefix that already fails for a reason other than ending early. Runs only for a bad file.
+ */
+function jsonErrorLine(text: string): number {
+  const failsInside = (prefix: string): boolean => {
+    try {
+      JSON.parse(prefix);
+      return false;
+    } catch (err) {
+      const m = /at position (\d+)/.exec((err as Error).message);
+      return !(err as Error).message.includes('Unexpected end of JSON input') && (m === null || Number(m[1]) < prefix.length);
+    }
+  };
+  let lo = 0;
+  let hi = text.length;
+  // The shortest failing prefix: failing inside is monotone in the prefix length (the parser reads left to right).
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (failsInside(text.slice(0, mid + 1))) hi = mid;
+    else lo = mid + 1;
+  }
+  let line = 1;
+  for (let i = 0; i < Math.min(lo, text.length - 1); i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
 }
 
 function badData(fileName: string, problems: string[], cause?: unknown): BackendError {
