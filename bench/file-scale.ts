@@ -7,7 +7,8 @@
 //   the DNS thread shows up as one long latency and lost queries);
 // - RSS of the svcdns process after sync and after the reload, settled (item 4).
 // Usage: npx node --disable-warning=ExperimentalWarning bench/file-scale.ts
-//   F_SERVICES, F_PER: the size; F_FORMATS: "yaml,json" (default both); F_RELOADS: reloads per format (default 3).
+//   F_SERVICES, F_PER: the size; F_FORMATS: "yaml,json" (default both); F_RELOADS: reloads per format (default 3);
+//   F_NODE_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ const services = Number(process.env.F_SERVICES ?? 10_000);
 const per = Number(process.env.F_PER ?? 10);
 const formats = (process.env.F_FORMATS ?? 'yaml,json').split(',').filter((x) => x === 'yaml' || x === 'json');
 const reloads = Number(process.env.F_RELOADS ?? 3);
+const nodeArgs = (process.env.F_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 const addr = (k: number, j: number, gen: number) => `10.${(k >> 8) & 0xff}.${k & 0xff}.${(j + gen * per) % 250 + 1}`;
 
@@ -58,7 +60,7 @@ try {
       '  - type: file', `    path: ${JSON.stringify(file)}`, '',
     ].join('\n'));
     const t0 = performance.now();
-    const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+    const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...nodeArgs, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
     try {
       const first = addr(0, 0, 0);
       await waitReply(client, port, 'svc-0.service.sd.internal', 'A', (r) => r.data.includes(first), 300_000);

@@ -13,10 +13,10 @@
 // removals apply at once; additions and other changes always apply after `debounceMs`.
 // Health (§6.1): `healthy: false` entries are never served; entries with a `check` are served only while their
 // last TCP/HTTP probe passed (checks.ts). Check result changes re-emit a snapshot.
-// Large files (issue 11 items 4, 7): each load reads, parses and validates the file in its own thread
+// Large files (issue 11 items 4, 7): each load reads, parses and validates the file in a child process
 // (load-worker.ts), so DNS and the admin server keep answering during the seconds a 10k-service file takes, and
-// the parse's garbage goes away with that thread. A file over `maxFileBytes` is not read; a parse that needs more
-// than `parseHeapMb` ends its thread; both are reported (file, limit, size) and the previous data stays (§6.3).
+// the parse's garbage goes away with that process. A file over `maxFileBytes` is not read; a parse that needs
+// more than `parseHeapMb` ends the child; both are reported (file, limit, size) and the previous data stays (§6.3).
 // Config: `{ type: file, name?, path, defaultScope = "default", debounceMs = 100, removalDebounceMs = 5000,
 // maxFileBytes = 16 MiB, parseHeapMb = 2048 }`; `path` is relative to the config file's directory.
 // Readiness (§5.4): synced at the first valid load; before that (file missing or invalid) names answer SERVFAIL.
@@ -38,6 +38,7 @@ import { Checker, checkKey } from './checks.ts';
 import { loadInWorker, type RunningLoad } from './load-worker.ts';
 import { parseServicesFile } from './parse.ts';
 import type { ServiceDef, ServicesFile } from './parse.ts';
+import type { SignedDef } from './parse-worker.ts';
 
 export { parseServicesFile } from './parse.ts';
 export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
@@ -47,7 +48,7 @@ export const DEFAULT_DEBOUNCE_MS = 100;
 export const DEFAULT_REMOVAL_DEBOUNCE_MS = 5000;
 /** Largest services file read (bytes): 10k services × 10 instances is 5-13 MB, in YAML or JSON. */
 export const DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024;
-/** Heap limit of the thread that parses the file (MB): a 10k × 10 YAML file needs about 1.2 GB while parsed. */
+/** Heap limit of the process that parses the file (MB): a 10k × 10 YAML file needs about 1.2 GB while parsed. */
 export const DEFAULT_PARSE_HEAP_MB = 2048;
 
 export const configSchema = z.strictObject({
@@ -66,7 +67,7 @@ export const configSchema = z.strictObject({
   removalDebounceMs: z.number().int().min(0).max(600_000).default(DEFAULT_REMOVAL_DEBOUNCE_MS),
   /** A bigger services file is not read: it is reported (file, limit, size) and the previous data stays served. */
   maxFileBytes: z.number().int().min(1).max(1024 * 1024 * 1024).default(DEFAULT_MAX_FILE_BYTES),
-  /** Heap limit of the parser thread: a file that needs more is reported and the previous data stays served. */
+  /** Heap limit of the parser process: a file that needs more is reported and the previous data stays served. */
   parseHeapMb: z.number().int().min(16).max(65_536).default(DEFAULT_PARSE_HEAP_MB),
 });
 
@@ -126,6 +127,11 @@ function tooBigMessage(display: string, size: number, limit: number): string {
   return `${display}: is ${size} bytes, over the limit of ${limit} bytes (maxFileBytes); not loaded (raise maxFileBytes in this backend's config, or split the file across several file backends)`;
 }
 
+/** One service of the served file. */
+interface Entry extends SignedDef {
+  readonly def: ServiceDef;
+}
+
 interface Published {
   /** Served content signature, to decide whether the Service object can be reused. */
   readonly sig: string;
@@ -154,7 +160,7 @@ class FileBackend implements Backend {
   #retryTimer: NodeJS.Timeout | null = null;
   /** Serialises loads so two reads never race; each load reads the file afresh. */
   #chain: Promise<void> = Promise.resolve();
-  /** The load whose thread is running now (stop() ends it). */
+  /** The load whose child process is running now (stop() ends it). */
   #running: RunningLoad | null = null;
   #stopped = false;
 
@@ -162,8 +168,11 @@ class FileBackend implements Backend {
   #lastHash: string | null = null;
   /** Last valid parse: what is served (through the checks). */
   #current: ServicesFile | null = null;
-  /** Signature of each service of #current (same index) as the parser thread computed it; see #publish. */
-  #currentSigs: readonly string[] = [];
+  /** Each service of #current (same order), with its key and signature as the parser process computed them. */
+  #entries: readonly Entry[] = [];
+  /** #entries by key; `known` (key and sig of each) is what the next load is told the backend already holds. */
+  #byKey = new Map<string, Entry>();
+  #known = '';
   /** Why the file on disk is not being served right now; null when it parsed. */
   #fileError: BackendError | null = null;
   #lastLoggedError: string | null = null;
@@ -268,9 +277,16 @@ class FileBackend implements Backend {
 
   async #loadOnce(quiet = false): Promise<void> {
     if (this.#stopped) return;
-    // In its own thread: read, size limit, content hash, parse and validate (see the header).
+    // In a child process: read, size limit, content hash, parse and validate (see the header).
     const running = loadInWorker(
-      { path: this.#absPath, display: this.#display, defaultScope: this.#config.defaultScope, maxFileBytes: this.#config.maxFileBytes, lastHash: quiet ? null : this.#lastHash },
+      {
+        path: this.#absPath,
+        display: this.#display,
+        defaultScope: this.#config.defaultScope,
+        maxFileBytes: this.#config.maxFileBytes,
+        lastHash: quiet ? null : this.#lastHash,
+        known: this.#known,
+      },
       this.#config.parseHeapMb,
     );
     this.#running = running;
@@ -307,15 +323,29 @@ class FileBackend implements Backend {
         this.#fileError = new BackendError('SVCDNS_BACKEND_BAD_DATA', r.message, r.details);
         this.#report(this.#fileError);
         return;
-      case 'ok':
+      case 'ok': {
+        // A service sent without its definition is the one held now (the request listed its signature).
+        const entries: Entry[] = [];
+        for (const e of r.entries) {
+          const def = e.def ?? this.#byKey.get(e.key)?.def;
+          if (def === undefined) {
+            // Cannot happen (the child only elides what `known` listed); never serve a partial file.
+            this.#lastHash = null;
+            this.#fileError = new BackendError('SVCDNS_BACKEND_BAD_DATA', `${this.#display}: not loaded: the parser process elided unknown service ${e.key}`, { file: this.#display });
+            this.#report(this.#fileError);
+            return;
+          }
+          entries.push({ key: e.key, sig: e.sig, checked: e.checked, def });
+        }
         this.#lastHash = r.hash;
-        this.#apply(r.services, r.sigs, r.inode, quiet);
+        this.#apply(entries, r.inode, quiet);
+      }
     }
   }
 
   /** A valid file was read (see the header for the slow-writer rule). */
-  #apply(services: ServiceDef[], sigs: string[], inode: string, quiet: boolean): void {
-    const parsed: ServicesFile = { services };
+  #apply(entries: Entry[], inode: string, quiet: boolean): void {
+    const parsed: ServicesFile = { services: entries.map((e) => e.def) };
     const removed = this.#current && inode === this.#servedInode ? removedBy(this.#current, parsed) : [];
     if (removed.length > 0 && !quiet && this.#config.removalDebounceMs > 0) {
       // Maybe a writer paused mid-file: apply only if the file stays like this for removalDebounceMs.
@@ -336,7 +366,9 @@ class FileBackend implements Backend {
     this.#fileError = null;
     this.#lastLoggedError = null;
     this.#current = parsed;
-    this.#currentSigs = sigs;
+    this.#entries = entries;
+    this.#byKey = new Map(entries.map((e) => [e.key, e]));
+    this.#known = entries.map((e) => `${e.key}\t${e.sig}\n`).join('');
     this.#syncCheckers(parsed);
     let instances = 0;
     for (const s of parsed.services) instances += s.instances.length;
@@ -413,17 +445,13 @@ class FileBackend implements Backend {
     }
     const next = new Map<string, Published>();
     const services = new Map<string, Service>();
-    const sigs = this.#currentSigs;
-    let changed = this.#published.size !== file.services.length;
-    for (let n = 0; n < file.services.length; n++) {
-      const def = file.services[n]!;
-      const key = serviceKey(def.scope, def.name);
+    const entries = this.#entries;
+    let changed = this.#published.size !== entries.length;
+    for (const { key, sig: defSig, checked, def } of entries) {
       const prev = this.#published.get(key);
-      // Without checks, what a service serves follows from its definition alone: the parser thread's signature
+      // Without checks, what a service serves follows from its definition alone: the parser process's signature
       // of it decides reuse, and an unchanged service costs nothing here (10k services per reload).
-      const checked = def.instances.some((i) => i.healthy && i.check !== null);
-      const defSig = checked ? null : `d${sigs[n] ?? ''}`;
-      if (defSig !== null && prev && prev.sig === defSig) {
+      if (!checked && prev && prev.sig === defSig) {
         next.set(key, prev);
         services.set(key, prev.service);
         continue;
@@ -438,10 +466,11 @@ class FileBackend implements Backend {
       for (const i of def.instances) {
         if (!i.healthy) continue;
         if (i.check && this.#checkers.get(checkKey(i.check))?.status !== 'passing') continue;
-        instances.push({ address: i.address, family: i.family, ports: i.ports, weight: i.weight, tags: i.tags });
+        // The definition is an Instance too (plus healthy/check): sharing it keeps one object per instance.
+        instances.push(i);
       }
       const tags = [...knownTags].sort();
-      const sig = defSig ?? `c${JSON.stringify([def.ttlSeconds ?? null, instances, tags])}`;
+      const sig = checked ? `c${JSON.stringify([def.ttlSeconds ?? null, instances, tags])}` : defSig;
       let entry: Published;
       if (prev && prev.sig === sig) entry = prev;
       else {
