@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
-import { FUZZ_DIR, servicesYaml } from './harness.ts';
+import { FUZZ_DIR } from './harness.ts';
 
 const REPO = join(FUZZ_DIR, '..', '..');
 const sampleConfig = readFileSync(join(REPO, 'config', 'svcdns.yaml'), 'utf8');
@@ -49,6 +49,7 @@ function applyEdit(doc: Json, e: { steps: number[]; kind: string; key: string; v
       if (e.kind === 'replace') p[k] = e.value;
       else if (e.kind === 'delete') delete p[k];
       else if (e.kind === 'wrap') p[k] = [p[k]!];
+      else if (Array.isArray(p)) p.push(e.value);
       else Object.defineProperty(p, e.key, { value: e.value, enumerable: true, writable: true, configurable: true });
       return root;
     }
@@ -143,4 +144,13 @@ const configBases = [
 ];
 
 export const configText: fc.Arbitrary<TextInput> = docArb(configBases, yamlParse, ['svcdns.yaml', 'config.yml']);
-export const servicesText: fc.Arbitrary<TextInput> = docArb([sampleServices, servicesYaml()], yamlParse, ['services.yaml', 'services.json']);
+/** Every instance shape the file format has, small enough that thousands of parses stay quick. */
+const servicesBase = stringify({
+  services: [
+    { name: 'web', scope: 'prod', ttlSeconds: 30, tags: ['frontend'], instances: [{ address: '10.0.0.1', port: 8080, weight: 10, tags: ['primary'] }, { address: 'fd00::1', ports: { http: 80, grpc: 9090 }, healthy: false }] },
+    { name: 'dns', instances: [{ address: '10.0.0.53', ports: [{ name: 'dns', port: 53, protocol: 'udp' }, { port: 53 }], check: { tcp: 53, intervalMs: 1000, timeoutMs: 500 } }] },
+    { name: 'api', instances: [{ address: '10.0.1.1', port: 80, check: { http: 'http://10.0.1.1:80/health' } }] },
+  ],
+});
+
+export const servicesText: fc.Arbitrary<TextInput> = docArb([sampleServices, servicesBase], yamlParse, ['services.yaml', 'services.json']);
