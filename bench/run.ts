@@ -468,6 +468,7 @@ async function main(): Promise<void> {
     if (PARTS.has('propagation')) await propagationPart();
     if (PARTS.has('scale')) await scalePart();
     if (['file', 'kubernetes', 'consul', 'nsd'].some((p) => PARTS.has(p))) await realisticPart(client);
+    if (PARTS.has('amplification') || !process.env.BENCH_ONLY) await (await import('./amplification.ts')).amplificationPart();
   } catch (e) {
     console.error(`bench failed: ${(e as Error).stack ?? e}`);
     process.exitCode = 1;
