@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { parse as parseYaml } from 'yaml';
 import { answerData, query, rcode } from '../helpers/dns-client.ts';
 import { waitFor } from '../helpers/server.ts';
 import { KubeApiServerFake, endpointSlice } from '../fakes/kube-apiserver-fake.ts';
@@ -37,9 +36,10 @@ describe('kubernetes: the shipped ConfigMap config through the real CLI', () => 
     const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-cli-'));
     writeFileSync(join(dir, 'kc'), fake.kubeconfig());
     const [dns, admin] = [await freePort(), await freePort()];
-    const cm = parseYaml(readFileSync(join(ROOT, 'deploy/kubernetes/configmap.yaml'), 'utf8')) as { data: Record<string, string> };
-    const cfg = cm.data['svcdns.yaml']!.replace('0.0.0.0:8053', `127.0.0.1:${dns}`).replace('0.0.0.0:8654', `127.0.0.1:${admin}`);
-    assert.notEqual(cfg, cm.data['svcdns.yaml']);
+    // The ConfigMap's content: configMapGenerator in deploy/kubernetes/kustomization.yaml builds it from this file.
+    const shipped = readFileSync(join(ROOT, 'deploy/kubernetes/config/svcdns.yaml'), 'utf8');
+    const cfg = shipped.replace('0.0.0.0:8053', `127.0.0.1:${dns}`).replace('0.0.0.0:8654', `127.0.0.1:${admin}`);
+    assert.notEqual(cfg, shipped);
     writeFileSync(join(dir, 'svcdns.yaml'), cfg);
     const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', join(ROOT, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml'), '--log-level', 'silent'], {
       env: { PATH: process.env.PATH, KUBECONFIG: join(dir, 'kc') },

@@ -52,8 +52,8 @@ describe('kubernetes RBAC: requested = declared = granted', () => {
   it('the shipped ClusterRole covers every request the shipped config makes', async () => {
     const docs = (f: string) => parseAllDocuments(readFileSync(join(DEPLOY, f), 'utf8')).map((d) => d.toJS());
     const role = docs('clusterrole.yaml')[0] as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
-    const cm = docs('configmap.yaml')[0] as { data: Record<string, string> };
-    const backend = (parseYaml(cm.data['svcdns.yaml']!) as { backends: Record<string, unknown>[] }).backends[0]!;
+    // The ConfigMap's content (configMapGenerator builds it from config/svcdns.yaml).
+    const backend = (parseYaml(readFileSync(join(DEPLOY, 'config/svcdns.yaml'), 'utf8')) as { backends: Record<string, unknown>[] }).backends[0]!;
     const { type: _t, ...cfg } = backend;
     const used = await traffic(cfg);
     const granted = new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
