@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildQuery, query, rcode, udpDropped } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 
 const WEB = `services:
   - name: web
@@ -243,6 +244,31 @@ describe('admin server configuration', () => {
       );
     } finally {
       await first.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('admin beyond loopback logs admin_not_loopback at start (issue 13: /v1/services shows the whole registry); on loopback it does not', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-adminwarn-'));
+    await writeFile(path.join(dir, 'services.yaml'), WEB);
+    const started: TestServer[] = [];
+    try {
+      for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
+        const lines: Record<string, unknown>[] = [];
+        const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+        const srv = await startServer({ admin: { listen: `${host}:0` }, backends: [{ type: 'file', path: 'services.yaml' }] }, { configDir: dir, extra: { ...serve, logger } });
+        started.push(srv);
+        const listening = lines.findIndex((l) => l.event === 'listening');
+        assert.ok(listening >= 0, 'the listening line is logged');
+        const warn = lines.find((l) => l.event === 'admin_not_loopback');
+        assert.equal(warn !== undefined, warned, `admin on ${host}`);
+        if (warn) {
+          assert.equal(warn.level, 'warn');
+          assert.ok(lines.indexOf(warn) < listening, 'logged before the listening line');
+        }
+      }
+    } finally {
+      for (const s of started) await s.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });
