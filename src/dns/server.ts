@@ -211,6 +211,11 @@ export class DnsServer {
     const answer = (msg: Buffer, n: number): boolean => {
       // The ACL applies over TCP too; the rate limit never does (TCP is where a slipped client gets its answer).
       const a = client === null ? ACL.ALLOW : guard!.admit(msg, n, client);
+      if (a === ACL.DROP) {
+        // No reply, and no connection left waiting for one until the idle timeout.
+        sock.destroy();
+        return false;
+      }
       const out = a === ACL.ALLOW ? this.#o.processor.process(msg, n, true, peer) : a === ACL.REFUSE ? guard!.refusal(msg, n) : null;
       if (out === null || out.length > MAX_TCP_MESSAGE) return true;
       const len = Buffer.allocUnsafe(2);

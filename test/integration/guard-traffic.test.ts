@@ -172,7 +172,8 @@ for (const workers of [1, 2]) {
   describe(`client ACL over UDP and TCP, workers: ${workers} (issue 12 #2)`, () => {
     let srv: TestServer;
     before(async () => {
-      srv = await startServer({ ...BACKENDS, workers, acl: ACL_RULES }, { configDir: SAMPLE_DIR });
+      // A long idle timeout: a TCP drop must close the connection itself, not leave it to the idle timer.
+      srv = await startServer({ ...BACKENDS, workers, acl: ACL_RULES, tcp: { idleTimeoutMs: 600_000 } }, { configDir: SAMPLE_DIR });
       await waitFor(() => !srv.app.store.anyPending);
     });
     after(() => srv.stop());
@@ -195,11 +196,12 @@ for (const workers of [1, 2]) {
       // Dropped for every type: provable by order only with one thread answering (see udpDroppedFrom).
       if (workers === 1) assert.deepEqual(await udpDroppedFrom(srv.port, '127.0.5.1', buildQuery('web.service.sd.internal', 'A', { id: 21 }), false), []);
       assert.deepEqual(await udpDroppedFrom(srv.port, '127.0.6.1', buildQuery('web.service.sd.internal', 'ANY', { id: 22 }), true), []);
+      assert.equal(await tcpFrom(srv.port, '127.0.5.1', buildQuery('web.service.sd.internal', 'A', { id: 25 })), null, 'TCP: closed at once, no reply');
       const a = await udpFrom(srv.port, '127.0.6.1', buildQuery('web.service.sd.internal', 'A', { id: 23 }));
       assert.equal(a.answers?.length, 2);
       const other = await udpFrom(srv.port, '127.0.8.1', buildQuery('web.service.sd.internal', 'A', { id: 24 }));
       assert.equal(other.rcode, 'NOERROR', 'no rule matches: allowed');
-      await waitFor(async () => metric(await srv.app.metrics.registry.metrics(), 'svcdns_acl_requests_total', { action: 'drop' }) === (workers === 1 ? 2 : 1));
+      await waitFor(async () => metric(await srv.app.metrics.registry.metrics(), 'svcdns_acl_requests_total', { action: 'drop' }) === (workers === 1 ? 3 : 2));
       const text = await srv.app.metrics.registry.metrics();
       assert.ok(metric(text, 'svcdns_acl_requests_total', { action: 'refuse' }) >= 1);
     });
