@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadRegressions, startFuzzServer, type FuzzServer } from './harness.ts';
 import { configTarget, processorTarget, servicesTarget } from './targets.ts';
+import { encoderTarget, loadEncodeCase, parserTarget } from './wire-targets.ts';
 
 const saved = loadRegressions();
 
@@ -19,7 +20,7 @@ describe('fuzz regressions: saved failing inputs stay fixed', () => {
   });
 
   it('the regression files are read (none is lost to a bad name)', () => {
-    for (const r of saved) assert.match(r.target, /^(processor|config-(yaml|json)|services-(yaml|json))$/, r.file);
+    for (const r of saved) assert.match(r.target, /^(processor|parser|encoder|config-(yaml|json)|services-(yaml|json))$/, r.file);
   });
 
   for (const r of saved) {
@@ -29,7 +30,11 @@ describe('fuzz regressions: saved failing inputs stay fixed', () => {
       const problems =
         r.target === 'processor'
           ? processorTarget(fuzz!.processor, { msg: r.bytes, tcp: r.tcp, tail: Buffer.alloc(0) })
-          : r.target.startsWith('config')
+          : r.target === 'parser'
+            ? parserTarget({ msg: r.bytes, tcp: r.tcp, tail: Buffer.alloc(0) })
+            : r.target === 'encoder'
+              ? encoderTarget(loadEncodeCase(text))
+              : r.target.startsWith('config')
             ? configTarget(text, `svcdns.${ext}`)
             : servicesTarget(text, `services.${ext}`);
       assert.deepEqual(problems, [], `${r.file}, saved because:\n${r.note}`);
