@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 
@@ -333,6 +333,36 @@ export function rssMb(pid: number | undefined): number {
   } catch {
     return NaN;
   }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (getconf CLK_TCK; 100 on Linux). */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function cpuOf(pid: number): { cpu: number; pgrp: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, pgrp: Number(fields[2]) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU seconds (user + system, all threads) used so far by `pid`, or with `group` by every process in its process
+ * group (NSD does its work in forked children). Lets a figure be read per CPU second of the server, which holds
+ * better than qps when other work on the machine takes cores away.
+ */
+export function cpuSeconds(pid: number | undefined, group = false): number {
+  if (pid === undefined) return NaN;
+  if (!group) return cpuOf(pid)?.cpu ?? NaN;
+  let sum = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const c = cpuOf(Number(d));
+    if (c && c.pgrp === pid) sum += c.cpu;
+  }
+  return sum;
 }
 
 // ---- numbers ----

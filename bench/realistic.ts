@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  DnsClient, dnsperf, f, freePort, have, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, DnsClient, dnsperf, f, freePort, have, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 
@@ -41,6 +41,10 @@ export interface Row {
   readonly generations: number;
   readonly converged: string;
   readonly rssMb: number;
+  /** CPU seconds the server used during the phase (all threads; NSD: all its processes). */
+  readonly cpuS: number;
+  /** Seconds the phase lasted (dnsperf's run). */
+  readonly wallS: number;
 }
 
 export interface BackendResult {
@@ -285,11 +289,15 @@ async function synced(client: DnsClient, port: number, state: Readiness, child: 
 }
 
 async function loadPhase(cfg: RealisticConfig, server: string, port: number, admin: number | null, pid: number | undefined, qfile: string,
-  driver: ChangeDriver | null, seconds: number, client: DnsClient | null, state: Readiness | null): Promise<Row> {
+  driver: ChangeDriver | null, seconds: number, client: DnsClient | null, state: Readiness | null, group = false): Promise<Row> {
   const before = admin !== null ? await scrape(admin) : null;
   driver?.start();
+  const cpu0 = cpuSeconds(pid, group);
+  const w0 = performance.now();
   const perf = await dnsperf(port, qfile, join(cfg.tmp, `dnsperf-${server}-${driver?.rate ?? 0}.out`),
     ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(seconds)], true);
+  const wallS = (performance.now() - w0) / 1000;
+  const cpuS = cpuSeconds(pid, group) - cpu0;
   const d = driver?.stop() ?? { asked: 0, issued: 0 };
   const after = admin !== null ? await scrape(admin) : null;
   let hitPct = NaN;
@@ -301,7 +309,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     generations = metric(after, 'svcdns_store_generation') - metric(before, 'svcdns_store_generation');
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid) };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, wallS };
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -385,7 +393,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
     const rssAfterLoadMb = rssMb(s.child.pid);
 
     const gap = kind === 'consul' ? 600 : 0; // Consul: one token per 500 ms per watch loop (burst 2), by design
-    const p = await propagation(reg, client, s.port, state, kind === 'consul' ? Math.min(30, cfg.propagationSamples) : cfg.propagationSamples, gap, rand);
+    const p = await propagation(reg, client, s.port, state, kind === 'consul' ? Math.min(20, cfg.propagationSamples) : cfg.propagationSamples, gap, rand);
     const what = kind === 'kubernetes' ? 'watch event written by the fake → changed A answer' : 'health check change in the fake → changed A answer';
     notes.push(`${kind} propagation at ${cfg.services} × ${cfg.perService}, ${what}: p50 ${f(p.p50, 1)} ms, p99 ${f(p.p99, 1)} ms, max ${f(p.max, 1)} ms (n=${p.n}${p.timeouts ? `, ${p.timeouts} not seen within 20 s` : ''}${gap ? `, ${gap} ms between changes` : ''})`);
     if (kind === 'consul') {
@@ -486,7 +494,7 @@ zone:
   }
   return {
     async measure(label) {
-      const row = await loadPhase(cfg, `NSD (beside ${label})`, port, null, child.pid, qfile, null, cfg.phaseSeconds, null, null);
+      const row = await loadPhase(cfg, `NSD (beside ${label})`, port, null, child.pid, qfile, null, cfg.phaseSeconds, null, null, true);
       console.log(`  NSD beside ${label}: ${f(row.perf.qps)} qps, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
       return row;
     },
@@ -494,12 +502,17 @@ zone:
   };
 }
 
+/** Answers per CPU second of the server: throughput with the machine's other load factored out. */
+export function perCpu(r: Row): number {
+  return r.perf.completed / r.cpuS;
+}
+
 export function realisticTable(rows: Row[]): string {
   return table(
-    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
+    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps', 'server CPU', 'answers per CPU-s', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
     rows.map((r) => [
       r.server, String(r.rate), r.rate ? `${r.issued}/${r.asked}` : '-', Number.isFinite(r.generations) ? `+${r.generations}` : '-', r.converged,
-      f(r.perf.qps), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
+      f(r.perf.qps), `${f((100 * r.cpuS) / r.wallS)} %`, f(perCpu(r)), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
     ]),
   );
 }

@@ -11,7 +11,7 @@
 // only ratios within one run mean anything.
 //
 // Env: BENCH_ONLY=one-name,propagation,scale,file,kubernetes,consul,nsd (comma list; default all);
-//      BENCH_SECONDS (5) and BENCH_ROUNDS (3) for the one-name runs; BENCH_PHASE_SECONDS (10) per realistic load
+//      BENCH_SECONDS (5) and BENCH_ROUNDS (3) for the one-name runs; BENCH_PHASE_SECONDS (8) per realistic load
 //      phase; BENCH_SERVICES (10000) and BENCH_ENDPOINTS (10) for the realistic size; BENCH_REF=<git revision>
 //      measures that commit's server (git archive) instead of the working tree (the in-process parts 2 and 3
 //      always use the working tree's src/).
@@ -28,7 +28,7 @@ import {
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
-  Readiness, addr, loadPhase, realisticTable, warmArgs, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
+  Readiness, addr, loadPhase, perCpu, realisticTable, warmArgs, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
   type BackendResult, type Nsd, type RealisticConfig, type Reference, type Row,
 } from './realistic.ts';
 
@@ -260,7 +260,7 @@ function realisticConfig(): RealisticConfig {
     cli: CLI,
     services: Number(process.env.BENCH_SERVICES ?? 10_000),
     perService: Number(process.env.BENCH_ENDPOINTS ?? 10),
-    phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
+    phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 8),
     warmSeconds: 60,
     rates: [0, 10, 50],
     outstanding: 20,
@@ -422,7 +422,8 @@ async function realisticPart(client: DnsClient): Promise<void> {
     await nsd?.stop();
   }
 
-  console.log(`\n## Realistic: results (latency at saturation with ${cfg.outstanding} queries outstanding, so it includes queueing)`);
+  console.log(`\n## Realistic: results (latency at saturation with ${cfg.outstanding} queries outstanding, so it includes queueing;`);
+  console.log('server CPU = CPU time of the server process(es) ÷ phase time, 100 % = one core; answers per CPU-s holds better than qps when other work takes cores)');
   console.log(realisticTable(rows));
   console.log('\nRSS of the svcdns process (MB):');
   console.log(table(['backend', 'answering every service after', 'RSS after sync', 'RSS after the load phases', 'target'],
@@ -436,10 +437,10 @@ async function realisticPart(client: DnsClient): Promise<void> {
     const r50 = at(50);
     const parts: string[] = [];
     if (r0 && r50) {
-      parts.push(`qps at 50/s ÷ qps at 0/s = ${f(r50.perf.qps / r0.perf.qps, 2)} (target >= 0.9)`);
+      parts.push(`qps at 50/s ÷ qps at 0/s = ${f(r50.perf.qps / r0.perf.qps, 2)} (target >= 0.9; per server CPU second: ${f(perCpu(r50) / perCpu(r0), 2)})`);
       parts.push(`changes applied at 50/s ${r50.issued}/${r50.asked} = ${f((100 * r50.issued) / Math.max(1, r50.asked))} % issued through the fake, final answers ${r50.converged} (target >= 90 %)`);
     }
-    if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD measured right after it = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5)`);
+    if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD measured right after it = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5; per server CPU second: ${f(perCpu(r0) / perCpu(nsdRow), 2)})`);
     if (parts.length) console.log(`- ${b.name}: ${parts.join('; ')}`);
   }
   if (notes.length) {
