@@ -68,7 +68,9 @@ export class Answerer implements Responder {
       this.#store.endTrack();
       throw err;
     }
-    return { ...plan, deps: this.#store.endTrack() };
+    // Every plan is a fresh object (see the builders below): set its deps in place rather than copy it.
+    (plan as { deps?: Iterable<string> }).deps = this.#store.endTrack();
+    return plan;
   }
 
   #plan(qname: string, qtype: number): Plan {
@@ -204,26 +206,38 @@ export class Answerer implements Responder {
     // §2.2: a tag or port name that no registered instance carries (healthy or not) names nothing.
     const tag = filter.kind === 'tag' ? filter.tag : filter.kind === 'port' ? filter.port : null;
     if (tag !== null && !svc.tags.has(tag)) return this.#missing(domain, scope);
-    const selected = select(svc, filter);
-    if (selected.length === 0) {
-      // §5.3: the name exists; an empty set is NODATA (or NXDOMAIN with emptyService: nxdomain).
-      return this.#o.emptyService === 'nxdomain' ? this.#nx(domain) : this.#nodata(domain);
-    }
-    const ttl = svc.ttlSeconds ?? this.#o.ttlSeconds;
-    const owner = this.#ownerName(domain, scope, prefix);
-
     // §3.3, RFC 8482: ANY may get a subset, never a denial; on an SRV-only name that subset is the SRV RRset.
-    if (qtype === TYPE.SRV || (srvOnly && qtype === TYPE.ANY)) return this.#srv(domain, scope, owner, ttl, selected);
-    if (srvOnly) return this.#nodata(domain); // §2.3: A/AAAA on RFC 2782 names answer NODATA
-    const answers: Rec[] = [];
-    const seen = new Set<string>();
-    for (const { inst } of selected) {
-      if (seen.has(inst.address)) continue; // §3.1: one record per distinct address
-      seen.add(inst.address);
-      const type = inst.family === 4 ? TYPE.A : TYPE.AAAA;
-      if (qtype === type || qtype === TYPE.ANY) answers.push({ name: owner, type, ttl, address: inst.address } as Rec);
+    const wantSrv = qtype === TYPE.SRV || (srvOnly && qtype === TYPE.ANY);
+    const ttl = svc.ttlSeconds ?? this.#o.ttlSeconds;
+    if (wantSrv) {
+      const selected = select(svc, filter);
+      if (selected.length === 0) return this.#empty(domain);
+      return this.#srv(domain, scope, this.#ownerName(domain, scope, prefix), ttl, selected);
     }
-    return answers.length > 0 ? this.#positive(answers, []) : this.#nodata(domain);
+    // A/AAAA/ANY and other types: which instances match is all that matters (no per-instance objects).
+    let any = false;
+    let answers: Rec[] | null = null;
+    let owner = '';
+    for (const inst of svc.instances) {
+      if (!matches(inst, filter)) continue;
+      any = true;
+      if (srvOnly) break;
+      const type = inst.family === 4 ? TYPE.A : TYPE.AAAA;
+      if (qtype !== type && qtype !== TYPE.ANY) continue;
+      if (answers === null) {
+        answers = [];
+        owner = this.#ownerName(domain, scope, prefix);
+      } else if (hasAddress(answers, inst.address)) continue; // §3.1: one record per distinct address
+      answers.push({ name: owner, type, ttl, address: inst.address } as Rec);
+    }
+    if (!any) return this.#empty(domain);
+    if (srvOnly) return this.#nodata(domain); // §2.3: A/AAAA on RFC 2782 names answer NODATA
+    return answers !== null ? this.#positive(answers, []) : this.#nodata(domain);
+  }
+
+  /** §5.3: the name exists; an empty set is NODATA (or NXDOMAIN with emptyService: nxdomain). */
+  #empty(domain: string): Plan {
+    return this.#o.emptyService === 'nxdomain' ? this.#nx(domain) : this.#nodata(domain);
   }
 
   /**
@@ -241,13 +255,14 @@ export class Answerer implements Responder {
     const answers: Rec[] = [];
     const glue: Rec[] = [];
     const seenTarget = new Set<string>();
-    const seenRecord = new Set<string>();
+    const suffix = `.${ADDR}${scope === null ? '' : `.${scope}`}.${domain}`;
     for (const { inst, ports } of selected) {
-      const target = this.#addrName(inst.address, scope, domain);
+      const target = addrLabel(inst.address) + suffix;
+      // One record per (target, port): a repeated target (one address, several instances) or a repeated port
+      // is rare, so only then are the records already made searched (no key string per record).
+      const again = seenTarget.has(target) || ports.length > 1;
       for (const p of ports) {
-        const key = `${target}|${p.port}`;
-        if (seenRecord.has(key)) continue;
-        seenRecord.add(key);
+        if (again && hasSrv(answers, target, p.port)) continue;
         answers.push({ name: owner, type: TYPE.SRV, ttl, srv: { priority: 1, weight: Math.max(1, inst.weight), port: p.port, target } });
       }
       if (ports.length > 0 && !seenTarget.has(target)) {
@@ -261,10 +276,6 @@ export class Answerer implements Responder {
 
   #ownerName(domain: string, scope: string | null, prefix: string[]): string {
     return `${prefix.join('.')}.${SERVICE}${scope === null ? '' : `.${scope}`}.${domain}`;
-  }
-
-  #addrName(address: string, scope: string | null, domain: string): string {
-    return `${addrLabel(address)}.${ADDR}${scope === null ? '' : `.${scope}`}.${domain}`;
   }
 
   // ---- plans ----
@@ -312,6 +323,33 @@ interface Selected {
   readonly inst: Instance;
   /** Ports to answer in SRV for this instance. */
   readonly ports: readonly Port[];
+}
+
+/** Whether an A/AAAA record of `addr` is among `answers` already (small lists; no Set per plan). */
+function hasAddress(answers: readonly Rec[], addr: string): boolean {
+  for (let i = 0; i < answers.length; i++) if ((answers[i] as { address?: string }).address === addr) return true;
+  return false;
+}
+
+function hasSrv(answers: readonly Rec[], target: string, port: number): boolean {
+  for (let i = 0; i < answers.length; i++) {
+    const r = answers[i]!;
+    if (r.type === 33 && r.srv.port === port && r.srv.target === target) return true;
+  }
+  return false;
+}
+
+/** Whether the instance is selected by the filter (what select() decides, without building its port list). */
+function matches(inst: Instance, f: Filter): boolean {
+  if (f.kind === 'all') return true;
+  if (f.kind === 'tag') {
+    for (const p of inst.ports) if (p.name === f.tag) return true;
+    return inst.tags.includes(f.tag);
+  }
+  for (const p of inst.ports) if (p.name === f.port && p.protocol === f.protocol) return true;
+  if (!inst.tags.includes(f.port)) return false;
+  for (const p of inst.ports) if (p.protocol === f.protocol) return true;
+  return false;
 }
 
 function select(svc: MergedService, f: Filter): Selected[] {

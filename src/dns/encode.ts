@@ -61,7 +61,10 @@ class Writer {
     let pos = at;
     let rest = name;
     for (;;) {
-      if (pos < 0x4000 && !this.#names.has(rest)) this.#names.set(rest, pos);
+      if (pos >= 0x4000) return;
+      // A suffix already known has all of its own suffixes known too (every name is registered suffix by suffix).
+      if (this.#names.has(rest)) return;
+      this.#names.set(rest, pos);
       const dot = rest.indexOf('.');
       if (dot < 0) return;
       pos += dot + 1;
@@ -78,9 +81,8 @@ class Writer {
       }
       if (this.off < 0x4000) this.#names.set(rest, this.off);
       const dot = rest.indexOf('.');
-      const label = dot < 0 ? rest : rest.slice(0, dot);
-      this.u8(label.length);
-      this.off += this.buf.write(label, this.off, 'latin1');
+      const end = dot < 0 ? rest.length : dot;
+      this.#label(rest, 0, end);
       rest = dot < 0 ? '' : rest.slice(dot + 1);
     }
     this.u8(0);
@@ -93,13 +95,13 @@ class Writer {
     const lenAt = this.off;
     this.off += 2;
     switch (r.type) {
-      case 1: {
-        const p = r.address.split('.');
-        for (let i = 0; i < 4; i++) this.u8(Number(p[i]));
+      case 1:
+        writeIpv4(this.buf, this.off, r.address);
+        this.off += 4;
         break;
-      }
       case 28:
-        for (const g of ipv6Groups(r.address)) this.u16(g);
+        writeIpv6(this.buf, this.off, r.address);
+        this.off += 16;
         break;
       case 2:
         this.name(r.target);
@@ -130,14 +132,92 @@ class Writer {
     this.buf.writeUInt16BE(this.off - lenAt - 2, lenAt);
   }
   nameUncompressed(name: string) {
-    if (name !== '') {
-      for (const label of name.split('.')) {
-        this.u8(label.length);
-        this.off += this.buf.write(label, this.off, 'latin1');
-      }
+    let from = 0;
+    while (from < name.length) {
+      const dot = name.indexOf('.', from);
+      const end = dot < 0 ? name.length : dot;
+      this.#label(name, from, end);
+      from = end + 1;
     }
     this.u8(0);
   }
+  /** Length byte, then the label `name[from..end)` byte by byte (names are ASCII): no substring per label. */
+  #label(name: string, from: number, end: number) {
+    const buf = this.buf;
+    let o = this.off;
+    buf[o++] = end - from;
+    for (let i = from; i < end; i++) buf[o++] = name.charCodeAt(i);
+    this.off = o;
+  }
+}
+
+const DOT = 46;
+const COLON = 58;
+
+/** Dotted-quad text into 4 bytes at `off`, without splitting it into strings (miss path, issue 11 #6). */
+export function writeIpv4(buf: Buffer, off: number, text: string): void {
+  let v = 0;
+  let o = off;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === DOT) {
+      buf[o++] = v;
+      v = 0;
+    } else v = v * 10 + (c - 48);
+  }
+  buf[o] = v;
+}
+
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : (c | 0x20) - 87;
+}
+
+/**
+ * IPv6 text (canonical, as the backends hand it in: hex groups, at most one `::`, maybe a dotted-quad tail) into
+ * 16 bytes at `off`, without allocating. Anything else goes through ipv6Groups.
+ */
+export function writeIpv6(buf: Buffer, off: number, text: string): void {
+  const n = text.length;
+  if (text.indexOf('.') >= 0 || text.indexOf('%') >= 0) {
+    const groups = ipv6Groups(text);
+    for (let i = 0; i < 8; i++) buf.writeUInt16BE(groups[i]!, off + 2 * i);
+    return;
+  }
+  // Groups before `::` go from the front, groups after it are written from the back; zeros in between.
+  buf.fill(0, off, off + 16);
+  const dbl = text.indexOf('::');
+  const headEnd = dbl < 0 ? n : dbl;
+  let g = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i < headEnd; i++) {
+    const c = text.charCodeAt(i);
+    if (c === COLON) {
+      buf.writeUInt16BE(v, off + 2 * g++);
+      v = 0;
+      digits = 0;
+    } else {
+      v = (v << 4) | hexDigit(c);
+      digits++;
+    }
+  }
+  if (digits > 0 || (dbl < 0 && n > 0)) buf.writeUInt16BE(v, off + 2 * g);
+  if (dbl < 0) return;
+  g = 7;
+  v = 0;
+  let shift = 0;
+  for (let i = n - 1; i >= dbl + 2; i--) {
+    const c = text.charCodeAt(i);
+    if (c === COLON) {
+      buf.writeUInt16BE(v, off + 2 * g--);
+      v = 0;
+      shift = 0;
+    } else {
+      v |= hexDigit(c) << shift;
+      shift += 4;
+    }
+  }
+  if (shift > 0) buf.writeUInt16BE(v, off + 2 * g);
 }
 
 /** Exact wire size of a record as written by Writer without compression: an upper bound used for budgeting. */

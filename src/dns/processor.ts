@@ -10,7 +10,6 @@
 
 import { LRUCache } from 'lru-cache';
 import { encode, encodeBare, orderings, shuffled, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
-import { ipv6Groups } from '../model/names.ts';
 import type { Order, Plan, Rec, Responder } from './plan.ts';
 import { CLASS, CLASSIC_UDP_BYTES, HEADER_BYTES, PARSE, parseQuery, Query, RCODE, TYPE } from './wire.ts';
 
@@ -41,11 +40,12 @@ export interface ProcessorOptions {
 }
 
 interface Slot {
+  // The key within a name. Not the class (IN and ANY get the same records, and the question is the client's
+  // own bytes) nor the DO bit (patched into our OPT at serve time): a client cycling them must not force a miss
+  // per query (issue 11 #6).
   readonly qtype: number;
-  readonly qclass: number;
   readonly limit: number;
   readonly edns: boolean;
-  readonly dnssecOk: boolean;
   readonly variants: readonly Buffer[];
   readonly truncated: boolean;
   readonly rcode: number;
@@ -80,11 +80,14 @@ interface SrvLayout {
   /** Start and end of each SRV record in `v`. */
   readonly recStart: Int32Array;
   readonly recEnd: Int32Array;
-  /** Per record: its glue record (index into glueAt), or -1. */
+  /** Per record: its glue record (index into glueFrom/glueTo). */
   readonly glueOf: Int32Array;
-  /** Glue records without owner (type, class, TTL, RDLENGTH, RDATA), concatenated; glue g is glueAt[g]..glueAt[g+1]. */
-  readonly glue: Buffer;
-  readonly glueAt: Int32Array;
+  /**
+   * Glue g without its owner (type, class, TTL, RDLENGTH, RDATA) is `v[glueFrom[g]..glueTo[g]]`: the encode
+   * already wrote every glue record once, so a miss copies nothing more (issue 11 #6).
+   */
+  readonly glueFrom: Int32Array;
+  readonly glueTo: Int32Array;
   /** Our OPT record, or empty. */
   readonly tail: Buffer;
   /** Records a response may show (§3.6) and the byte limit (§4.2). */
@@ -104,7 +107,7 @@ interface NameEntry {
   slots: Slot[];
   bytes: number;
   /** The change keys every slot's answer was read from; ANY_CHANGE when some plan did not say. */
-  readonly deps: readonly string[];
+  readonly deps: ReadonlySet<string> | readonly string[];
 }
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -112,16 +115,18 @@ const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 const A_RECORD_BYTES = 16;
 const AAAA_RECORD_BYTES = 28;
 const OPT_RECORD_BYTES = 11;
-/** A/AAAA answers with at most this many records keep every rotation encoded; larger ones rotate per hit. */
-const PRECOMPUTED_ROTATIONS = 32;
 /** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
 const ENTRY_OVERHEAD_BYTES = 512;
-/** Slots kept per name (types × size classes); more is a client iterating over types, not a hot name. */
-const MAX_SLOTS_PER_NAME = 16;
+/**
+ * Slots kept per name: types × the four size classes (no EDNS, and EDNS at 512, 1232 or maxUdpPayload), room for
+ * eight types. More is a client iterating over types, not a hot name.
+ */
+const MAX_SLOTS_PER_NAME = 32;
 /** DNS flag day 2020 EDNS size: the size class between 512 and a larger maxUdpPayloadBytes. */
 const EDNS_DEFAULT_BYTES = 1232;
 /** Index key of names whose plan gave no dependencies: dropped on every change. */
 const ANY_CHANGE = '*';
+const ANY_DEPS: readonly string[] = [ANY_CHANGE];
 
 export class QueryProcessor {
   readonly #responder: Responder;
@@ -162,6 +167,11 @@ export class QueryProcessor {
   /** Number of cached names (tests, metrics). */
   get cachedNames(): number {
     return this.#cache.size;
+  }
+
+  /** Bytes the cache accounts for its entries (encoded answers plus measured per-entry heap). */
+  get cachedBytes(): number {
+    return this.#cache.calculatedSize;
   }
 
   /**
@@ -234,7 +244,7 @@ export class QueryProcessor {
       // response, so every record gets its turn first over UDP too, with a miss costing one encode.
       const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
       const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES }, plan, base);
-      srv = srvLayout(buf, q.questionEnd, plan, base, limit, q.edns);
+      srv = srvLayout(buf, q.questionEnd, base, limit, plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n, q.edns);
       if (srv !== null) variants = [buf];
     }
     if (variants === null && plan.order !== 'fixed' && n > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
@@ -256,15 +266,11 @@ export class QueryProcessor {
           shown = Math.min(wanted, count, fit);
           if (shown < wanted) buf[2]! |= 0x02;
           else buf[2]! &= ~0x02;
-          if (count <= PRECOMPUTED_ROTATIONS) {
-            // Few records: keep every rotation ready, so a hit is one copy (measured: 377 vs 613 ns a hit).
-            variants = [];
-            for (let r = 0; r < count; r++) variants.push(rotate(buf, q.questionEnd, count, size, shown, r));
-          } else {
-            variants = [buf];
-            blocks = count;
-            block = size;
-          }
+          // One buffer, rotated per response (at most two range copies): a miss encodes once and stores one
+          // buffer instead of one per rotation (issue 11 #6: a miss must cost little more than a hit).
+          variants = [buf];
+          blocks = count;
+          block = size;
         }
       }
     }
@@ -295,10 +301,8 @@ export class QueryProcessor {
     }
     const newSlot: Slot = {
       qtype: q.qtype,
-      qclass: q.qclass,
       limit,
       edns: q.edns,
-      dnssecOk: q.dnssecOk,
       variants,
       truncated,
       rcode: plan.rcode,
@@ -311,7 +315,8 @@ export class QueryProcessor {
     };
     let bytes = 0;
     for (const v of variants) bytes += v.length;
-    const deps = plan.deps === undefined ? [ANY_CHANGE] : [...plan.deps];
+    // The responder's own set when it gives one (iterated again on every change): no copy per miss.
+    const deps = plan.deps === undefined ? ANY_DEPS : plan.deps instanceof Set || Array.isArray(plan.deps) ? (plan.deps as ReadonlySet<string> | readonly string[]) : [...plan.deps];
     let stored: NameEntry;
     if (entry) {
       // A new entry object: lru-cache re-measures an entry only when a different value is set.
@@ -393,8 +398,15 @@ export class QueryProcessor {
     // Echo this query's RD (0x0100) and CD (0x0010); the rest of the flags belong to the cached answer.
     out[2] = (out[2]! & 0xfe) | ((q.flags >> 8) & 0x01);
     out[3] = (out[3]! & 0xef) | (q.flags & 0x10);
-    // Same name length (the cache key is the lowercase name): the client's spelling overwrites ours in place.
+    // Same name length (the cache key is the lowercase name): the client's spelling, type and class overwrite
+    // ours in place.
     msg.copy(out, HEADER_BYTES, HEADER_BYTES, q.questionEnd);
+    // RFC 3225 §3: DO copied from the query into our OPT, which is always the last record (its flags' high byte
+    // sits 4 bytes before the end).
+    if (q.edns) {
+      const at = out.length - 4;
+      out[at] = (out[at]! & 0x7f) | (q.dnssecOk ? 0x80 : 0);
+    }
     return out;
   }
 
@@ -428,7 +440,7 @@ function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {
   const slots = entry.slots;
   for (let i = 0; i < slots.length; i++) {
     const s = slots[i]!;
-    if (s.qtype === q.qtype && s.qclass === q.qclass && s.limit === limit && s.edns === q.edns && s.dnssecOk === q.dnssecOk) return s;
+    if (s.qtype === q.qtype && s.limit === limit && s.edns === q.edns) return s;
   }
   return undefined;
 }
@@ -441,12 +453,10 @@ function rotate(v: Buffer, start: number, count: number, size: number, shown: nu
   const tail = start + count * size;
   const out = Buffer.allocUnsafe(start + shown * size + (v.length - tail));
   v.copy(out, 0, 0, start);
-  let o = start;
-  for (let i = 0; i < shown; i++) {
-    const src = start + ((r + i) % count) * size;
-    v.copy(out, o, src, src + size);
-    o += size;
-  }
+  // The window [r, r + shown) wraps around the end at most once: two contiguous runs of records.
+  const first = Math.min(shown, count - r);
+  let o = start + v.copy(out, start, start + r * size, start + (r + first) * size);
+  if (first < shown) o += v.copy(out, o, start, start + (shown - first) * size);
   v.copy(out, o, tail);
   out[6] = shown >> 8;
   out[7] = shown & 0xff;
@@ -464,82 +474,82 @@ const POINTER_LIMIT = 0x4000;
  * response whose glue targets could sit past where pointers reach, or a single record that does not fit with
  * its glue (then the precomputed variants decide, answers alone if need be).
  */
-function srvLayout(v: Buffer, start: number, plan: Plan, base: readonly Rec[], limit: number, edns: boolean): SrvLayout | null {
+function srvLayout(v: Buffer, start: number, base: readonly Rec[], limit: number, cap: number, edns: boolean): SrvLayout | null {
   const n = base.length;
   if (v.readUInt16BE(6) !== n || v.readUInt16BE(8) !== 0 || (v[2]! & 0x02) !== 0) return null;
-  const glueIndex = new Map<string, number>();
-  const glueParts: Buffer[] = [];
-  for (const g of plan.additional) {
-    if ((g.type !== TYPE.A && g.type !== TYPE.AAAA) || glueIndex.has(g.name)) return null;
-    glueIndex.set(g.name, glueParts.length);
-    const rdata = g.type === TYPE.A ? 4 : 16;
-    const b = Buffer.allocUnsafe(10 + rdata);
-    b.writeUInt16BE(g.type, 0);
-    b.writeUInt16BE(1, 2); // class IN
-    b.writeUInt32BE(g.ttl >>> 0, 4);
-    b.writeUInt16BE(rdata, 8);
-    if (g.type === TYPE.A) {
-      const p = g.address.split('.');
-      for (let i = 0; i < 4; i++) b[10 + i] = Number(p[i]);
-    } else {
-      const groups = ipv6Groups(g.address);
-      for (let i = 0; i < 8; i++) b.writeUInt16BE(groups[i]!, 10 + 2 * i);
-    }
-    glueParts.push(b);
-  }
-  const recStart = new Int32Array(n);
-  const recEnd = new Int32Array(n);
-  const glueOf = new Int32Array(n);
-  const used = new Set<number>();
+  // One Int32Array for every index (one allocation a miss): records, glue, then the per-serve scratch.
+  const arcount = v.readUInt16BE(10);
+  const glueCount = arcount - (edns ? 1 : 0);
+  if (glueCount <= 0 || glueCount > n) return null;
+  const ints = new Int32Array(6 * n + 4 * glueCount);
+  const recStart = ints.subarray(0, n);
+  const recEnd = ints.subarray(n, 2 * n);
+  const glueOf = ints.subarray(2 * n, 3 * n);
+  const picked = ints.subarray(3 * n, 4 * n);
+  const pickedGlue = ints.subarray(4 * n, 5 * n);
+  const targetOf = ints.subarray(5 * n, 6 * n);
+  const glueFrom = ints.subarray(6 * n, 6 * n + glueCount);
+  const glueTo = ints.subarray(6 * n + glueCount, 6 * n + 2 * glueCount);
+  const targetAt = ints.subarray(6 * n + 2 * glueCount, 6 * n + 3 * glueCount);
+  const stamp = ints.subarray(6 * n + 3 * glueCount);
   let o = start;
   for (let i = 0; i < n; i++) {
     const r = base[i]!;
     if (r.type !== TYPE.SRV || o + 12 > v.length || v[o] !== 0xc0 || v[o + 1] !== HEADER_BYTES || v.readUInt16BE(o + 2) !== TYPE.SRV) return null;
     recStart[i] = o;
+    targetOf[i] = o + SRV_TARGET_OFFSET;
     o += 12 + v.readUInt16BE(o + 10);
     recEnd[i] = o;
-    const g = glueIndex.get(r.srv.target);
-    if (g === undefined) return null;
+  }
+  // Glue as the encode wrote it: owner a pointer to the target in the first SRV record naming it, then A/AAAA.
+  const byPointer = new Map<number, number>();
+  for (let g = 0; g < glueCount; g++) {
+    if (o + 12 > v.length || (v[o]! & 0xc0) !== 0xc0) return null;
+    const type = v.readUInt16BE(o + 2);
+    if ((type !== TYPE.A && type !== TYPE.AAAA) || v.readUInt16BE(o + 4) !== CLASS.IN) return null;
+    const ptr = ((v[o]! & 0x3f) << 8) | v[o + 1]!;
+    if (byPointer.has(ptr)) return null;
+    byPointer.set(ptr, g);
+    glueFrom[g] = o + 2;
+    o += 12 + v.readUInt16BE(o + 10);
+    glueTo[g] = o;
+  }
+  // Each record's glue: the one pointing at its own target, or at an earlier record's with the same target.
+  let byTarget: Map<string, number> | null = null;
+  const used = new Uint8Array(glueCount);
+  for (let i = 0; i < n; i++) {
+    const target = (base[i] as Extract<Rec, { type: 33 }>).srv.target;
+    let g = byPointer.get(targetOf[i]!);
+    if (g !== undefined) {
+      byTarget?.set(target, g);
+    } else {
+      if (byTarget === null) {
+        // A shared target (one instance, several ports): index every target seen so far once.
+        byTarget = new Map();
+        for (let k = 0; k < i; k++) byTarget.set((base[k] as Extract<Rec, { type: 33 }>).srv.target, glueOf[k]!);
+      }
+      g = byTarget.get(target);
+      if (g === undefined) return null;
+    }
     glueOf[i] = g;
-    used.add(g);
+    used[g] = 1;
   }
-  if (used.size !== glueParts.length) return null;
-  const glueAt = new Int32Array(glueParts.length + 1);
-  for (let g = 0; g < glueParts.length; g++) glueAt[g + 1] = glueAt[g]! + glueParts[g]!.length;
-  const glue = Buffer.concat(glueParts);
-  let tail: Buffer = Buffer.alloc(0);
+  for (let g = 0; g < glueCount; g++) if (used[g] === 0) return null;
+  let tail: Buffer = EMPTY;
   if (edns) {
-    const at = v.length - 11;
-    if (at < o || v[at] !== 0 || v.readUInt16BE(at + 1) !== TYPE.OPT) return null;
-    tail = Buffer.from(v.subarray(at));
-  }
-  let full = start + tail.length;
-  for (let i = 0; i < n; i++) full += recEnd[i]! - recStart[i]!;
-  full += glue.length + 2 * glueParts.length;
-  if (full > POINTER_LIMIT && limit > POINTER_LIMIT) return null;
+    if (o !== v.length - OPT_RECORD_BYTES || v[o] !== 0 || v.readUInt16BE(o + 1) !== TYPE.OPT) return null;
+    tail = v.subarray(o);
+  } else if (o !== v.length) return null;
+  // Rotated, a glue owner may point to a target past where pointers reach: only when the whole answer is that long.
+  if (v.length > POINTER_LIMIT && limit > POINTER_LIMIT) return null;
   for (let i = 0; i < n; i++) {
     const g = glueOf[i]!;
-    if (start + recEnd[i]! - recStart[i]! + 2 + glueAt[g + 1]! - glueAt[g]! + tail.length > limit) return null;
+    if (start + recEnd[i]! - recStart[i]! + 2 + glueTo[g]! - glueFrom[g]! + tail.length > limit) return null;
   }
-  const cap = plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n;
-  return {
-    v,
-    start,
-    recStart,
-    recEnd,
-    glueOf,
-    glue,
-    glueAt,
-    tail,
-    cap,
-    limit,
-    picked: new Int32Array(n),
-    pickedGlue: new Int32Array(n),
-    targetAt: new Int32Array(glueParts.length),
-    stamp: new Int32Array(glueParts.length),
-    serve: 0,
-  };
+  return { v, start, recStart, recEnd, glueOf, glueFrom, glueTo, tail, cap, limit, picked, pickedGlue, targetAt, stamp, serve: 0 };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Pick the records of the response that starts at record `r`: in rotation order, up to `cap`, while each one
@@ -558,7 +568,7 @@ function pickSrv(l: SrvLayout, r: number): number {
     const i = (r + k) % n;
     const g = l.glueOf[i]!;
     const fresh = l.stamp[g] !== l.serve;
-    const add = l.recEnd[i]! - l.recStart[i]! + (fresh ? 2 + l.glueAt[g + 1]! - l.glueAt[g]! : 0);
+    const add = l.recEnd[i]! - l.recStart[i]! + (fresh ? 2 + l.glueTo[g]! - l.glueFrom[g]! : 0);
     if (size + add > l.limit) break;
     size += add;
     l.picked[count] = i;
@@ -584,7 +594,7 @@ function rotateSrv(l: SrvLayout, r: number): Buffer {
     answers += l.recEnd[i]! - l.recStart[i]!;
     const g = l.pickedGlue[k]!;
     if (g >= 0) {
-      glueBytes += 2 + l.glueAt[g + 1]! - l.glueAt[g]!;
+      glueBytes += 2 + l.glueTo[g]! - l.glueFrom[g]!;
       glueCount++;
     }
   }
@@ -603,7 +613,7 @@ function rotateSrv(l: SrvLayout, r: number): Buffer {
     const p = l.targetAt[g]!;
     out[o] = 0xc0 | (p >> 8);
     out[o + 1] = p & 0xff;
-    o += 2 + l.glue.copy(out, o + 2, l.glueAt[g]!, l.glueAt[g + 1]!);
+    o += 2 + v.copy(out, o + 2, l.glueFrom[g]!, l.glueTo[g]!);
   }
   l.tail.copy(out, o);
   out.writeUInt16BE(count, 6);
