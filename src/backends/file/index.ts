@@ -278,6 +278,7 @@ class FileBackend implements Backend {
   async #loadOnce(quiet = false): Promise<void> {
     if (this.#stopped) return;
     // In a child process: read, size limit, content hash, parse and validate (see the header).
+    this.#logger.debug({ event: 'reload_started', file: this.#display }, 'reading the services file');
     const running = loadInWorker(
       {
         path: this.#absPath,
