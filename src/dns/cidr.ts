@@ -145,17 +145,17 @@ export function wordMask(bits: number): number {
   return bits <= 0 ? 0 : bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
 }
 
-/** Parse "a.b.c.d/n", "x::/n" or a bare address (a host prefix); a string message when it is not one. */
+/** Parse "a.b.c.d/n", "x::/n" or a bare address (a host prefix); a message (the rule broken) when it is not one. */
 export function parsePrefix(text: string): Prefix | string {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const fam = isIP(addr);
-  if (fam === 0) return `"${text}" is not an IP address or CIDR prefix (e.g. "10.0.0.0/8", "fd00::/8")`;
+  if (fam === 0) return 'must be an IP address or CIDR prefix such as "10.0.0.0/8" or "fd00::/8"';
   const max = fam === 4 ? 32 : 128;
   let length = max;
   if (slash >= 0) {
     const l = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(l) || Number(l) > max) return `"${text}": the prefix length must be 0..${max}`;
+    if (!/^\d{1,3}$/.test(l) || Number(l) > max) return `the prefix length must be 0..${max}`;
     length = Number(l);
   }
   const words = new Uint32Array(4);
@@ -163,7 +163,7 @@ export function parsePrefix(text: string): Prefix | string {
   // An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) compares as IPv4.
   let family: 4 | 6 = fam === 4 ? 4 : 6;
   if (fam === 6 && parsed === 4) {
-    if (length < 96) return `"${text}": an IPv4-mapped prefix must be /96 or longer`;
+    if (length < 96) return 'an IPv4-mapped prefix must be /96 or longer';
     family = 4;
     length -= 96;
   }
@@ -205,7 +205,7 @@ export const prefixSchema = z.string().transform((s, ctx) => {
 export function compilePrefixes(texts: readonly string[]): Prefix[] {
   return texts.map((t) => {
     const p = parsePrefix(t);
-    if (typeof p === 'string') throw new RangeError(p);
+    if (typeof p === 'string') throw new RangeError(`"${t}": ${p}`);
     return p;
   });
 }

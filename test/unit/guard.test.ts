@@ -9,6 +9,7 @@ import { parseAddress, parsePrefix, prefixContains } from '../../src/dns/cidr.ts
 import { ClientAddress, Guard, questionType } from '../../src/dns/guard.ts';
 import { RateLimiter, rateLimitSchema, RRL, RRL_CLASS, responseClass, slipResponse, type RateLimitConfig } from '../../src/dns/rrl.ts';
 import { configSchema } from '../../src/config/schema.ts';
+import { validateConfig } from '../../src/config/load.ts';
 import { buildQuery, decode } from '../helpers/dns-client.ts';
 
 const words = new Uint32Array(4);
@@ -72,7 +73,7 @@ describe('cidr: addresses parsed from the text Node hands over, without allocati
     assert.equal(prefixContains(v6, d.family, d.words), false);
     assert.equal(prefixContains(v6, a.family, a.words), false, 'an IPv4 client never matches an IPv6 prefix');
     assert.match(String(parsePrefix('10.0.0.0/33')), /prefix length must be 0..32/);
-    assert.match(String(parsePrefix('nope/8')), /not an IP address/);
+    assert.match(String(parsePrefix('nope/8')), /must be an IP address or CIDR prefix/);
   });
 });
 
@@ -105,6 +106,16 @@ describe('acl: ordered rules, first match decides, default allow (issue 12 #2)',
     assert.throws(() => configSchema.shape.acl.parse([{ action: 'drop', from: '10.0.0.0/40' }]), /prefix length/);
     assert.throws(() => configSchema.shape.acl.parse([{ action: 'drop', from: '10.0.0.0/8', types: ['BOGUS'] }]), /unknown query type/);
     assert.throws(() => configSchema.shape.acl.parse([{ action: 'drop', from: '10.0.0.0/8', tpyes: ['A'] }]));
+  });
+  it('a bad rule in a config file is reported at its path, with the value and the rule', () => {
+    const raw = { acl: [{ action: 'refuse', from: ['10.0.0.0/8', '10.300.0.0/16'] }], backends: [{ type: 'file', path: 'x.yaml' }] };
+    assert.throws(() => validateConfig(raw, 'svcdns.yaml'), (e: Error) => /acl\[0\]\.from\[1\]/.test(e.message) && /10\.300\.0\.0\/16/.test(e.message) && /CIDR prefix/.test(e.message));
+    const rl = { rateLimit: { enabled: true, tableSize: 1000 }, backends: [{ type: 'file', path: 'x.yaml' }] };
+    assert.throws(() => validateConfig(rl, 'svcdns.yaml'), /rateLimit\.tableSize/);
+    const ok = validateConfig({ backends: [{ type: 'file', path: 'x.yaml' }] }, 'svcdns.yaml');
+    assert.equal(ok.rateLimit.enabled, false, 'off by default');
+    assert.deepEqual(ok.acl, []);
+    assert.equal(ok.tcp.maxConnectionsPerSource, 100);
   });
   it('reads the question type straight from the wire', () => {
     const q = buildQuery('web.service.sd.internal', 'SRV');
