@@ -527,6 +527,13 @@ export class ConsulFake {
       }
     } else if (url.pathname.startsWith('/v1/health/service/')) {
       key = `${dcName}\u0000health\u0000${decodeURIComponent(url.pathname.slice('/v1/health/service/'.length))}`;
+      // Consul filters after the (blocking) query resolved: X-Consul-Index stays the service's own index.
+      const filter = q.get('filter');
+      if (filter !== null && !/^Service\.ID\s*==\s*"[^"]*"$/.test(filter.trim())) {
+        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`Failed to create boolean expression evaluator: unsupported by the fake: ${filter}`);
+        return;
+      }
     } else {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`Invalid URL path: not a recognized HTTP API endpoint`);
@@ -543,7 +550,7 @@ export class ConsulFake {
       };
       if (key.includes('\u0000catalog\u0000')) this.#json(res, 200, idx, this.#catalog(dcName), headers);
       else if (key.includes('\u0000state\u0000')) this.#json(res, 200, idx, this.#state(dcName, key.split('\u0000')[2]!, q.get('filter')), headers);
-      else this.#json(res, 200, idx, this.#health(dcName, key.split('\u0000')[2]!, flag(q, 'passing')), headers);
+      else this.#json(res, 200, idx, this.#health(dcName, key.split('\u0000')[2]!, flag(q, 'passing'), q.get('filter')), headers);
     };
     const want = Number(q.get('index') ?? '0');
     if (!(want > 0) || this.#currentIndex(key) > want) {
@@ -603,10 +610,12 @@ export class ConsulFake {
     );
   }
 
-  #health(dcName: string, name: string, passing: boolean): unknown[] {
+  #health(dcName: string, name: string, passing: boolean, filter: string | null = null): unknown[] {
     const d = this.#dcs.get(dcName)!;
     const out: unknown[] = [];
+    const onlyId = filter === null ? null : /"([^"]*)"/.exec(filter)![1]!;
     for (const id of d.byName.get(name) ?? []) {
+      if (onlyId !== null && id !== onlyId) continue;
       const s = d.services.get(id)!;
       const n = d.nodes.get(s.node)!;
       const { checks: nodeChecks, ...node } = n;

@@ -47,7 +47,16 @@ interface Datacenter {
   /** Change hints while watches outnumber blocking slots: a watch on the non-passing checks. */
   hint: BlockingLoop | null;
   hintPrev: Set<string> | null;
+  /** An index sweep runs (see #sweep); `sweepAgain`: the catalog index moved again meanwhile. */
+  sweeping: boolean;
+  sweepAgain: boolean;
 }
+
+/**
+ * A filter no instance matches (Consul sets an empty service ID to the service name), so a probe of
+ * /v1/health/service/<name> answers `[]` with the service's own X-Consul-Index: Consul filters after the query.
+ */
+export const INDEX_PROBE_FILTER = 'Service.ID == ""';
 
 export interface ConsulBackendOptions {
   /** Monotonic clock, ms (injected for tests). */
@@ -82,6 +91,8 @@ export class ConsulBackend implements Backend {
   #startedAt = 0;
   readonly #warned = new Set<string>();
   #stopped = false;
+  /** Index sweeps started (for tests and the bench). */
+  sweeps = 0;
 
   constructor(cfg: ConsulBackendConfig, ctx: BackendContext, opts: ConsulBackendOptions = {}) {
     this.name = cfg.name ?? 'consul';
@@ -98,6 +109,32 @@ export class ConsulBackend implements Backend {
       blocking: new Semaphore(this.#blockingSlots),
       waitSeconds: () => this.#waitSeconds(),
     };
+    this.#registerMetrics(ctx);
+  }
+
+  /** Per-datacenter time (this.#now, ms) of the catalog watch's last completed request. */
+  readonly #catalogReplyMs = new Map<string, number>();
+
+  /** Scrape-time gauges over the watch loops (BackendContext.metrics; nothing on any request path). */
+  #registerMetrics(ctx: BackendContext): void {
+    const m = ctx.metrics;
+    if (m === undefined) return;
+    const watches = () => {
+      let n = 0;
+      for (const dc of this.#dcs.values()) n += dc.watches.size;
+      return n;
+    };
+    m.gauge('consul_blocking_slots', 'Blocking-query connections the Consul backend may hold (maxConnections minus the fetch pool and the catalog/hint watches).', () => this.#blockingSlots);
+    m.gauge('consul_blocking_slots_in_use', 'Blocking-query connections the Consul backend holds now.', () => this.#blockingSlots - this.#pools.blocking.free);
+    m.gauge('consul_watches', 'Per-service health watches the Consul backend runs (one per service in the catalog, per datacenter).', watches);
+    m.gauge('consul_watches_queued', 'Service watches waiting for a blocking slot (more watches than slots: each waits its turn, change hints let it skip the queue).', () => this.#pools.blocking.waiting);
+    m.gauge('consul_catalog_last_reply_age_seconds', 'Seconds since the catalog watch last completed a request (its index confirmed or advanced), oldest over datacenters; a blocking query returns at least every waitSeconds, so a much larger age means the watch is stuck.', () => {
+      if (this.#catalogReplyMs.size === 0) return null;
+      const now = this.#now();
+      let age = 0;
+      for (const t of this.#catalogReplyMs.values()) age = Math.max(age, (now - t) / 1000);
+      return age;
+    });
   }
 
   ownsScope(scope: string | null): boolean {
@@ -198,6 +235,8 @@ export class ConsulBackend implements Backend {
       nodeServices: new Map(),
       hint: null,
       hintPrev: null,
+      sweeping: false,
+      sweepAgain: false,
       catalog: new BlockingLoop({
         http,
         path: '/v1/catalog/services',
@@ -208,7 +247,10 @@ export class ConsulBackend implements Backend {
         now: this.#now,
         random: this.#random,
         onData: (r) => this.#onCatalog(dc, r),
-        onOk: () => this.#ok(dc.catalog),
+        onOk: () => {
+          this.#catalogReplyMs.set(scope, this.#now());
+          this.#ok(dc.catalog);
+        },
         onError: (e) => this.#fail(dc.catalog, e),
       }),
     };
@@ -270,8 +312,13 @@ export class ConsulBackend implements Backend {
       if (w.service !== null) this.#changedKeys.add(serviceKey(dc.scope, name));
       this.#dirty = true;
     }
+    const wasSynced = dc.catalogSynced;
     dc.catalogSynced = true;
     this.#updateHints();
+    // Every registration, deregistration and port or address change moves the catalog index; a watch waiting
+    // its turn for a blocking slot would see it only when its turn comes (~watches/slots × wait). Find the
+    // services whose own index moved with cheap probes, and read those at once.
+    if (wasSynced) this.#requestSweep(dc);
     this.#dirty = true;
     this.#scheduleEmit();
     this.#maybeRecovered();
@@ -406,6 +453,66 @@ export class ConsulBackend implements Backend {
     };
     for (const k of now) if (!prev.has(k)) poke(k);
     for (const k of prev) if (!now.has(k)) poke(k);
+  }
+
+  // ---- index sweep: Consul has no endpoint listing each service's index, but a probe of one service with a filter
+  // that matches nothing answers `[]` (a few bytes) with that service's X-Consul-Index. After the catalog index
+  // moves, every watch that is not holding a blocking query (those Consul wakes itself) is probed through the
+  // fetch pool, and a watch whose index moved reads at once (poke). Sweeps coalesce: moves during a sweep cause
+  // one more sweep after it, so a change waits at most about two sweeps, whatever the number of blocking slots.
+
+  #requestSweep(dc: Datacenter): void {
+    let watches = 0;
+    for (const d of this.#dcs.values()) watches += d.watches.size;
+    if (watches <= this.#blockingSlots || this.#stopped) return; // every watch holds its own blocking query
+    dc.sweepAgain = true;
+    if (dc.sweeping) return;
+    dc.sweeping = true;
+    void this.#sweep(dc)
+      .catch((e: unknown) => {
+        if (!this.#stopped) this.#warnOnce(`sweep/${dc.scope}`, 'consul index sweep failed', { err: String(e) });
+      })
+      .finally(() => {
+        dc.sweeping = false;
+      });
+  }
+
+  async #sweep(dc: Datacenter): Promise<void> {
+    const signal = this.#abort.signal;
+    const http = this.#http!;
+    const fetch = this.#pools.fetch;
+    while (dc.sweepAgain && !signal.aborted) {
+      dc.sweepAgain = false;
+      this.sweeps++;
+      const watches = [...dc.watches.values()];
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < watches.length && !signal.aborted) {
+          const w = watches[next++]!;
+          if (w.loop.stopped || w.loop.holdingBlocking || w.loop.index <= 1) continue;
+          const release = await fetch.acquire(signal);
+          if (release === null) return;
+          try {
+            if (w.loop.stopped || w.loop.holdingBlocking) continue;
+            const held = w.loop.index;
+            const r = await http.get(`/v1/health/service/${encodeURIComponent(w.consulName)}`, {
+              query: { dc: dc.dcParam, filter: INDEX_PROBE_FILTER },
+              timeoutMs: this.#cfg.requestTimeoutMs,
+              signal,
+            });
+            if (r.index !== null && r.index > held && w.loop.index === held) w.loop.poke();
+          } catch (e) {
+            if (e instanceof AbortedError || signal.aborted) return;
+            // A failed probe only loses the shortcut: the watch still comes round in its turn.
+          } finally {
+            release();
+          }
+        }
+      };
+      const workers: Promise<void>[] = [];
+      for (let i = 0; i < this.#cfg.fetchConcurrency; i++) workers.push(worker());
+      await Promise.all(workers);
+    }
   }
 
   #allSynced(): boolean {

@@ -36,6 +36,11 @@ export class Semaphore {
     return this.#queue.length;
   }
 
+  /** Permits not held right now (metrics: slots in use = size − free). */
+  get free(): number {
+    return this.#free;
+  }
+
   acquire(signal: AbortSignal): Promise<(() => void) | null> {
     if (signal.aborted) return Promise.resolve(null);
     if (this.#free > 0) {
@@ -166,6 +171,11 @@ export class BlockingLoop {
 
   get stopped(): boolean {
     return this.#abort.signal.aborted;
+  }
+
+  /** A blocking query of this loop is in flight: Consul itself answers it when the resource changes. */
+  get holdingBlocking(): boolean {
+    return this.#holdingBlocking;
   }
 
   start(): void {
