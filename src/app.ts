@@ -92,7 +92,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // before a socket exists, and the wait is spent with the port closed, which a resolver treats as a dead server
   // (it asks another one) where an early NXDOMAIN would be cached.
   const backends: Backend[] = [];
-  for (const bc of config.backends) backends.push(await createBackend(bc, configDir, opts));
+  for (const bc of config.backends) backends.push(await createBackend(bc, configDir, opts, metrics));
   const supervisorHooks: SupervisorHooks = {
     onSnapshot(backend, swapMs) {
       metrics.snapshotApplied(backend, swapMs);
@@ -229,7 +229,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // Create everything that can fail before touching what runs: a failure leaves the running config in place.
     const created = new Map<string, Backend>();
     try {
-      for (const bc of [...plan.change, ...plan.add]) created.set(backendName(bc), await createBackend(bc, configDir, opts));
+      for (const bc of [...plan.change, ...plan.add]) created.set(backendName(bc), await createBackend(bc, configDir, opts, metrics));
     } catch (err) {
       metrics.configReload(false);
       throw err;
@@ -258,6 +258,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     for (const name of plan.remove) {
       take(name);
       store.unregister(name);
+      metrics.forgetBackend(name);
     }
     for (const st of staged) {
       const b = st.backend;
@@ -435,7 +436,7 @@ function answererFor(store: Store, config: Config): Answerer {
 }
 
 
-async function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions): Promise<Backend> {
+async function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppOptions, metrics: Metrics): Promise<Backend> {
   const mod = backendModules[bc.type] as BackendModule<AnyBackendConfig>;
   const name = bc.name ?? bc.type;
   const { create } = await mod.load();
@@ -443,5 +444,6 @@ async function createBackend(bc: AnyBackendConfig, configDir: string, opts: AppO
     logger: opts.logger.child({ backend: name }),
     configDir,
     env: opts.env ?? process.env,
+    metrics: metrics.backendMetrics(name),
   });
 }

@@ -76,6 +76,20 @@ export interface BackendContext {
   readonly configDir: string;
   /** Environment (injected so tests do not mutate process.env). */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** The backend's own metrics, labelled `backend: <name>` (absent in unit tests and check-config: count nothing). */
+  readonly metrics?: BackendMetrics;
+}
+
+/**
+ * How a backend exports metrics of its own (`svcdns_<type>_*`, e.g. `svcdns_consul_watches_queued`) without
+ * seeing the registry: observability/metrics.ts implements it per backend. Names are snake_case; counters end in
+ * `_total`, times are in seconds.
+ */
+export interface BackendMetrics {
+  /** A gauge read at scrape time; `read` returning null leaves the series out (nothing to report yet). */
+  gauge(name: string, help: string, read: () => number | null): void;
+  /** A counter; returns the function that adds to it (1 by default). */
+  counter(name: string, help: string): (n?: number) => void;
 }
 
 export interface Backend {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import client from 'prom-client';
+import type { BackendMetrics } from '../backends/backend.ts';
 import type { DnsMetrics } from '../dns/processor.ts';
 import {
   ANSWER_LATENCY_BUCKETS_SECONDS,
@@ -511,6 +512,61 @@ export class Metrics implements DnsMetrics {
   }
 
   // ---- other sources ----
+
+  readonly #backendGauges = new Map<string, Map<string, () => number | null>>();
+  readonly #backendCounters = new Map<string, client.Counter<'backend'>>();
+
+  /**
+   * The metrics hook a backend named `backend` gets in its context (BackendContext.metrics). Each name is one
+   * family labelled `backend`; a later instance of the same backend (a reload) takes over its gauge readers and
+   * adds to the same counters.
+   */
+  backendMetrics(backend: string): BackendMetrics {
+    const check = (name: string, counter: boolean) => {
+      if (!/^[a-z][a-z0-9]*_[a-z0-9_]+$/.test(name) || counter !== name.endsWith('_total')) throw new Error(`bad backend metric name ${name}`);
+      return `svcdns_${name}`;
+    };
+    return {
+      gauge: (name, help, read) => {
+        const full = check(name, false);
+        let readers = this.#backendGauges.get(full);
+        if (readers === undefined) {
+          const rs = (readers = new Map());
+          this.#backendGauges.set(full, rs);
+          new client.Gauge({
+            name: full,
+            help,
+            labelNames: ['backend'],
+            registers: [this.registry],
+            collect() {
+              this.reset();
+              for (const [b, r] of rs) {
+                const v = r();
+                if (v !== null) this.set({ backend: b }, v);
+              }
+            },
+          });
+        }
+        readers.set(backend, read);
+      },
+      counter: (name, help) => {
+        const full = check(name, true);
+        let c = this.#backendCounters.get(full);
+        if (c === undefined) {
+          c = new client.Counter({ name: full, help, labelNames: ['backend'], registers: [this.registry] });
+          this.#backendCounters.set(full, c);
+        }
+        const counter = c;
+        counter.inc({ backend }, 0);
+        return (n = 1) => counter.inc({ backend }, n);
+      },
+    };
+  }
+
+  /** A backend removed by a reload: its gauges disappear (its counters stay, as counters do). */
+  forgetBackend(backend: string): void {
+    for (const readers of this.#backendGauges.values()) readers.delete(backend);
+  }
 
   /** Count a worker thread's block too (workers: N). */
   addCounters(block: DnsCounters): void {

@@ -29,7 +29,7 @@ export { rbacRules, resourceFor, VERBS } from './rbac.ts';
  */
 export function create(config: KubernetesBackendConfig, ctx: BackendContext, opts: WatcherOptions = {}): Backend {
   const source = chooseSource(config, ctx.configDir, ctx.env);
-  return new KubernetesBackend(config, source, ctx.logger, opts);
+  return new KubernetesBackend(config, source, ctx.logger, ctx.metrics ? { metrics: ctx.metrics, ...opts } : opts);
 }
 
 /**

@@ -14,7 +14,7 @@
 
 import type { Logger } from 'pino';
 import { ListWatch, Watch, getText, type KubeConfig, type KubernetesListObject, type KubernetesObject } from './client.ts';
-import type { Backend, BackendSink } from '../backend.ts';
+import type { Backend, BackendMetrics, BackendSink } from '../backend.ts';
 import { BackendError } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
 import { claimOwns, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
@@ -36,7 +36,12 @@ export interface WatcherOptions {
   readonly maxReconnectDelayMs?: number;
   /** Overrides config `resyncMs` (tests need sub-second relists; the schema's floor is 10 s). */
   readonly resyncMs?: number;
+  /** The backend's metrics (BackendContext.metrics, passed on by index.ts). */
+  readonly metrics?: BackendMetrics;
 }
+
+/** Stands in for a counter when no metrics hook is given. */
+const NO_COUNT = (): void => {};
 
 /** Default cap on the informer's reconnect delay after a watch stream ends normally (ms). */
 export const MAX_RECONNECT_DELAY_MS = 5_000;
@@ -96,8 +101,15 @@ export class KubernetesBackend implements Backend {
   /** An error was reported since the last snapshot: the next healthy moment must re-emit to clear staleness. */
   #stale = false;
   #stopped = false;
+  readonly #countEvent: (n?: number) => void;
+  readonly #countExpired: (n?: number) => void;
+  readonly #countRestart: (n?: number) => void;
 
   constructor(config: KubernetesBackendConfig, source: KubeConfigSource, logger: Logger, opts: WatcherOptions = {}) {
+    const m = opts.metrics;
+    this.#countEvent = m?.counter('kubernetes_watch_events_total', 'Watch events (ADDED, MODIFIED, DELETED) the Kubernetes backend applied to its cache (bookmarks and errors not counted).') ?? NO_COUNT;
+    this.#countExpired = m?.counter('kubernetes_watch_expired_relists_total', 'Watches that expired (410 Gone, as HTTP status or in the stream) and made the informer relist.') ?? NO_COUNT;
+    this.#countRestart = m?.counter('kubernetes_watch_restarts_total', 'Informers restarted with backoff after a failed list or watch.') ?? NO_COUNT;
     this.name = config.name ?? 'kubernetes';
     this.#config = config;
     this.#source = source;
@@ -205,6 +217,7 @@ export class KubernetesBackend implements Backend {
           const message = typeof status?.message === 'string' ? status.message : '';
           if (status?.code === 410 || (status?.code === undefined && EXPIRED_MESSAGE.test(message))) {
             this.#logger.info({ namespace: feed.namespace, reason: status?.reason, message }, 'kubernetes: watch expired (in-stream 410), relisting');
+            this.#countExpired();
             // client-node relists only on code 410; normalise the code-less etcd2 form so it does too.
             return { ...status, code: 410 };
           }
@@ -213,12 +226,14 @@ export class KubernetesBackend implements Backend {
         }
         this.#recovered(feed); // events flow again: clear a failure reported on this stream
         if (type === 'BOOKMARK') return obj;
+        this.#countEvent();
         return slimObject(obj, this.#config.api) ?? obj; // the informer caches only what we use
       },
       done: (err) => {
         if (!isCurrent() || !err) return err;
         if (httpStatus(err) === 410) {
           this.#logger.info({ namespace: feed.namespace }, 'kubernetes: watch expired (HTTP 410), relisting');
+          this.#countExpired();
           return err; // the informer relists by itself
         }
         if ((err as { name?: unknown }).name === 'TimeoutError') return err; // idle watch: informer re-watches
@@ -307,6 +322,7 @@ export class KubernetesBackend implements Backend {
     this.#report(be, feed);
     if (feed.restartTimer) return;
     const delay = feed.backoff.next();
+    this.#countRestart();
     this.#logger.debug({ namespace: feed.namespace, code: be.code, err: be, delayMs: delay }, 'kubernetes: restarting informer after backoff');
     feed.restartTimer = setTimeout(() => {
       feed.restartTimer = null;
