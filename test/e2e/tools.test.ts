@@ -10,7 +10,7 @@ test('dig, kdig, dnsmasq and dnsperf are installed (.ci/run installs them)', asy
     const bin = requireTool(tool);
     // Each prints a version and exits 0: the binary runs, it is not a stale path.
     // unbound: -V prints the version (its -v means verbose and would start a resolver).
-    const r = await run(bin, tool === 'dnsperf' ? ['-h'] : tool === 'kdig' ? ['--version'] : tool === 'unbound' ? ['-V'] : ['-v'], 5000);
+    const r = await run(bin, tool === 'dnsperf' ? ['-h'] : tool === 'kdig' || tool === 'promtool' ? ['--version'] : tool === 'unbound' ? ['-V'] : ['-v'], 5000);
     assert.ok(r.stdout.length + r.stderr.length > 0, `${tool} printed nothing`);
   }
 });
