@@ -305,6 +305,10 @@ export function judge(query: Buffer, tcp: boolean, resp: Buffer | null): string[
   if (((flags >> 11) & 0xf) !== v.opcode) out.push('opcode not echoed (§3.7)');
   if (flags & 0x0080) out.push('RA=1 (§1.2)');
   if (flags & 0x0040) out.push('Z bit echoed (§5.6)');
+  if (flags & 0x0020) out.push('AD=1: nothing here is DNSSEC-validated');
+  const queryFlags = query.readUInt16BE(2);
+  // §3.7: RD copied; CD copied too (RFC 6840 §5.9). NOTIMP echoes nothing but the opcode (checked below).
+  if (v.opcode === 0 && (flags & 0x0110) !== (queryFlags & 0x0110)) out.push('RD/CD not echoed (§3.7)');
   const rcode = flags & 0xf;
   // Size (§4.2, §4.3): TCP 65535; UDP 512, or with an OPT the client's size (at least 512) capped by ours.
   const limit = tcp ? 65_535 : v.opt && v.wellFormed ? Math.min(Math.max(v.opt.size, 512), MAX_UDP) : 512;

@@ -3,7 +3,7 @@
 // drops (no header, or QR=1: §5.5) or returns one well-formed message (§5.7): it decodes with dns-packet, echoes
 // the ID and the question (§1.4, §3.7), has QR=1, fits 512 / the EDNS size / 65535 (§4.2, §4.3), FORMERR when
 // the query cannot be parsed (§5.5), never a throw or an internal SERVFAIL; UDP without TC=1 carries what TCP
-// does. A sample of the same inputs then goes over real UDP and TCP to the listening server.
+// does; asked again with another ID and letter case (a cache hit), the same records with this ID and spelling. A sample of the same inputs then goes over real UDP and TCP to the listening server.
 // The run is bounded by a number of inputs, never by time; `npm run fuzz` runs the long version.
 
 import assert from 'node:assert/strict';
@@ -34,6 +34,7 @@ describe('fuzz: the query processor (§5.5, §5.7, §4.2, §1.4)', () => {
       ['dropped', () => null],
       ['ID', (b) => (b.writeUInt16BE(4243, 0), b)],
       ['QR', (b) => ((b[2]! &= 0x7f), b)],
+      ['RD', (b) => ((b[2]! ^= 0x01), b)],
       ['question case', (b) => ((b[13]! ^= 0x20), b)],
       ['cut', (b) => b.subarray(0, b.length - 1)],
       ['trailing byte', (b) => Buffer.concat([b, Buffer.from([0])])],

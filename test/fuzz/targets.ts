@@ -15,11 +15,14 @@ function describeThrow(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}\n${err.stack ?? ''}` : String(err);
 }
 
-/** A decoded section as comparable text (order-free: §3.5 rotates and shuffles). */
+/**
+ * A decoded section as comparable text: order-free (§3.5 rotates and shuffles) and case-free, since names in
+ * RDATA (SOA, NS) may be compressed against the question and so take the client's spelling (RFC 4343).
+ */
 function section(rrs: readonly dnsPacket.Answer[] | undefined): string {
   return (rrs ?? [])
     .filter((r) => r.type !== 'OPT')
-    .map((r) => `${r.name.toLowerCase()} ${r.type} ${r.ttl ?? ''} ${JSON.stringify((r as { data?: unknown }).data)}`)
+    .map((r) => `${r.name} ${r.type} ${r.ttl ?? ''} ${JSON.stringify((r as { data?: unknown }).data)}`.toLowerCase())
     .sort()
     .join('\n');
 }
@@ -47,6 +50,25 @@ export function processorTarget(p: QueryProcessor, input: Input): string[] {
     resp.set(tcp, r);
     for (const problem of judge(msg, tcp, r)) out.push(`${tcp ? 'TCP' : 'UDP'}: ${problem}`);
   }
+  // The same question again, other letter case and ID: now a cache hit, which patches in this ID, RD/CD and
+  // spelling (§1.4); it must still be judged well formed, and hold what the miss did.
+  const first = resp.get(order[0]!);
+  const again = respell(buf, len);
+  if (first && again) {
+    let r: Buffer | null = null;
+    try {
+      r = p.process(again, len, order[0]!);
+    } catch (err) {
+      out.push(`process() threw on the cached path: ${describeThrow(err)}`);
+    }
+    for (const problem of judge(again.subarray(0, len), order[0]!, r)) out.push(`again (cached): ${problem}`);
+    if (r && out.length === 0 && (r[3]! & 0xf) !== (first[3]! & 0xf)) out.push('the cached answer has another rcode than the first');
+    if (r && out.length === 0 && !(first[2]! & 0x02) && !(r[2]! & 0x02)) {
+      const a = dnsPacket.decode(first);
+      const b = dnsPacket.decode(r);
+      if (section(a.answers) !== section(b.answers) || section(a.additionals) !== section(b.additionals)) out.push('the cached answer holds other records than the first (§6.4)');
+    }
+  }
   const u = resp.get(false);
   const t = resp.get(true);
   if (out.length === 0 && u && t) {
@@ -64,6 +86,32 @@ export function processorTarget(p: QueryProcessor, input: Input): string[] {
     }
   }
   return out;
+}
+
+/**
+ * A copy of the query with another ID and the letters of its question name in the other case (0x20), when the
+ * name is written out (no pointer) and has letters; null otherwise.
+ */
+function respell(buf: Buffer, len: number): Buffer | null {
+  if (len < 13) return null;
+  const out = Buffer.from(buf);
+  out.writeUInt16BE(out.readUInt16BE(0) ^ 0x5a5a, 0);
+  let pos = 12;
+  let letters = 0;
+  while (pos < len) {
+    const l = out[pos]!;
+    if (l === 0) break;
+    if (l & 0xc0 || pos + 1 + l > len) return null;
+    for (let i = pos + 1; i <= pos + l; i++) {
+      const c = out[i]! | 0x20;
+      if (c >= 0x61 && c <= 0x7a) {
+        out[i] = out[i]! ^ 0x20;
+        letters++;
+      }
+    }
+    pos += 1 + l;
+  }
+  return letters > 0 ? out : null;
 }
 
 const LINE = /^line \d+: /;
