@@ -278,6 +278,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
       processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }), next.domains);
       pool?.setAnswerOptions(answerOptions(next), next.maxUdpPayloadBytes);
     }
+    if (plan.guardChanged) {
+      const guard = { acl: next.acl, rateLimit: next.rateLimit };
+      dns?.setGuard(guard);
+      pool?.setGuard(guard);
+    }
     if (plan.logLevelChanged) logger.level = next.log.level;
     if (plan.queryLogChanged) {
       const old = queryLog;
@@ -287,11 +292,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
       pool?.setQueryLog(next.queryLog);
     }
     // Socket keys keep their running values, so a later reload still sees them as pending.
-    current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin, acl: current.acl, rateLimit: current.rateLimit };
+    current = { ...next, listen: current.listen, tcp: current.tcp, admin: current.admin };
     metrics.configReload(true);
-    const changed = plan.change.length + plan.add.length + plan.remove.length > 0 || plan.answerChanged || plan.logLevelChanged || plan.queryLogChanged;
+    const changed = plan.change.length + plan.add.length + plan.remove.length > 0 || plan.answerChanged || plan.logLevelChanged || plan.queryLogChanged || plan.guardChanged;
     logger[changed ? 'info' : 'debug'](
-      { event: 'config_reloaded', kept: plan.keep, changed: plan.change.map(backendName), added: plan.add.map(backendName), removed: plan.remove, answerOptions: plan.answerChanged },
+      { event: 'config_reloaded', kept: plan.keep, changed: plan.change.map(backendName), added: plan.add.map(backendName), removed: plan.remove, answerOptions: plan.answerChanged, guard: plan.guardChanged },
       changed ? 'config reloaded' : 'config reloaded (no change)',
     );
     if (plan.restartRequired.length > 0) {

@@ -34,6 +34,8 @@ export interface ReloadPlan {
   readonly answerChanged: boolean;
   readonly logLevelChanged: boolean;
   readonly queryLogChanged: boolean;
+  /** `acl` or `rateLimit` changed: the listeners take the new ones from the next message on. */
+  readonly guardChanged: boolean;
   /** Top-level keys that changed but only take effect after a restart (new listening sockets). */
   readonly restartRequired: readonly string[];
 }
@@ -51,7 +53,7 @@ export const ANSWER_KEYS = [
 ] as const satisfies readonly (keyof Config)[];
 
 /** Keys that bind sockets: changing them needs a restart. */
-export const RESTART_KEYS = ['listen', 'tcp', 'admin', 'workers', 'acl', 'rateLimit'] as const satisfies readonly (keyof Config)[];
+export const RESTART_KEYS = ['listen', 'tcp', 'admin', 'workers'] as const satisfies readonly (keyof Config)[];
 
 export function backendName(b: BackendConfig): string {
   return b.name ?? b.type;
@@ -79,6 +81,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     answerChanged: ANSWER_KEYS.some((k) => !isDeepStrictEqual(current[k], next[k])),
     logLevelChanged: current.log.level !== next.log.level,
     queryLogChanged: !isDeepStrictEqual(current.queryLog, next.queryLog),
+    guardChanged: !isDeepStrictEqual(current.acl, next.acl) || !isDeepStrictEqual(current.rateLimit, next.rateLimit),
     restartRequired: RESTART_KEYS.filter((k) => !isDeepStrictEqual(current[k], next[k])),
   };
 }

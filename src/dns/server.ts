@@ -79,14 +79,23 @@ export class DnsServer {
   readonly #bound: BoundAddress[] = [];
   #closing = false;
   /** Null when there is no ACL rule and no rate limit: the listeners then skip the address parse too. */
-  readonly #guard: Guard | null;
+  #guard: Guard | null = null;
   /** Open TCP connections per source address (entries only while a connection is open: bounded by the cap). */
   readonly #perSource = new Map<string, number>();
 
   constructor(options: DnsServerOptions) {
     this.#o = options;
-    const g = options.guard ? new Guard(options.guard, options.guardCounters ?? null, options.now ?? performance.now.bind(performance), options.maxUdpPayloadBytes) : null;
-    this.#guard = g !== null && g.active ? g : null;
+    if (options.guard) this.setGuard(options.guard);
+  }
+
+  /**
+   * Apply a new ACL and rate limit (a config reload) from the next message on, on every listener and open
+   * connection. The rate-limit table starts afresh.
+   */
+  setGuard(cfg: GuardConfig): void {
+    const o = this.#o;
+    const g = new Guard(cfg, o.guardCounters ?? null, o.now ?? performance.now.bind(performance), o.maxUdpPayloadBytes);
+    this.#guard = g.active ? g : null;
   }
 
   get addresses(): readonly BoundAddress[] {
@@ -129,7 +138,6 @@ export class DnsServer {
       const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host), reusePort: this.#o.reusePort === true });
       const processor = this.#o.processor;
       const onError = this.#o.onError;
-      const guard = this.#guard;
       const client = new ClientAddress(); // scratch: one packet at a time
       sock.once('error', reject);
       sock.bind(port, host, () => {
@@ -140,6 +148,7 @@ export class DnsServer {
       // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
       // ENOBUFS) arrive as 'error' events, which the handler above reports without closing the socket.
       sock.on('message', (msg, rinfo) => {
+        const guard = this.#guard;
         if (guard === null) {
           const out = processor.process(msg, msg.length, false, rinfo);
           if (out !== null) sock.send(out, rinfo.port, rinfo.address);
@@ -192,8 +201,7 @@ export class DnsServer {
         else this.#perSource.set(source, n);
       });
     }
-    const guard = this.#guard;
-    const client = guard === null ? null : new ClientAddress().set(source);
+    let client: ClientAddress | null = null; // parsed once, when a guard first needs it
     const state = { partial: false };
     const peer: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0, family: sock.remoteFamily ?? '' };
     this.#conns.set(sock, state);
@@ -210,7 +218,8 @@ export class DnsServer {
     let deadline: NodeJS.Timeout | null = null;
     const answer = (msg: Buffer, n: number): boolean => {
       // The ACL applies over TCP too; the rate limit never does (TCP is where a slipped client gets its answer).
-      const a = client === null ? ACL.ALLOW : guard!.admit(msg, n, client);
+      const guard = this.#guard;
+      const a = guard === null ? ACL.ALLOW : guard.admit(msg, n, (client ??= new ClientAddress().set(source)));
       if (a === ACL.DROP) {
         // No reply, and no connection left waiting for one until the idle timeout.
         sock.destroy();

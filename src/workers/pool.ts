@@ -13,6 +13,7 @@ import { DnsCounters } from '../observability/dns-counters.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QueryLogConfig } from '../observability/query-log.ts';
 import type { ReplicaMessage, StoreReplicator } from '../store/replication.ts';
+import type { GuardConfig } from '../dns/guard.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker.ts';
 
 /** How long a worker may take to apply its initial state and bind its sockets. */
@@ -44,6 +45,7 @@ export class WorkerPool {
   #answer: AnswerOptions;
   #maxUdp: number;
   #queryLog: QueryLogConfig;
+  #guard: GuardConfig;
   #unsubscribe: (() => void) | null = null;
   #stopping = false;
   /** Store events of the current main-thread turn, posted together at its end (one turn in each worker too). */
@@ -55,6 +57,7 @@ export class WorkerPool {
     this.#answer = o.answer;
     this.#maxUdp = o.maxUdpPayloadBytes;
     this.#queryLog = o.queryLog;
+    this.#guard = o.guard;
   }
 
   get addresses(): readonly BoundAddress[] {
@@ -94,6 +97,12 @@ export class WorkerPool {
     this.#answer = answer;
     this.#maxUdp = maxUdpPayloadBytes;
     this.#broadcast({ t: 'answer', answer, maxUdpPayloadBytes });
+  }
+
+  /** New ACL and rate limit (a reload), to every worker and to those (re)started later. */
+  setGuard(guard: GuardConfig): void {
+    this.#guard = guard;
+    this.#broadcast({ t: 'guard', guard });
   }
 
   setQueryLog(queryLog: QueryLogConfig): void {
@@ -142,7 +151,7 @@ export class WorkerPool {
       logLevel: o.logLevel,
       queryLog: this.#queryLog,
       configDir: o.configDir,
-      guard: o.guard,
+      guard: this.#guard,
     };
     const entry = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
     // Events not yet posted are part of initial() below: post them to the other workers first, so this one gets

@@ -41,6 +41,7 @@ export type ToWorker =
   | { readonly t: 'replica'; readonly ms: readonly ReplicaMessage[] }
   | { readonly t: 'answer'; readonly answer: AnswerOptions; readonly maxUdpPayloadBytes: number }
   | { readonly t: 'queryLog'; readonly queryLog: QueryLogConfig }
+  | { readonly t: 'guard'; readonly guard: GuardConfig }
   | { readonly t: 'stop'; readonly graceMs: number };
 
 export type FromWorker =
@@ -104,6 +105,9 @@ async function main(): Promise<void> {
         break;
       case 'answer':
         processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes), msg.answer.domains);
+        break;
+      case 'guard':
+        server.setGuard(msg.guard);
         break;
       case 'queryLog': {
         const old = queryLog;

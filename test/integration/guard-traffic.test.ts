@@ -1,6 +1,7 @@
 // Real traffic against the real app (issue 12 #1, #2, #4, #5): clients bound to many loopback addresses
 // (127.0.0.0/8 is all local) flood over UDP while the rate limiter holds each /24 to its bucket and a client in
-// another netblock keeps every answer; ACL rules over UDP and TCP, in the main thread and in workers; one source
+// another netblock keeps every answer; ACL rules over UDP and TCP, in the main thread and in workers, and
+// across a reload; one source
 // cannot take every TCP slot. Counts, never durations: the bucket refills at 0.001/s, so over the hang bound no
 // refill can add a response whatever the speed of the machine; every limited response slips (slip 1), so every
 // query gets exactly one reply to count.
@@ -13,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildQuery, decode, type Decoded } from '../helpers/dns-client.ts';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { validateConfig } from '../../src/config/load.ts';
 
 const SAMPLE_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
 const BACKENDS = { backends: [{ type: 'file', path: 'services.yaml' }] };
@@ -204,6 +206,33 @@ for (const workers of [1, 2]) {
       await waitFor(async () => metric(await srv.app.metrics.registry.metrics(), 'svcdns_acl_requests_total', { action: 'drop' }) === (workers === 1 ? 3 : 2));
       const text = await srv.app.metrics.registry.metrics();
       assert.ok(metric(text, 'svcdns_acl_requests_total', { action: 'refuse' }) >= 1);
+    });
+  });
+}
+
+for (const workers of [1, 2]) {
+  describe(`acl and rateLimit follow a config reload, workers: ${workers} (issue 12 #2)`, () => {
+    it('a reload that adds a refuse rule refuses from the next query on, over UDP and TCP; removing it allows again', async () => {
+      const raw = { ...BACKENDS, workers, listen: '127.0.0.1:0' };
+      const srv = await startServer(raw, { configDir: SAMPLE_DIR });
+      try {
+        await waitFor(() => !srv.app.store.anyPending);
+        const q = (id: number) => buildQuery('web.service.sd.internal', 'A', { id });
+        assert.equal((await udpFrom(srv.port, '127.0.4.1', q(41))).rcode, 'NOERROR');
+        const plan = await srv.app.reload(validateConfig({ ...raw, acl: [{ action: 'refuse', from: '127.0.4.0/24' }] }, 'reload'));
+        assert.equal(plan.guardChanged, true);
+        assert.deepEqual(plan.restartRequired, []);
+        // Workers get it by message: wait for the answer to change (every fresh socket may land on either).
+        await waitFor(async () => (await udpFrom(srv.port, '127.0.4.1', q(42))).rcode === 'REFUSED');
+        await waitFor(async () => (await tcpFrom(srv.port, '127.0.4.1', q(43)))?.rcode === 'REFUSED');
+        for (let i = 0; i < 10; i++) assert.equal((await udpFrom(srv.port, '127.0.4.1', q(44 + i))).rcode, 'REFUSED');
+        assert.equal((await udpFrom(srv.port, '127.0.5.1', q(60))).rcode, 'NOERROR');
+        await srv.app.reload(validateConfig(raw, 'reload'));
+        await waitFor(async () => (await udpFrom(srv.port, '127.0.4.1', q(61))).rcode === 'NOERROR');
+        for (let i = 0; i < 10; i++) assert.equal((await udpFrom(srv.port, '127.0.4.1', q(62 + i))).rcode, 'NOERROR');
+      } finally {
+        await srv.stop();
+      }
     });
   });
 }
