@@ -633,9 +633,11 @@ export class ConsulFake {
 
 interface IpcRequest {
   id: number;
-  op: 'seed' | 'setCheck' | 'register' | 'stats' | 'close';
+  op: 'seed' | 'setCheck' | 'register' | 'deregister' | 'stats' | 'close';
   services?: number;
   nodes?: number;
+  /** Instances per service (default 1); with more than 1 each has its own Service.Address 10.<k>.<k>.<j+1>. */
+  per?: number;
   serviceId?: string;
   status?: CheckStatus;
   spec?: FakeServiceSpec;
@@ -649,13 +651,29 @@ async function childMain(): Promise<void> {
     if (m.op === 'seed') {
       const nodes = m.nodes ?? 50;
       for (let n = 0; n < nodes; n++) fake.addNode({ name: `node-${n}`, address: `10.${(n >> 8) & 255}.${n & 255}.1` });
+      const per = m.per ?? 1;
       for (let i = 0; i < (m.services ?? 0); i++) {
-        fake.register({ id: `svc-${i}-1`, service: `svc-${i}`, node: `node-${i % nodes}`, port: 20_000 + (i % 1000), tags: i % 2 ? ['odd'] : null });
+        if (per === 1) {
+          fake.register({ id: `svc-${i}-1`, service: `svc-${i}`, node: `node-${i % nodes}`, port: 20_000 + (i % 1000), tags: i % 2 ? ['odd'] : null });
+          continue;
+        }
+        for (let j = 0; j < per; j++) {
+          fake.register({
+            id: `svc-${i}-${j + 1}`,
+            service: `svc-${i}`,
+            node: `node-${(i * per + j) % nodes}`,
+            address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
+            port: 8080,
+            tags: ['http'],
+          });
+        }
       }
     } else if (m.op === 'setCheck') {
       fake.setCheck(m.serviceId!, m.status!);
     } else if (m.op === 'register') {
       fake.register(m.spec!);
+    } else if (m.op === 'deregister') {
+      fake.deregister(m.serviceId!);
     } else if (m.op === 'stats') {
       result = { port: fake.port, peakConnections: fake.peakConnections, openConnections: fake.openConnections, held: fake.held };
     } else if (m.op === 'close') {

@@ -1,0 +1,132 @@
+// bench/consul-scale: the Consul backend alone at scale (issue 11 items 4 and 5), reported, never asserted.
+// Runs the Consul fake in a child process with C_SERVICES services × C_PER instances (default 10,000 × 10, each
+// instance with its own Service.Address), then svcdns from src/ with one `type: consul` backend (default
+// maxConnections 128: ~110 blocking slots for 10,000 watches), and reports:
+// - time to the first full sync and RSS of the svcdns process after it (item 4);
+// - the delay of changes that are not health changes (item 5, target p99 < 5 s): an instance deregistered (the
+//   A answer loses its address) and a port change of every instance of a service (the SRV answer shows the new
+//   port), timed from the fake applying the change to the first DNS answer that shows it;
+// - RSS after the changes.
+// Usage: npx node --disable-warning=ExperimentalWarning bench/consul-scale.ts
+//   C_SERVICES, C_PER: the size; C_SAMPLES: changes of each kind (default 20); C_GAP_MS: pause between changes
+//   (default 300); C_SRC: another checkout's root to run svcdns from (a before/after comparison).
+
+import { fork } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
+
+const services = Number(process.env.C_SERVICES ?? 10_000);
+const per = Number(process.env.C_PER ?? 10);
+const samples = Number(process.env.C_SAMPLES ?? 20);
+const gapMs = Number(process.env.C_GAP_MS ?? 300);
+const root = process.env.C_SRC ?? new URL('..', import.meta.url).pathname;
+const D = 'sd.internal';
+
+installCleanupHandlers();
+const fake = fork(fileURLToPath(new URL('../test/fakes/consul-fake.ts', import.meta.url)), [], {
+  execArgv: ['--disable-warning=ExperimentalWarning'],
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
+let nextId = 1;
+const pending = new Map<number, (r: unknown) => void>();
+const ready = new Promise<{ port: number }>((resolve) => pending.set(0, resolve as (r: unknown) => void));
+fake.on('message', (m: { id: number; result: unknown }) => {
+  pending.get(m.id)?.(m.result);
+  pending.delete(m.id);
+});
+const call = <T>(msg: Record<string, unknown>): Promise<T> =>
+  new Promise((resolve) => {
+    const id = nextId++;
+    pending.set(id, resolve as (r: unknown) => void);
+    fake.send({ id, ...msg });
+  });
+
+const { port: consulPort } = await ready;
+await call({ op: 'seed', services, per, nodes: 1000 });
+const dir = mkdtempSync(join(tmpdir(), 'svcdns-cscale-'));
+cleanupDir(dir);
+const port = await freePort();
+const adminPort = await freePort();
+writeFileSync(join(dir, 'svcdns.yaml'), [
+  `listen: ["127.0.0.1:${port}"]`, 'admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', '  level: info', 'backends:',
+  '  - type: consul', `    address: 127.0.0.1:${consulPort}`, '',
+].join('\n'));
+
+const client = new DnsClient();
+const t0 = performance.now();
+const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+const addr = (k: number, j: number) => `10.${(k >> 8) & 255}.${k & 255}.${j + 1}`;
+
+/** Ask until `ok` holds; ms from `from`, or NaN after the hang bound. */
+async function until(name: string, type: string, ok: (data: string[]) => boolean, from: number, boundMs = 120_000): Promise<number> {
+  while (performance.now() - from < boundMs) {
+    const r = await client.ask(port, name, type, 1000);
+    if (r && r.rcode === 'NOERROR' && ok(r.data)) return performance.now() - from;
+    await sleep(10);
+  }
+  return NaN;
+}
+
+try {
+  const last = services - 1;
+  const syncMs = await until(`svc-${last}.service.${D}`, 'A', (d) => d.length === per, t0, 600_000);
+  await sleep(3000);
+  const rssSync = rssMb(child.pid);
+  const m = await scrape(adminPort);
+  const heap = (n: string) => f(metric(m, n) / 1048576);
+  console.log(`consul backend, ${services} services × ${per} instances`);
+  console.log(`  start → full sync (svc-${last} answers ${per} addresses): ${f(syncMs)} ms`);
+  console.log(`  RSS after sync: ${f(rssSync)} MB (V8 heap used ${heap('svcdns_nodejs_heap_size_used_bytes')} of ${heap('svcdns_nodejs_heap_size_total_bytes')} MB, external ${heap('svcdns_nodejs_external_memory_bytes')} MB)`);
+
+  const rand = rng(11);
+  const used = new Set<number>();
+  const pick = () => {
+    for (;;) {
+      const k = Math.floor(rand() * services);
+      if (!used.has(k)) return used.add(k), k;
+    }
+  };
+  const dereg: number[] = [];
+  const ports: number[] = [];
+  let lostDereg = 0;
+  let lostPort = 0;
+  for (let s = 0; s < samples; s++) {
+    // An instance deregistered: the service stays in the catalog with one address fewer.
+    const k = pick();
+    const j = Math.floor(rand() * per);
+    const gone = addr(k, j);
+    let t = performance.now();
+    await call({ op: 'deregister', serviceId: `svc-${k}-${j + 1}` });
+    const d1 = await until(`svc-${k}.service.${D}`, 'A', (d) => d.length === per - 1 && !d.includes(gone), t);
+    if (Number.isNaN(d1)) lostDereg++;
+    else dereg.push(d1);
+    await sleep(gapMs);
+
+    // A port change of every instance of another service.
+    const k2 = pick();
+    t = performance.now();
+    for (let i = 0; i < per; i++) {
+      await call({ op: 'register', spec: { id: `svc-${k2}-${i + 1}`, service: `svc-${k2}`, node: `node-${(k2 * per + i) % 1000}`, address: addr(k2, i), port: 9090, tags: ['http'] } });
+    }
+    const d2 = await until(`svc-${k2}.service.${D}`, 'SRV', (d) => d.length === per && d.every((x) => x.startsWith('9090 ')), t);
+    if (Number.isNaN(d2)) lostPort++;
+    else ports.push(d2);
+    await sleep(gapMs);
+  }
+  const show = (what: string, xs: number[], lost: number) => {
+    const p = percentiles(xs);
+    console.log(`  ${what}: p50 ${f(p.p50)} ms, p99 ${f(p.p99)} ms, max ${f(p.max)} ms (n=${p.n}${lost ? `, ${lost} not seen within 120 s` : ''})`);
+  };
+  show('instance deregistered → A answer without it', dereg, lostDereg);
+  show('port change of a service → SRV answer with the new port', ports, lostPort);
+  console.log(`  RSS after the changes: ${f(rssMb(child.pid))} MB`);
+} finally {
+  client.close();
+  await stopChild(child);
+  await Promise.race([call({ op: 'close' }), sleep(3000)]);
+  fake.kill();
+  await cleanupAll();
+}
