@@ -13,7 +13,7 @@
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, rssMb, sleep, start, stopChild, waitReply } from './lib.ts';
+import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, rssMb, scrape, sleep, start, stopChild, waitReply } from './lib.ts';
 
 const services = Number(process.env.F_SERVICES ?? 10_000);
 const per = Number(process.env.F_PER ?? 10);
@@ -55,8 +55,9 @@ try {
     const text0 = fileText(format, 0);
     writeFileSync(file, text0);
     const port = await freePort();
+    const admin = await freePort();
     writeFileSync(join(dir, 'svcdns.yaml'), [
-      `listen: ["127.0.0.1:${port}"]`, 'admin:', '  enabled: false', 'log:', '  level: info', 'backends:',
+      `listen: ["127.0.0.1:${port}"]`, 'admin:', `  listen: "127.0.0.1:${admin}"`, 'log:', '  level: info', 'backends:',
       '  - type: file', `    path: ${JSON.stringify(file)}`, '',
     ].join('\n'));
     const t0 = performance.now();
@@ -67,8 +68,12 @@ try {
       const startMs = performance.now() - t0;
       await sleep(2000);
       const rssSync = rssMb(child.pid);
+      const heap = async () => {
+        const m = await scrape(admin);
+        return `heap used ${f(metric(m, 'svcdns_nodejs_heap_size_used_bytes') / 1e6)} MB of ${f(metric(m, 'svcdns_nodejs_heap_size_total_bytes') / 1e6)} MB`;
+      };
       console.log(`file backend (${format}, ${(text0.length / 1e6).toFixed(1)} MB), ${services} services × ${per} instances`);
-      console.log(`  start → first answer: ${f(startMs)} ms; RSS after sync: ${f(rssSync)} MB`);
+      console.log(`  start → first answer: ${f(startMs)} ms; RSS after sync: ${f(rssSync)} MB (${await heap()})`);
       for (let gen = 1; gen <= reloads; gen++) {
         const want = addr(0, 0, gen);
         writeFileSync(`${file}.tmp`, fileText(format, gen));
@@ -90,7 +95,7 @@ try {
         }
         await Promise.all(inflight);
         await sleep(2000);
-        console.log(`  reload ${gen}: applied after ${f(seenAt)} ms; ${stat.n} queries during it, max latency ${f(stat.max, 1)} ms, lost ${stat.lost}; RSS after: ${f(rssMb(child.pid))} MB`);
+        console.log(`  reload ${gen}: applied after ${f(seenAt)} ms; ${stat.n} queries during it, max latency ${f(stat.max, 1)} ms, lost ${stat.lost}; RSS after: ${f(rssMb(child.pid))} MB (${await heap()})`);
       }
     } finally {
       await stopChild(child);

@@ -370,7 +370,7 @@ class FileBackend implements Backend {
     this.#entries = entries;
     this.#byKey = new Map(entries.map((e) => [e.key, e]));
     this.#known = entries.map((e) => `${e.key}\t${e.sig}\n`).join('');
-    this.#syncCheckers(parsed);
+    this.#syncCheckers(entries);
     let instances = 0;
     for (const s of parsed.services) instances += s.instances.length;
     // Counts are of the file (served = healthy ones whose checks pass; the store reports those).
@@ -408,10 +408,13 @@ class FileBackend implements Backend {
 
   // ---- checks ----
 
-  #syncCheckers(file: ServicesFile): void {
+  #syncCheckers(entries: readonly Entry[]): void {
     const wanted = new Map<string, NonNullable<ServicesFile['services'][number]['instances'][number]['check']>>();
-    for (const s of file.services) {
-      for (const i of s.instances) if (i.healthy && i.check) wanted.set(checkKey(i.check), i.check);
+    // Only services with a served check (the parser process flagged them): a reload of 10k services without
+    // checks does not walk their 100k instances here.
+    for (const e of entries) {
+      if (!e.checked) continue;
+      for (const i of e.def.instances) if (i.healthy && i.check) wanted.set(checkKey(i.check), i.check);
     }
     for (const [key, c] of this.#checkers) {
       if (!wanted.has(key)) {
