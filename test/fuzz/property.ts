@@ -29,9 +29,12 @@ export function property<T>(arb: fc.Arbitrary<T>, numRuns: number, check: (v: T)
   const problems = check(example);
   const saved = toSaved(example);
   const file = saveRegression(saved.target, saved.bytes, saved.tcp, problems.join('\n'));
+  // The input is in the message too: a CI checkout and the file saved in it are gone when the log is read.
+  const shown = typeof saved.bytes === 'string' ? JSON.stringify(saved.bytes) : saved.bytes.toString('hex');
   assert.fail(
     `fuzz found a failing input after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}); saved as ${file}:\n` +
-      problems.map((p) => `  - ${p}`).join('\n'),
+      problems.map((p) => `  - ${p}`).join('\n') +
+      `\n  input (${saved.target}${saved.tcp ? ', TCP' : ''}): ${shown.length > 4000 ? `${shown.slice(0, 4000)}...` : shown}`,
   );
 }
 
