@@ -117,6 +117,25 @@ describe('acl: ordered rules, first match decides, default allow (issue 12 #2)',
     assert.deepEqual(ok.acl, []);
     assert.equal(ok.tcp.maxConnectionsPerSource, 100);
   });
+  it('a refused client gets REFUSED with its ID (question and OPT when readable); a response (QR=1) gets nothing (§5.5)', () => {
+    const g = new Guard({ acl: [{ action: 'refuse', from: ['0.0.0.0/0'] }], rateLimit: rateLimitSchema.parse(undefined) }, null, () => 0);
+    const q = buildQuery('web.service.sd.internal', 'SRV', { id: 999, edns: 4096 });
+    const r = decode(g.refusal(q, q.length)!);
+    assert.equal(r.id, 999);
+    assert.equal(r.rcode, 'REFUSED');
+    assert.equal(r.questions?.[0]?.type, 'SRV');
+    assert.equal(r.additionals?.[0]?.type, 'OPT');
+    const two = Buffer.from(q);
+    two[5] = 2; // QDCOUNT 2: not a query we parse
+    const bare = decode(g.refusal(two, two.length)!);
+    assert.equal(bare.id, 999);
+    assert.equal(bare.rcode, 'REFUSED');
+    assert.equal(bare.questions?.length ?? 0, 0);
+    const resp = Buffer.from(q);
+    resp[2]! |= 0x80;
+    assert.equal(g.refusal(resp, resp.length), null);
+    assert.equal(g.admit(q, q.length, addr('192.0.2.1')), ACL.REFUSE);
+  });
   it('reads the question type straight from the wire', () => {
     const q = buildQuery('web.service.sd.internal', 'SRV');
     assert.equal(questionType(q, q.length), 33);
