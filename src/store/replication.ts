@@ -168,16 +168,22 @@ export class StoreReplica {
           this.#maps.set(m.name, map);
           this.store.apply(m.name, { services: map, defaultScope: m.defaultScope });
         } else {
-          // A new map each time: the store keeps the previous one to diff against (snapshots are immutable).
-          const map = new Map(this.#maps.get(m.name));
+          // The replica's own map, changed in place, with the values it held before: O(changes) however many
+          // services there are (issue 11 #3). Nobody else reads this store's snapshots.
+          let map = this.#maps.get(m.name);
+          if (map === undefined) this.#maps.set(m.name, (map = new Map()));
           const changed = new Set<string>();
+          const before = new Map<string, Service>();
           for (const [k, svc] of m.changes ?? []) {
-            changed.add(k);
+            if (!changed.has(k)) {
+              changed.add(k);
+              const old = map.get(k);
+              if (old !== undefined) before.set(k, old);
+            }
             if (svc) map.set(k, svc);
             else map.delete(k);
           }
-          this.#maps.set(m.name, map);
-          this.store.apply(m.name, { services: map, defaultScope: m.defaultScope, changed });
+          this.store.applyInPlace(m.name, { services: map, defaultScope: m.defaultScope, changed }, before);
         }
         break;
       }

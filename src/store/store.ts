@@ -6,13 +6,15 @@
 // the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
 //
 // Dependencies (§6.4): every read an answer makes names what it read as a key (`s:S/N` a merged service, `a:V/A`
-// an address in view V, `t:V/T` a tag, `S:S` a scope, `U` the unscoped view), recorded between beginTrack() and
+// an address in view V, `t:V/T` a tag, `S:S` a scope, `U` the unscoped view, `p:A` the services holding address A
+// in any view (PTR, §3.8), `r:R` whether reverse name R has an address below it (§2.5)), recorded between beginTrack() and
 // endTrack(); every generation logs the keys whose reads changed, or null when anything may have (a backend
 // registered or synced for the first time: SERVFAILs change). The answer cache drops exactly the names that
 // read a changed key (changedSince). A new read method must record its key, or cached answers go stale.
 
 import type { Instance, ScopeClaim, Service, ServiceSnapshot } from '../model/service.ts';
 import { serviceKey, tagsOf } from '../model/service.ts';
+import { reverseName } from '../model/names.ts';
 
 /** One name as answered: the merged healthy instances of every backend that serves it. */
 export interface MergedService {
@@ -88,6 +90,10 @@ export class Store {
   readonly #addrs = new Map<string, Map<string, number>>();
   /** Per view (same keys as #addrs): how many services carry each tag, for `_T.service[.S].D` (§2.5). */
   readonly #tagViews = new Map<string, Map<string, number>>();
+  /** Address → every merged service (all views) with a healthy instance at it: PTR answers (§3.8). */
+  readonly #ptr = new Map<string, MergedService[]>();
+  /** Reverse name (`0.10.in-addr.arpa`) → addresses in #ptr below it: the reverse empty non-terminals (§2.5). */
+  readonly #revNames = new Map<string, number>();
   readonly #listeners = new Set<StoreListener>();
   readonly #observers = new Set<(e: StoreEvent) => void>();
   #unsynced = 0;
@@ -237,6 +243,21 @@ export class Store {
 
   /** Fold in a backend's full snapshot. Marks it synced. */
   apply(name: string, snapshot: ServiceSnapshot): void {
+    this.#apply(name, snapshot, null);
+  }
+
+  /**
+   * Fold in a change made in place (replicas, issue 11 #3): `snapshot.services` is the map the previous snapshot
+   * held too, already updated, `snapshot.changed` names the keys that changed and `before` their values before
+   * the change (absent: the key was new). One change costs O(1) whatever the number of services: no map is
+   * copied to keep the previous one for diffing. Such a store's snapshots are not immutable: only a replica,
+   * which nobody else reads the snapshots of, may use this.
+   */
+  applyInPlace(name: string, snapshot: ServiceSnapshot & { readonly changed: ReadonlySet<string> }, before: ReadonlyMap<string, Service>): void {
+    this.#apply(name, snapshot, before);
+  }
+
+  #apply(name: string, snapshot: ServiceSnapshot, before: ReadonlyMap<string, Service> | null): void {
     const entry = this.#backends.get(name);
     if (!entry) throw new Error(`unknown backend ${name}`);
     this.#emit({ kind: 'apply', name, snapshot });
@@ -264,7 +285,7 @@ export class Store {
       let delta = 0;
       for (const key of snapshot.changed) {
         const svc = snapshot.services.get(key);
-        const old = prevServices.get(key);
+        const old = before !== null ? before.get(key) : prevServices.get(key);
         if (svc === old) continue;
         if (svc) touch(svc, snapshot.defaultScope);
         if (old) touch(old, prevDefault);
@@ -354,6 +375,21 @@ export class Store {
     return (this.#addrs.get(scope ?? '')?.get(address) ?? 0) > 0;
   }
 
+  /**
+   * The merged services, in every view, with a healthy instance at `address` (canonical text): a PTR (§3.8).
+   * Unscoped views come first. Empty when none.
+   */
+  servicesAt(address: string): readonly MergedService[] {
+    if (this.#track !== null) this.#track.add(`p:${address}`);
+    return this.#ptr.get(address) ?? NO_SERVICES;
+  }
+
+  /** Whether some healthy address has a reverse name strictly below `name` (`0.10.in-addr.arpa`, §2.5). */
+  hasReverseBelow(name: string): boolean {
+    if (this.#track !== null) this.#track.add(`r:${name}`);
+    return (this.#revNames.get(name) ?? 0) > 0;
+  }
+
   /** True while some backend that could own names in `scope` has not completed its first sync (§5.4). */
   pending(scope: string | null): boolean {
     if (this.#unsynced === 0) return false;
@@ -419,6 +455,7 @@ export class Store {
     }
     this.#reindexAddrs(scope, old, merged);
     this.#reindexTags(scope, old, merged);
+    this.#reindexPtr(old, merged);
   }
 
   #recomputeUnscoped(name: string): void {
@@ -438,6 +475,50 @@ export class Store {
     if (hadAny !== this.#unscoped.size > 0) this.#changed('U');
     this.#reindexAddrs('', old, merged);
     this.#reindexTags('', old, merged);
+    this.#reindexPtr(old, merged);
+  }
+
+  /**
+   * PTR index (§3.8): swap `old` for `now` under each of their addresses. Costs what #reindexAddrs costs (the
+   * instances of the one changed service). `p:A` changes only when A's PTR answer can: A came or went in this
+   * service, or the names of its instances at A did; `r:R` when R gains its first address or loses its last.
+   */
+  #reindexPtr(old: MergedService | undefined, now: MergedService | undefined): void {
+    const before = old ? namesByAddress(old) : NO_NAMES;
+    const after = now ? namesByAddress(now) : NO_NAMES;
+    for (const [address, sig] of before) {
+      const list = this.#ptr.get(address)!;
+      const i = list.indexOf(old!);
+      if (i >= 0) list.splice(i, 1);
+      if (after.get(address) !== sig) this.#changed(`p:${address}`);
+      if (list.length === 0) {
+        this.#ptr.delete(address);
+        this.#reverseCount(address, -1);
+      }
+    }
+    for (const [address, sig] of after) {
+      let list = this.#ptr.get(address);
+      if (!list) {
+        this.#ptr.set(address, (list = []));
+        this.#reverseCount(address, 1);
+      }
+      if (now!.scope === null) list.unshift(now!);
+      else list.push(now!);
+      if (before.get(address) !== sig) this.#changed(`p:${address}`);
+    }
+  }
+
+  /** Count an address in or out of every ancestor of its reverse name (`in-addr.arpa` … the /24's name). */
+  #reverseCount(address: string, delta: 1 | -1): void {
+    let name = reverseName(address, address.includes(':') ? 6 : 4);
+    for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.')) {
+      name = name.slice(dot + 1);
+      if (name === 'arpa') break;
+      const c = (this.#revNames.get(name) ?? 0) + delta;
+      if (c <= 0) this.#revNames.delete(name);
+      else this.#revNames.set(name, c);
+      if (c === 0 || (c === 1 && delta === 1)) this.#changed(`r:${name}`);
+    }
   }
 
   #reindexAddrs(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
@@ -516,6 +597,20 @@ function merge(name: string, scope: string | null, parts: [string, Service][]): 
 }
 
 const NO_TAGS: ReadonlySet<string> = new Set();
+const NO_SERVICES: readonly MergedService[] = Object.freeze([]);
+const NO_NAMES: ReadonlyMap<string, string> = new Map();
+
+/** Each address of the service → the names of its instances there (sorted, `|`-joined; '' for none). */
+function namesByAddress(svc: MergedService): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const i of svc.instances) {
+    const had = out.get(i.address);
+    const n = i.name ?? '';
+    if (had === undefined) out.set(i.address, n);
+    else if (n !== '' && !had.split('|').includes(n)) out.set(i.address, had === '' ? n : [...had.split('|'), n].sort().join('|'));
+  }
+  return out;
+}
 
 /** One service's known tags (§2.2); services without any share one empty set. */
 function tagSet(svc: Service): ReadonlySet<string> {

@@ -89,4 +89,62 @@ describe('store replication', () => {
     assert.deepEqual(replica.store.service(null, 'a')!.instances.map((i) => i.address), ['10.0.0.3']);
     assert.equal(replica.store.service(null, 'b'), mergedB, 'untouched service not re-merged in the replica');
   });
+
+  it('issue 11 #3: one change among 10k services is O(1) in the store, the message and the replica (Map entries written, not time)', () => {
+    const main = new Store();
+    main.register('k8s', 'kubernetes', () => true, () => ({ unscoped: true, any: true, scopes: [] }));
+    const all = new Map<string, Service>();
+    for (let i = 0; i < 10_000; i++) all.set(serviceKey('default', `s${i}`), svc(`s${i}`, [inst(`10.1.${i >> 8}.${i & 255}`, [80])]));
+    main.apply('k8s', { services: all, defaultScope: 'default' });
+    const rep = new StoreReplicator(main);
+    const replica = new StoreReplica(new Store());
+    for (const m of rep.initial()) replica.apply(clone(m));
+    const sent: ReplicaMessage[] = [];
+    rep.subscribe((m) => sent.push(clone(m)));
+    // Count every Map entry written while one change travels: a whole-map copy writes 10k of them.
+    const set = Map.prototype.set;
+    let writes = 0;
+    const counting = function (this: Map<unknown, unknown>, k: unknown, v: unknown) {
+      writes++;
+      return set.call(this, k, v);
+    };
+    for (let round = 0; round < 3; round++) {
+      const key = serviceKey('default', `s${round * 7}`);
+      const next = new Map(all); // the backend's own new snapshot: outside what is counted
+      next.set(key, svc(`s${round * 7}`, [inst(`10.2.0.${round + 1}`, [80])]));
+      const before = sent.length;
+      writes = 0;
+      Map.prototype.set = counting;
+      try {
+        main.apply('k8s', { services: next, defaultScope: 'default', changed: new Set([key]) });
+      } finally {
+        Map.prototype.set = set;
+      }
+      const storeWrites = writes;
+      const ms = sent.slice(before);
+      assert.equal(ms.length, 1);
+      const m = ms[0]!;
+      assert.ok(m.t === 'apply' && m.services === undefined && m.changes?.length === 1, 'the message carries the one service');
+      writes = 0;
+      Map.prototype.set = counting;
+      try {
+        replica.apply(m);
+      } finally {
+        Map.prototype.set = set;
+      }
+      assert.ok(storeWrites < 50, `main store wrote ${storeWrites} Map entries for one change`);
+      assert.ok(writes < 50, `replica wrote ${writes} Map entries for one change`);
+      assert.deepEqual(replica.store.service(null, `s${round * 7}`)!.instances.map((i) => i.address), [`10.2.0.${round + 1}`]);
+      assert.equal(replica.store.service(null, 's9999')!.instances[0]!.address, '10.1.39.15', 'the rest is still there');
+      assert.equal(replica.store.status()[0]!.services, 10_000);
+      assert.equal(replica.store.status()[0]!.instances, 10_000);
+    }
+    // A removal travels as one entry too, and the replica forgets it.
+    const gone = new Map(all);
+    gone.delete(serviceKey('default', 's1'));
+    main.apply('k8s', { services: gone, defaultScope: 'default', changed: new Set([serviceKey('default', 's1')]) });
+    replica.apply(sent[sent.length - 1]!);
+    assert.equal(replica.store.service(null, 's1'), undefined);
+    assert.equal(replica.store.status()[0]!.services, 9_999);
+  });
 });
