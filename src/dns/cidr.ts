@@ -15,19 +15,13 @@ export type Family = 0 | 4 | 6;
  */
 export function parseAddress(s: string, out: Uint32Array, groups: Uint16Array): Family {
   const n = s.length;
-  let colon = false;
-  for (let i = 0; i < n; i++) {
-    if (s.charCodeAt(i) === 58 /* : */) {
-      colon = true;
-      break;
-    }
-  }
-  if (!colon) {
-    const v = parseV4(s, 0, n);
-    if (v < 0) return 0;
-    out[0] = v;
+  // IPv4 first: an IPv6 text fails it at its first ':' or hex letter, so each address is read about once.
+  const v4 = parseV4(s, 0, n);
+  if (v4 >= 0) {
+    out[0] = v4;
     return 4;
   }
+  if (n < 2) return 0;
   // IPv6: up to 8 groups, one "::", an optional dotted quad as the last 32 bits.
   let end = n;
   for (let i = 0; i < n; i++) {
