@@ -103,6 +103,7 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
   let jumps = 0;
   let pos = off;
   let endAfterName = -1;
+  let dotted = false;
   for (;;) {
     if (pos >= len) return PARSE.FORMERR;
     const l = msg[pos]!;
@@ -132,12 +133,18 @@ export function parseQuery(msg: Uint8Array, len: number, q: Query, scratch: Buff
     for (let i = pos + 1; i <= pos + l; i++) {
       let c = msg[i]!;
       if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      else if (c === 0x2e) c = 0; // a literal dot inside a label must not split it: it can then match nothing
+      else if (c === 0x2e) {
+        c = 0; // a literal dot inside a label must not split it: it can then match nothing
+        dotted = true;
+      }
       scratch[out++] = c;
       hash = Math.imul(hash ^ c, 0x01000193);
     }
     pos += 1 + l;
   }
+  // A compressed name is echoed rewritten from its text (encode.ts), where a dot inside a label cannot be told
+  // from a label break: it would come back as another name (§1.4). Such a question cannot be answered: FORMERR.
+  if (dotted && q.qnameCompressed) return PARSE.FORMERR;
   off = endAfterName;
   q.qnameEnd = off;
   if (off + 4 > len) return PARSE.FORMERR;
