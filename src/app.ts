@@ -135,6 +135,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           answer: answerOptions(config),
           maxUdpPayloadBytes: config.maxUdpPayloadBytes,
           tcp: config.tcp,
+          udp: config.udp,
           guard: { acl: config.acl, rateLimit: config.rateLimit },
           logLevel: config.log.level as LogLevel,
           queryLog: config.queryLog,
@@ -155,6 +156,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         guard: { acl: config.acl, rateLimit: config.rateLimit },
         guardCounters: metrics.local,
         maxUdpPayloadBytes: config.maxUdpPayloadBytes,
+        udpReceiveBufferBytes: config.udp.receiveBufferBytes,
         onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
         onTcpConnections: (open) => metrics.tcpConnections(open),
       });
@@ -166,6 +168,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   const dnsAddresses = () => (pool ? pool.addresses : dns!.addresses);
+  // What the kernel granted the UDP receive buffer: capped by net.core.rmem_max, which only the host can raise.
+  const udpBuffer = pool ? pool.udpReceiveBuffer : dns!.udpReceiveBuffer;
+  if (udpBuffer !== null && udpBuffer.requestedBytes > 0) {
+    const clamped = udpBuffer.grantedBytes < udpBuffer.requestedBytes;
+    logger[clamped ? 'warn' : 'info'](
+      { event: 'udp_receive_buffer', ...udpBuffer },
+      clamped
+        ? `UDP receive buffer: asked ${udpBuffer.requestedBytes} bytes, the kernel granted ${udpBuffer.grantedBytes} (net.core.rmem_max ${udpBuffer.rmemMaxBytes ?? 'unknown'}); raise net.core.rmem_max to absorb larger bursts`
+        : `UDP receive buffer: ${udpBuffer.grantedBytes} bytes`,
+    );
+  }
   metrics.servers = dnsAddresses;
 
   const openQueryLog = (c: Config['queryLog']) =>
@@ -433,6 +446,8 @@ function answerOptions(config: Config): AnswerOptions {
     maxAnswers: config.maxAnswers,
     emptyService: config.emptyService,
     nameserver: config.nameserver,
+    srvTarget: config.srvTarget,
+    reverseZones: config.reverseZones,
   };
 }
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { backendModules, type AnyBackendConfig } from '../backends/registry.ts';
 import { aclSchema } from '../dns/acl.ts';
 import { rateLimitSchema } from '../dns/rrl.ts';
+import { parseReverse } from '../model/names.ts';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8653';
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8654';
@@ -45,6 +46,20 @@ const domain = z.string().transform((s, ctx) => {
   return d;
 });
 
+/**
+ * A reverse zone (§3.8): `in-addr.arpa` or `ip6.arpa`, or a name below them on whole octets / nibbles
+ * (`10.in-addr.arpa`, `168.192.in-addr.arpa`, `0.0.d.f.ip6.arpa`). RFC 2317 classless zones are not supported.
+ */
+const reverseZone = z.string().transform((s, ctx) => {
+  const d = s.toLowerCase().replace(/\.$/, '');
+  const r = parseReverse(d);
+  if (!r.valid || r.full !== null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a reverse zone on octet or nibble boundaries, such as "10.in-addr.arpa" or "d.f.ip6.arpa"' });
+    return z.NEVER;
+  }
+  return d;
+});
+
 const oneOrMany = (v: unknown) => (typeof v === 'string' ? [v] : v);
 
 const ipOf = (fam: 4 | 6) =>
@@ -67,6 +82,10 @@ export const configSchema = z
     order: z.enum(['random', 'round-robin', 'fixed']).default('random'),
     maxAnswers: z.number().int().min(0).max(65_535).default(0),
     emptyService: z.enum(['nodata', 'nxdomain']).default('nodata'),
+    /** SRV targets (§3.2): the `.addr` name, or the instance's own name (§2.6) where it has one. */
+    srvTarget: z.enum(['addr', 'instance']).default('addr'),
+    /** Reverse zones answered with PTR for instance addresses (§3.8); others stay REFUSED (§1.2). */
+    reverseZones: z.preprocess(oneOrMany, z.array(reverseZone)).default([]),
     nameserver: z
       .strictObject({
         /** NS target; default `ns.<domain>` for each domain. */
@@ -83,6 +102,16 @@ export const configSchema = z
         maxConnectionsPerSource: z.number().int().min(0).max(1_000_000).default(100),
       })
       .default({ idleTimeoutMs: 10_000, maxConnections: 1000, maxConnectionsPerSource: 100 }),
+    udp: z
+      .strictObject({
+        /**
+         * SO_RCVBUF for each UDP socket: room for a burst of queries while the thread is busy (the kernel default,
+         * ~208 KB, drops them). The kernel caps it at net.core.rmem_max; what it granted is logged at start.
+         * 0 keeps the kernel default.
+         */
+        receiveBufferBytes: z.number().int().min(0).max(1_073_741_824).default(8_388_608),
+      })
+      .default({ receiveBufferBytes: 8_388_608 }),
     /** Client ACL: ordered rules, the first match decides, default allow (dns/acl.ts). */
     acl: aclSchema,
     /** UDP response rate limiting per client netblock and response class (dns/rrl.ts). Off by default. */

@@ -4,6 +4,7 @@
 // reported through `onError` without closing the listener.
 
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { isIPv6 } from 'node:net';
 import { ACL } from './acl.ts';
@@ -53,6 +54,19 @@ export interface DnsServerOptions {
   readonly tcpMaxConnectionsPerSource?: number;
   /** Our EDNS UDP size, in the OPT of an ACL's REFUSED (default 1232). */
   readonly maxUdpPayloadBytes?: number;
+  /**
+   * SO_RCVBUF asked for each UDP socket (issue 11 #6: the kernel default, ~208 KB, drops bursts); the kernel caps
+   * it at net.core.rmem_max. 0 or absent: the kernel default. What it granted is `udpReceiveBuffer`.
+   */
+  readonly udpReceiveBufferBytes?: number;
+}
+
+/** What the kernel granted a UDP socket's receive buffer (the size set, as Linux reports twice that). */
+export interface UdpReceiveBuffer {
+  readonly requestedBytes: number;
+  readonly grantedBytes: number;
+  /** net.core.rmem_max, the cap on what an unprivileged request gets, or null when it cannot be read. */
+  readonly rmemMaxBytes: number | null;
 }
 
 export interface BoundAddress {
@@ -78,6 +92,7 @@ export class DnsServer {
   readonly #conns = new Map<net.Socket, { partial: boolean }>();
   readonly #bound: BoundAddress[] = [];
   #closing = false;
+  #udpBuffer: UdpReceiveBuffer | null = null;
   /** Null when there is no ACL rule and no rate limit: the listeners then skip the address parse too. */
   #guard: Guard | null = null;
   /** Open TCP connections per source address (entries only while a connection is open: bounded by the cap). */
@@ -100,6 +115,11 @@ export class DnsServer {
 
   get addresses(): readonly BoundAddress[] {
     return this.#bound;
+  }
+
+  /** The receive buffer of the first UDP socket (all are asked the same), or null before start. */
+  get udpReceiveBuffer(): UdpReceiveBuffer | null {
+    return this.#udpBuffer;
   }
 
   get openTcpConnections(): number {
@@ -143,6 +163,7 @@ export class DnsServer {
       sock.bind(port, host, () => {
         sock.off('error', reject);
         sock.on('error', (err) => onError?.(err, 'udp'));
+        this.#udpBuffer ??= setReceiveBuffer(sock, this.#o.udpReceiveBufferBytes ?? 0);
         resolve(sock);
       });
       // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
@@ -332,4 +353,32 @@ export class DnsServer {
     this.#udp.length = 0;
     this.#tcp.length = 0;
   }
+}
+
+/** Ask for `bytes` of SO_RCVBUF (0: leave the kernel default) and read back what the kernel granted. */
+function setReceiveBuffer(sock: dgram.Socket, bytes: number): UdpReceiveBuffer {
+  if (bytes > 0) {
+    try {
+      sock.setRecvBufferSize(bytes);
+    } catch {
+      // Refused outright (not merely capped): the granted size below says what the socket has.
+    }
+  }
+  let reported = 0;
+  try {
+    reported = sock.getRecvBufferSize();
+  } catch {
+    reported = 0;
+  }
+  let rmemMax: number | null = null;
+  try {
+    rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+    if (!Number.isFinite(rmemMax)) rmemMax = null;
+  } catch {
+    rmemMax = null;
+  }
+  // Linux doubles a value set (room for its bookkeeping, socket(7)) and reports the doubled value; the default
+  // (net.core.rmem_default) it reports as is.
+  const granted = process.platform === 'linux' && bytes > 0 ? Math.floor(reported / 2) : reported;
+  return { requestedBytes: bytes, grantedBytes: granted, rmemMaxBytes: rmemMax };
 }

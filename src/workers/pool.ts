@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { AnswerOptions } from '../answer/answer.ts';
 import { Backoff } from '../backends/backoff.ts';
-import type { BoundAddress, ListenSpec } from '../dns/server.ts';
+import type { BoundAddress, ListenSpec, UdpReceiveBuffer } from '../dns/server.ts';
 import { DnsCounters } from '../observability/dns-counters.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QueryLogConfig } from '../observability/query-log.ts';
@@ -42,6 +42,7 @@ export class WorkerPool {
   readonly #o: PoolOptions;
   readonly #slots: Slot[] = [];
   #addresses: BoundAddress[] = [];
+  #udpBuffer: UdpReceiveBuffer | null = null;
   #answer: AnswerOptions;
   #maxUdp: number;
   #queryLog: QueryLogConfig;
@@ -62,6 +63,11 @@ export class WorkerPool {
 
   get addresses(): readonly BoundAddress[] {
     return this.#addresses;
+  }
+
+  /** What the kernel granted the first worker's UDP receive buffer (all ask the same), or null before start. */
+  get udpReceiveBuffer(): UdpReceiveBuffer | null {
+    return this.#udpBuffer;
   }
 
   /** Workers currently answering. */
@@ -147,6 +153,7 @@ export class WorkerPool {
       answer: this.#answer,
       maxUdpPayloadBytes: this.#maxUdp,
       tcp: o.tcp,
+      udp: o.udp,
       counters: slot.counters,
       logLevel: o.logLevel,
       queryLog: this.#queryLog,
@@ -173,6 +180,7 @@ export class WorkerPool {
         if (msg.t !== 'ready') return;
         clearTimeout(timer);
         slot.ready = true;
+        this.#udpBuffer ??= msg.udpReceiveBuffer;
         resolve(msg.addresses.map((a) => ({ host: a.host, port: a.port })));
       });
       w.on('error', (err) => {

@@ -7,7 +7,7 @@ import { Answerer, type AnswerOptions } from '../answer/answer.ts';
 import type { Order } from '../dns/plan.ts';
 import { QueryProcessor } from '../dns/processor.ts';
 import type { GuardConfig } from '../dns/guard.ts';
-import { DnsServer, type ListenSpec } from '../dns/server.ts';
+import { DnsServer, type ListenSpec, type UdpReceiveBuffer } from '../dns/server.ts';
 import { DnsCounters } from '../observability/dns-counters.ts';
 import { createLogger, type LogLevel } from '../observability/logger.ts';
 import { MeasuredProcessor } from '../observability/measured-processor.ts';
@@ -22,6 +22,7 @@ export interface WorkerInit {
   readonly answer: AnswerOptions;
   readonly maxUdpPayloadBytes: number;
   readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number; readonly maxConnectionsPerSource: number };
+  readonly udp: { readonly receiveBufferBytes: number };
   /** ACL and rate limit: each worker applies them to the queries it answers (its own rate-limit table). */
   readonly guard: GuardConfig;
   readonly counters: SharedArrayBuffer;
@@ -45,7 +46,7 @@ export type ToWorker =
   | { readonly t: 'stop'; readonly graceMs: number };
 
 export type FromWorker =
-  | { readonly t: 'ready'; readonly addresses: readonly { host: string; port: number }[] }
+  | { readonly t: 'ready'; readonly addresses: readonly { host: string; port: number }[]; readonly udpReceiveBuffer: UdpReceiveBuffer | null }
   | { readonly t: 'stopped' };
 
 /** How often a worker publishes its cache size into its counter block (ms). */
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
     guard: init.guard,
     guardCounters: counters,
     maxUdpPayloadBytes: init.maxUdpPayloadBytes,
+    udpReceiveBufferBytes: init.udp.receiveBufferBytes,
     reusePort: true,
     onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
     onTcpConnections: (open) => counters.tcpConnections(open),
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
   });
   await holdsState;
   await server.start();
-  port.postMessage({ t: 'ready', addresses: server.addresses.map((a) => ({ host: a.host, port: a.port })) } satisfies FromWorker);
+  port.postMessage({ t: 'ready', addresses: server.addresses.map((a) => ({ host: a.host, port: a.port })), udpReceiveBuffer: server.udpReceiveBuffer } satisfies FromWorker);
 }
 
 // A failed start rejects: the worker exits with an error, which the pool logs and retries with backoff.
