@@ -2,7 +2,7 @@
 // DNS layer's Responder. Runs only on cache misses, so clarity wins over micro-optimisation here.
 
 import type { Instance, Port } from '../model/service.ts';
-import { addressFromLabel, addrLabel } from '../model/names.ts';
+import { addressFromLabel, addrLabel, parseReverse } from '../model/names.ts';
 import type { Order, Plan, Rec, Responder, SoaData } from '../dns/plan.ts';
 import { RCODE, TYPE } from '../dns/wire.ts';
 import type { MergedService, Store } from '../store/store.ts';
@@ -17,6 +17,13 @@ export interface AnswerOptions {
   readonly emptyService: 'nodata' | 'nxdomain';
   /** NS target; default `ns.<domain>` per domain (§1.3). */
   readonly nameserver?: { readonly name?: string | undefined; readonly ipv4: readonly string[]; readonly ipv6: readonly string[] };
+  /**
+   * SRV targets (§3.2): `addr` (default) the `.addr` name; `instance` the instance's own name (§2.6) when it has
+   * one that answers it alone, else the `.addr` name.
+   */
+  readonly srvTarget?: 'addr' | 'instance' | undefined;
+  /** Reverse zones served with PTR (§1.2, §3.8), lowercase without trailing dot: `10.in-addr.arpa`. */
+  readonly reverseZones?: readonly string[] | undefined;
 }
 
 /** §1.3 SOA timers (seconds). */
@@ -32,7 +39,9 @@ type Filter =
   /** §2.2: instances carrying tag T; a port named T also matches and, for SRV, selects that port. */
   | { kind: 'tag'; tag: string }
   /** §2.3b: port name (or Consul tag) P with protocol PROTO; only matching ports are answered. */
-  | { kind: 'port'; port: string; protocol: string };
+  | { kind: 'port'; port: string; protocol: string }
+  /** §2.6: the healthy instances named so (a tag of the same name wins). */
+  | { kind: 'instance'; name: string };
 
 export class Answerer implements Responder {
   readonly #store: Store;
@@ -44,7 +53,11 @@ export class Answerer implements Responder {
     this.#store = store;
     this.#o = options;
     this.#domains = [...options.domains].sort((a, b) => b.length - a.length);
+    this.#reverse = [...(options.reverseZones ?? [])].sort((a, b) => b.length - a.length);
   }
+
+  /** Reverse zones, longest first (§3.8). */
+  readonly #reverse: string[];
 
   get generation(): number {
     return this.#store.generation;
@@ -75,17 +88,63 @@ export class Answerer implements Responder {
 
   #plan(qname: string, qtype: number): Plan {
     const domain = this.#zoneOf(qname);
-    if (domain === null) return this.#bare(RCODE.REFUSED, false); // §1.2
+    if (domain === null) {
+      const rev = this.#reverse.length === 0 ? null : zoneIn(this.#reverse, qname);
+      return rev === null ? this.#bare(RCODE.REFUSED, false) : this.#reverseName(rev, qname, qtype); // §1.2
+    }
     const rel = qname.length === domain.length ? '' : qname.slice(0, qname.length - domain.length - 1);
     return this.#inZone(domain, rel, qtype);
   }
 
   #zoneOf(qname: string): string | null {
-    for (const d of this.#domains) {
-      if (qname === d) return d;
-      if (qname.length > d.length && qname.endsWith(d) && qname.charCodeAt(qname.length - d.length - 1) === 46) return d;
+    return zoneIn(this.#domains, qname);
+  }
+
+  /**
+   * A name in a reverse zone (§3.8): SOA/NS at the apex; PTR for an address some healthy instance has; the
+   * intermediate names above such an address are empty non-terminals (§2.5); everything else is NXDOMAIN.
+   */
+  #reverseName(zone: string, qname: string, qtype: number): Plan {
+    if (qname === zone) return this.#apex(zone, qtype);
+    const r = parseReverse(qname);
+    if (!r.valid) return this.#nx(zone);
+    if (r.full === null) return this.#store.hasReverseBelow(qname) ? this.#nodata(zone) : this.#reverseMissing(zone);
+    const services = this.#store.servicesAt(r.full.address);
+    if (services.length === 0) return this.#reverseMissing(zone);
+    if (qtype !== TYPE.PTR && qtype !== TYPE.ANY) return this.#nodata(zone);
+    const primary = this.#o.domains[0]!;
+    const ttl = this.#o.ttlSeconds;
+    const targets: string[] = [];
+    const seen = new Set<Instance>(); // a default-scope instance is in the unscoped view and its scope: once
+    for (const svc of services) {
+      for (const inst of svc.instances) {
+        if (inst.address !== r.full.address || inst.name === undefined || seen.has(inst) || svc.tags.has(inst.name)) continue;
+        seen.add(inst);
+        const t = `${inst.name}.${svc.name}.${SERVICE}${svc.scope === null ? '' : `.${svc.scope}`}.${primary}`;
+        if (!targets.includes(t)) targets.push(t);
+      }
     }
-    return null;
+    if (targets.length === 0) {
+      // No instance there has a name: the `.addr` name of the unscoped view, else of each scope that has it.
+      const label = addrLabel(r.full.address);
+      const unscoped = services[0]!.scope === null;
+      for (const svc of services) {
+        if (unscoped && svc.scope !== null) break;
+        const t = `${label}.${ADDR}${svc.scope === null ? '' : `.${svc.scope}`}.${primary}`;
+        if (!targets.includes(t)) targets.push(t);
+      }
+    }
+    return this.#positive(targets.map((target): Rec => ({ name: qname, type: TYPE.PTR, ttl, target })), []);
+  }
+
+  /** NXDOMAIN in a reverse zone, or SERVFAIL while any backend has not synced: it may hold the address (§5.4). */
+  #reverseMissing(zone: string): Plan {
+    return this.#store.anyPending ? this.#bare(RCODE.SERVFAIL, false) : this.#nx(zone);
+  }
+
+  /** Whether `zone` is one of the reverse zones (its SOA and NS name the first domain's server, §3.8). */
+  #isReverse(zone: string): boolean {
+    return this.#reverse.length > 0 && this.#reverse.includes(zone);
   }
 
   #inZone(domain: string, rel: string, qtype: number): Plan {
@@ -143,7 +202,7 @@ export class Answerer implements Responder {
   }
 
   #nsName(domain: string): string {
-    return this.#o.nameserver?.name ?? `ns.${domain}`;
+    return this.#o.nameserver?.name ?? `ns.${this.#isReverse(domain) ? this.#o.domains[0]! : domain}`;
   }
 
   #nsGlue(ns: string): Rec[] {
@@ -171,6 +230,7 @@ export class Answerer implements Responder {
     let name: string;
     let filter: Filter;
     let srvOnly = false;
+    let maybeInstance = false;
     const u = (s: string) => s.length > 1 && s.charCodeAt(0) === 95; // leading '_'
     const proto = (s: string) => s === '_tcp' || s === '_udp';
     if (prefix.length === 1) {
@@ -190,8 +250,10 @@ export class Answerer implements Responder {
       filter = t === 'tcp' || t === 'udp' ? { kind: 'all' } : { kind: 'tag', tag: t };
       srvOnly = true;
     } else if (prefix.length === 2 && !u(prefix[1]!)) {
+      // `T.N.service` (§2.2) or, when N has no tag or port name T, `<instance>.N.service` (§2.6): tags win.
       name = prefix[1]!;
       filter = { kind: 'tag', tag: prefix[0]! };
+      maybeInstance = true;
     } else if (prefix.length === 3 && u(prefix[0]!) && (prefix[1] === '_tcp' || prefix[1] === '_udp')) {
       // §2.3b `_P._PROTO.N.service`.
       name = prefix[2]!;
@@ -205,14 +267,18 @@ export class Answerer implements Responder {
     if (!svc) return this.#missing(domain, scope);
     // §2.2: a tag or port name that no registered instance carries (healthy or not) names nothing.
     const tag = filter.kind === 'tag' ? filter.tag : filter.kind === 'port' ? filter.port : null;
-    if (tag !== null && !svc.tags.has(tag)) return this.#missing(domain, scope);
+    if (tag !== null && !svc.tags.has(tag)) {
+      // §2.6: not a tag; a name only while some healthy instance carries it (unhealthy ones are not named).
+      if (!maybeInstance || !hasInstanceNamed(svc, tag)) return this.#missing(domain, scope);
+      filter = { kind: 'instance', name: tag };
+    }
     // §3.3, RFC 8482: ANY may get a subset, never a denial; on an SRV-only name that subset is the SRV RRset.
     const wantSrv = qtype === TYPE.SRV || (srvOnly && qtype === TYPE.ANY);
     const ttl = svc.ttlSeconds ?? this.#o.ttlSeconds;
     if (wantSrv) {
       const selected = select(svc, filter);
       if (selected.length === 0) return this.#empty(domain);
-      return this.#srv(domain, scope, this.#ownerName(domain, scope, prefix), ttl, selected);
+      return this.#srv(domain, scope, svc, this.#ownerName(domain, scope, prefix), ttl, selected);
     }
     // A/AAAA/ANY and other types: which instances match is all that matters (no per-instance objects).
     let any = false;
@@ -251,13 +317,16 @@ export class Answerer implements Responder {
   }
 
   /** §3.2: one SRV per healthy (instance, port), targets `.addr` names, glue in Additional. */
-  #srv(domain: string, scope: string | null, owner: string, ttl: number, selected: Selected[]): Plan {
+  #srv(domain: string, scope: string | null, svc: MergedService, owner: string, ttl: number, selected: Selected[]): Plan {
     const answers: Rec[] = [];
     const glue: Rec[] = [];
     const seenTarget = new Set<string>();
     const suffix = `.${ADDR}${scope === null ? '' : `.${scope}`}.${domain}`;
+    const named = this.#o.srvTarget === 'instance' ? soleNames(svc) : null;
+    const nameSuffix = `.${svc.name}.${SERVICE}${scope === null ? '' : `.${scope}`}.${domain}`;
     for (const { inst, ports } of selected) {
-      const target = addrLabel(inst.address) + suffix;
+      // srvTarget: instance (§3.2): the instance's own name when it answers exactly this address, else `.addr`.
+      const target = named !== null && inst.name !== undefined && named.get(inst.name) === inst.address ? inst.name + nameSuffix : addrLabel(inst.address) + suffix;
       // One record per (target, port): a repeated target (one address, several instances) or a repeated port
       // is rare, so only then are the records already made searched (no key string per record).
       const again = seenTarget.has(target) || ports.length > 1;
@@ -284,7 +353,7 @@ export class Answerer implements Responder {
     const o = this.#o;
     const soa: SoaData = {
       mname: this.#nsName(domain),
-      rname: `hostmaster.${domain}`,
+      rname: `hostmaster.${this.#isReverse(domain) ? this.#o.domains[0]! : domain}`,
       serial: this.#store.serial,
       refresh: SOA_REFRESH,
       retry: SOA_RETRY,
@@ -342,6 +411,7 @@ function hasSrv(answers: readonly Rec[], target: string, port: number): boolean 
 /** Whether the instance is selected by the filter (what select() decides, without building its port list). */
 function matches(inst: Instance, f: Filter): boolean {
   if (f.kind === 'all') return true;
+  if (f.kind === 'instance') return inst.name === f.name;
   if (f.kind === 'tag') {
     for (const p of inst.ports) if (p.name === f.tag) return true;
     return inst.tags.includes(f.tag);
@@ -357,6 +427,8 @@ function select(svc: MergedService, f: Filter): Selected[] {
   for (const inst of svc.instances) {
     if (f.kind === 'all') {
       out.push({ inst, ports: inst.ports });
+    } else if (f.kind === 'instance') {
+      if (inst.name === f.name) out.push({ inst, ports: inst.ports });
     } else if (f.kind === 'tag') {
       const named = inst.ports.filter((p) => p.name === f.tag);
       if (named.length > 0) out.push({ inst, ports: named });
@@ -369,6 +441,36 @@ function select(svc: MergedService, f: Filter): Selected[] {
         if (proto.length > 0) out.push({ inst, ports: proto });
       }
     }
+  }
+  return out;
+}
+
+/** The zone among `zones` (longest first) that `qname` is in, on a label boundary; null when none. */
+function zoneIn(zones: readonly string[], qname: string): string | null {
+  for (const d of zones) {
+    if (qname === d) return d;
+    if (qname.length > d.length && qname.endsWith(d) && qname.charCodeAt(qname.length - d.length - 1) === 46) return d;
+  }
+  return null;
+}
+
+/** §2.6: whether a healthy instance of the service is named `name`. */
+function hasInstanceNamed(svc: MergedService, name: string): boolean {
+  for (const i of svc.instances) if (i.name === name) return true;
+  return false;
+}
+
+/**
+ * Instance names of the service that can be SRV targets (§3.2, `srvTarget: instance`): name → its one address.
+ * A name that is also a tag (tags win, §2.6) or that names instances at two addresses is left out: its A/AAAA
+ * would not be the glue of one target.
+ */
+function soleNames(svc: MergedService): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const i of svc.instances) {
+    if (i.name === undefined || svc.tags.has(i.name)) continue;
+    const had = out.get(i.name);
+    out.set(i.name, had === undefined || had === i.address ? i.address : null);
   }
   return out;
 }

@@ -50,6 +50,8 @@ export const ANSWER_KEYS = [
   'maxAnswers',
   'emptyService',
   'nameserver',
+  'srvTarget',
+  'reverseZones',
 ] as const satisfies readonly (keyof Config)[];
 
 /** Keys that bind sockets: changing them needs a restart. */

@@ -104,6 +104,7 @@ class Writer {
         this.off += 16;
         break;
       case 2:
+      case 12: // PTR (§3.8): a name, compressible like NS (RFC 3597 §4 allows it for RFC 1035 types)
         this.name(r.target);
         break;
       case 33:
@@ -229,6 +230,7 @@ function recSizeBound(r: Rec): number {
     case 28:
       return n + 10 + 16;
     case 2:
+    case 12:
       return n + 10 + r.target.length + 2;
     case 33:
       return n + 10 + 6 + r.srv.target.length + 2;

@@ -24,7 +24,7 @@ export interface SrvData {
 /** One resource record. Names are lowercase, without the trailing dot ('' is the root). */
 export type Rec =
   | { readonly name: string; readonly type: 1 | 28; readonly ttl: number; readonly address: string }
-  | { readonly name: string; readonly type: 2; readonly ttl: number; readonly target: string }
+  | { readonly name: string; readonly type: 2 | 12; readonly ttl: number; readonly target: string }
   | { readonly name: string; readonly type: 6; readonly ttl: number; readonly soa: SoaData }
   | { readonly name: string; readonly type: 33; readonly ttl: number; readonly srv: SrvData };
 

@@ -99,3 +99,65 @@ export function addressFromLabel(label: string): { address: string; family: 4 | 
   }
   return null;
 }
+
+/** RFC 952/1123 host-name label: letters, digits, inner hyphens, 1..63 octets (no `_`: never a `_tcp` look-alike). */
+const HOST_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * An instance name (§2.6) from a registry's text (a Kubernetes hostname or Pod name, a Consul service ID, a file
+ * `id`): lowercased, and kept only when it is a host-name label; otherwise null (rejected, never rewritten: two
+ * different IDs must not sanitise into one name). Not checked here: collisions with tags (the answer layer: tags win).
+ */
+export function instanceLabel(s: string | undefined | null): string | null {
+  if (typeof s !== 'string' || s === '') return null;
+  const l = s.toLowerCase();
+  return HOST_LABEL_RE.test(l) ? l : null;
+}
+
+/**
+ * The reverse name of a canonical address, without the trailing dot (RFC 1035 §3.5 `in-addr.arpa`, RFC 3596 §2.5
+ * `ip6.arpa` nibbles): `10.0.0.1` → `1.0.0.10.in-addr.arpa`.
+ */
+export function reverseName(address: string, family: 4 | 6): string {
+  if (family === 4) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+  const nibbles: string[] = [];
+  for (const g of ipv6Groups(address)) {
+    const h = g.toString(16).padStart(4, '0');
+    nibbles.push(h[0]!, h[1]!, h[2]!, h[3]!);
+  }
+  return `${nibbles.reverse().join('.')}.ip6.arpa`;
+}
+
+/**
+ * Parse a reverse name (lowercase, no trailing dot) under `in-addr.arpa` or `ip6.arpa`. `full`: the address when
+ * the name has all 4 octets / 32 nibbles; null for a shorter (intermediate) name. `valid: false` when some label is
+ * not an octet in canonical decimal (0..255, no leading zero) or a single hex nibble, or there are too many labels:
+ * such a name can never exist.
+ */
+export function parseReverse(name: string): { valid: boolean; full: { address: string; family: 4 | 6 } | null } {
+  const bad = { valid: false, full: null };
+  if (name.endsWith('in-addr.arpa')) {
+    const rel = name.slice(0, name.length - 'in-addr.arpa'.length);
+    if (rel === '') return { valid: true, full: null };
+    if (!rel.endsWith('.')) return bad;
+    const labels = rel.slice(0, -1).split('.');
+    if (labels.length > 4) return bad;
+    for (const l of labels) if (!/^(0|[1-9]\d{0,2})$/.test(l) || Number(l) > 255) return bad;
+    if (labels.length < 4) return { valid: true, full: null };
+    return { valid: true, full: { address: labels.reverse().join('.'), family: 4 } };
+  }
+  if (name.endsWith('ip6.arpa')) {
+    const rel = name.slice(0, name.length - 'ip6.arpa'.length);
+    if (rel === '') return { valid: true, full: null };
+    if (!rel.endsWith('.')) return bad;
+    const labels = rel.slice(0, -1).split('.');
+    if (labels.length > 32) return bad;
+    for (const l of labels) if (!/^[0-9a-f]$/.test(l)) return bad;
+    if (labels.length < 32) return { valid: true, full: null };
+    const hex = labels.reverse().join('');
+    const groups: string[] = [];
+    for (let i = 0; i < 32; i += 4) groups.push(hex.slice(i, i + 4));
+    return { valid: true, full: { address: canonicalIPv6(groups.join(':')), family: 6 } };
+  }
+  return bad;
+}

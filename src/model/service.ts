@@ -21,6 +21,13 @@ export interface Instance {
   readonly ports: readonly Port[];
   readonly weight: number;
   readonly tags: readonly string[];
+  /**
+   * The instance's own name (§2.6): `<name>.N.service[.S].D` answers this instance alone, and its PTR (§3.8)
+   * points there. A lowercase host-name label (instanceLabel() accepted it), or undefined: the backend gave none
+   * or gave one that is not a host name. Kubernetes: the endpoint's `hostname`, else its Pod's name; Consul: the
+   * service ID; static file: `id`.
+   */
+  readonly name?: string | undefined;
 }
 
 /** A service in one scope (Consul datacenter, Kubernetes namespace, static-file scope). Labels are lowercase. */

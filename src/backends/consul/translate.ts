@@ -3,7 +3,7 @@
 // tagged addresses). Pure: no I/O; warnings go through a callback so the caller can log each one once.
 
 import type { Instance, Port, Service } from '../../model/service.ts';
-import { canonicalAddress, isLabel } from '../../model/names.ts';
+import { canonicalAddress, instanceLabel, isLabel } from '../../model/names.ts';
 
 export interface TranslateOptions {
   readonly name: string;
@@ -134,7 +134,9 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
         const mergedTags = [...new Set([...prev.tags, ...tags])].sort();
         byKey.set(key, { ...prev, weight: Math.max(prev.weight, weight), tags: mergedTags });
       } else {
-        byKey.set(key, { address: canon.address, family: canon.family, ports, weight, tags });
+        // §2.6: the service ID names the instance (several instances share a node, so not the node name).
+        const name = instanceLabel(serviceId);
+        byKey.set(key, name === null ? { address: canon.address, family: canon.family, ports, weight, tags } : { address: canon.address, family: canon.family, ports, weight, tags, name });
       }
     }
   }
@@ -146,7 +148,7 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
 export function signature(instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[] = []): string {
   let s = `${ttlSeconds ?? ''}|${knownTags.join(',')}`;
   for (const i of instances) {
-    s += `;${i.address}/${i.weight}/${i.ports.map((p) => p.port).join(',')}/${i.tags.join(',')}`;
+    s += `;${i.address}/${i.weight}/${i.ports.map((p) => p.port).join(',')}/${i.tags.join(',')}/${i.name ?? ''}`;
   }
   return s;
 }

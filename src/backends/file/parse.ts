@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { LineCounter, isMap, isNode, parseDocument, visit } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
-import { canonicalAddress } from '../../model/names.ts';
+import { canonicalAddress, instanceLabel } from '../../model/names.ts';
 import type { Instance, Port } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import { BackendError } from '../backend.ts';
@@ -126,6 +126,12 @@ const tags = z.array(labelSchema, { error: 'must be a list of labels' }).default
 const instanceSchema = z
   .strictObject({
     address,
+    /** The instance's name (§2.6): `<id>.N.service.D`; a host-name label, stored lowercase. */
+    id: z
+      .string({ error: 'must be a host-name label (letters, digits, inner "-"; at most 63 characters)' })
+      .refine((s) => instanceLabel(s) !== null, { error: 'must be a host-name label (letters, digits, inner "-"; at most 63 characters)' })
+      .transform((s) => s.toLowerCase())
+      .optional(),
     port: portNumber.optional(),
     ports: portsSchema.optional(),
     weight: z
@@ -262,7 +268,14 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
         const path = ['services', i, 'instances', j, 'address'];
         problems.push(describe(path, inst.address.address, `duplicates instances[${prevInst}] (same address and ports)`, lineOf(path)));
       } else instSeen.set(sig, j);
+      if (inst.id !== undefined) {
+        const prevId = instSeen.get(`id:${inst.id}`);
+        const path = ['services', i, 'instances', j, 'id'];
+        if (prevId !== undefined) problems.push(describe(path, inst.id, `duplicates instances[${prevId}].id`, lineOf(path)));
+        else instSeen.set(`id:${inst.id}`, j);
+      }
       return {
+        ...(inst.id !== undefined ? { name: inst.id } : {}),
         address: inst.address.address,
         family: inst.address.family,
         ports,

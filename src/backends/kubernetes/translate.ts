@@ -2,7 +2,7 @@
 // Pure functions, no I/O. Accepts both raw watch JSON and the client's deserialized objects (same field names).
 
 import type { Instance, Port, Protocol, Service } from '../../model/service.ts';
-import { canonicalAddress, isLabel } from '../../model/names.ts';
+import { canonicalAddress, instanceLabel, isLabel } from '../../model/names.ts';
 
 /** The label the EndpointSlice controller puts on every slice of a Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -67,12 +67,12 @@ function sortedPorts(ports: readonly Port[]): readonly Port[] {
 }
 
 /** address → its port lists (one per subset/slice it appears in) → sorted Instances with merged ports. */
-function toInstances(byAddr: Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>): Instance[] {
+function toInstances(byAddr: Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>): Instance[] {
   const out: Instance[] = [];
   for (const address of [...byAddr.keys()].sort()) {
     const e = byAddr.get(address)!;
     const ports = e.ports.length === 1 ? e.ports[0]! : sortedPorts(e.ports.flat());
-    out.push({ address, family: e.family, ports, weight: 1, tags: NO_TAGS });
+    out.push(e.name === undefined ? { address, family: e.family, ports, weight: 1, tags: NO_TAGS } : { address, family: e.family, ports, weight: 1, tags: NO_TAGS, name: e.name });
   }
   return out;
 }
@@ -94,18 +94,26 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
   const want = addressType === 'IPv4' ? 4 : addressType === 'IPv6' ? 6 : 0; // FQDN slices: deprecated, no A/AAAA
   const { ports, skipped: portsSkipped } = translatePorts(obj.ports);
   let skipped = portsSkipped;
-  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>();
+  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>();
   for (const ep of arr(obj.endpoints)) {
     if (!isObj(ep)) continue;
     const c = isObj(ep.conditions) ? ep.conditions : {};
     if (c.ready === false || c.terminating === true) continue;
+    const name = endpointName(ep.hostname, ep.targetRef);
     for (const a of arr(ep.addresses)) {
       const ca = typeof a === 'string' ? canonicalAddress(a) : null;
       if (!ca || ca.family !== want) { skipped++; continue; }
-      if (!byAddr.has(ca.address)) byAddr.set(ca.address, { family: ca.family, ports: [ports] });
+      if (!byAddr.has(ca.address)) byAddr.set(ca.address, name === null ? { family: ca.family, ports: [ports] } : { family: ca.family, ports: [ports], name });
     }
   }
   return { scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort(), skipped };
+}
+
+/** §2.6: an endpoint's instance name: its `hostname`, else the name of the Pod its `targetRef` points at. */
+function endpointName(hostname: unknown, targetRef: unknown): string | null {
+  const h = instanceLabel(str(hostname));
+  if (h !== null) return h;
+  return isObj(targetRef) && str(targetRef.kind) === 'Pod' ? instanceLabel(str(targetRef.name)) : null;
 }
 
 function namesOf(ports: readonly Port[]): string[] {
@@ -121,7 +129,7 @@ export function fromEndpoints(obj: unknown): Contribution | null {
   const service = key.name.toLowerCase();
   const scope = key.namespace.toLowerCase();
   if (!isLabel(service) || !isLabel(scope)) return null;
-  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[] }>();
+  const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>();
   const portNames: string[] = [];
   let skipped = 0;
   for (const subset of arr(obj.subsets)) {
@@ -133,8 +141,9 @@ export function fromEndpoints(obj: unknown): Contribution | null {
       const ca = isObj(a) && typeof a.ip === 'string' ? canonicalAddress(a.ip) : null;
       if (!ca) { skipped++; continue; }
       const e = byAddr.get(ca.address);
+      const name = endpointName((a as Obj).hostname, (a as Obj).targetRef);
       if (e) e.ports.push(ports);
-      else byAddr.set(ca.address, { family: ca.family, ports: [ports] });
+      else byAddr.set(ca.address, name === null ? { family: ca.family, ports: [ports] } : { family: ca.family, ports: [ports], name });
     }
   }
   return { scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort(), skipped };
@@ -206,7 +215,7 @@ function sameInstances(a: readonly Instance[], b: readonly Instance[]): boolean 
     const x = a[i]!;
     const y = b[i]!;
     if (x === y) continue;
-    if (x.address !== y.address || x.weight !== y.weight || x.ports.length !== y.ports.length) return false;
+    if (x.address !== y.address || x.weight !== y.weight || x.name !== y.name || x.ports.length !== y.ports.length) return false;
     if (x.ports === y.ports) continue;
     for (let j = 0; j < x.ports.length; j++) if (portSig(x.ports[j]!) !== portSig(y.ports[j]!)) return false;
   }
