@@ -9,6 +9,8 @@ import type { DnsMetrics } from '../../src/dns/processor.ts';
 import type { Instance } from '../../src/model/service.ts';
 import { instanceLabel } from '../../src/model/names.ts';
 import { parseServicesFile } from '../../src/backends/file/parse.ts';
+import { fromEndpointSlice, fromEndpoints } from '../../src/backends/kubernetes/translate.ts';
+import { translateHealth } from '../../src/backends/consul/translate.ts';
 
 const D = 'sd.internal';
 const named = (name: string, i: Instance): Instance => ({ ...i, name });
@@ -101,6 +103,39 @@ describe('instance names (§2.6)', () => {
       () => parseServicesFile('services:\n  - name: web\n    instances:\n      - { id: a, address: 10.0.0.1, port: 80 }\n      - { id: a, address: 10.0.0.2, port: 80 }\n', 's.yaml', 'default'),
       (e: Error & { code?: string }) => e.code === 'SVCDNS_BACKEND_BAD_DATA' && /instances\[1\]\.id: .*duplicates instances\[0\]\.id/.test(e.message),
     );
+  });
+});
+
+describe('instance names from each backend (§2.6)', () => {
+  it('§2.6 Kubernetes: the endpoint hostname, else the Pod name of targetRef; a non-label is no name', () => {
+    const slice = {
+      metadata: { name: 'web-abc', namespace: 'prod', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
+      endpoints: [
+        { addresses: ['10.0.0.1'], hostname: 'Web-0', targetRef: { kind: 'Pod', name: 'web-7f9c-x' } },
+        { addresses: ['10.0.0.2'], targetRef: { kind: 'Pod', name: 'web-7f9c-y' } },
+        { addresses: ['10.0.0.3'], targetRef: { kind: 'Node', name: 'node-1' } },
+        { addresses: ['10.0.0.4'], targetRef: { kind: 'Pod', name: 'pod.with.dots' } },
+      ],
+    };
+    const c = fromEndpointSlice(slice)!;
+    assert.deepEqual(c.endpoints.map((i) => `${i.address} ${i.name ?? '-'}`), ['10.0.0.1 web-0', '10.0.0.2 web-7f9c-y', '10.0.0.3 -', '10.0.0.4 -']);
+    const legacy = fromEndpoints({
+      metadata: { name: 'web', namespace: 'prod' },
+      subsets: [{ addresses: [{ ip: '10.0.0.9', hostname: 'web-9' }, { ip: '10.0.0.8', targetRef: { kind: 'Pod', name: 'p-8' } }], ports: [{ port: 80 }] }],
+    })!;
+    assert.deepEqual(legacy.endpoints.map((i) => `${i.address} ${i.name ?? '-'}`), ['10.0.0.8 p-8', '10.0.0.9 web-9']);
+  });
+
+  it('§2.6 Consul: the service ID (not the node name; several instances share a node), when it is a host-name label', () => {
+    const entry = (id: string, address: string) => ({
+      Node: { Node: 'node-1', Address: '10.0.0.1' },
+      Service: { ID: id, Service: 'web', Address: address, Port: 80, Tags: [] },
+      Checks: [],
+    });
+    const t = translateHealth([entry('web-a', '10.0.0.1'), entry('web:10.0.0.2:80', '10.0.0.2')], { name: 'web', scope: 'dc1', onlyPassing: false, warn() {} });
+    assert.deepEqual(t.instances.map((i) => `${i.address} ${i.name ?? '-'}`).sort(), ['10.0.0.1 web-a', '10.0.0.2 -']);
   });
 });
 
