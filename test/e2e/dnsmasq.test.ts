@@ -9,12 +9,16 @@ import { REPO, dig, rr, startDnsmasq, startSvcdns, tempDir, writeConfig, type Dn
 
 const SHIPPED = join(REPO, 'dnsmasq/svcdns.conf');
 const FORWARD = 'server=/sd.internal/127.0.0.1#8653';
+const SVCDNS_AT = '127.0.0.1#8653';
+/** The reverse zones of the sample config/svcdns.yaml, and the rev-server= lines that forward exactly them (§3.8). */
+const REVERSE_ZONES = ['10.in-addr.arpa', 'd.f.ip6.arpa'];
+const REV_SERVERS = ['rev-server=10.0.0.0/8,127.0.0.1#8653', 'rev-server=fd00::/8,127.0.0.1#8653'];
 const BIG = 50; // 50 A records: ~852 bytes, over a 512-byte client's limit
 
 const SERVICES = `services:
   - name: web
     instances:
-      - { address: 10.0.0.1, port: 8080 }
+      - { id: web-1, address: 10.0.0.1, port: 8080 }
       - { address: 10.0.0.2, port: 8080 }
   - name: api
     instances:
@@ -39,13 +43,14 @@ describe('dnsmasq with dnsmasq/svcdns.conf forwarding sd.internal to svcdns', { 
 
   before(async () => {
     tmp = tempDir();
-    svc = await startSvcdns(writeConfig(tmp.dir, SERVICES));
+    svc = await startSvcdns(writeConfig(tmp.dir, SERVICES, `reverseZones: ${JSON.stringify(REVERSE_ZONES)}\n`));
     const shipped = readFileSync(SHIPPED, 'utf8');
     assert.equal(shipped.split(FORWARD).length, 2, `${SHIPPED} must contain exactly one "${FORWARD}"`);
     conf = join(tmp.dir, 'dnsmasq.conf');
-    writeFileSync(conf, shipped.replace(FORWARD, `server=/sd.internal/127.0.0.1#${svc.port}`));
+    writeFileSync(conf, shipped.replaceAll(SVCDNS_AT, `127.0.0.1#${svc.port}`));
     // stop-dns-rebind drops private addresses from forwarded answers; the shipped rebind-domain-ok must exempt ours.
-    dm = await startDnsmasq(conf, ['--stop-dns-rebind'], 'web.service.sd.internal');
+    // bogus-priv answers private reverse names locally; the shipped rev-server lines must still reach svcdns.
+    dm = await startDnsmasq(conf, ['--stop-dns-rebind', '--bogus-priv'], 'web.service.sd.internal');
   });
   after(async () => {
     await dm?.stop();
@@ -53,10 +58,13 @@ describe('dnsmasq with dnsmasq/svcdns.conf forwarding sd.internal to svcdns', { 
     tmp?.cleanup();
   });
 
-  test('the shipped file forwards only sd.internal and no reverse zone (svcdns serves no PTR)', () => {
+  test('the shipped file forwards sd.internal and exactly the sample reverseZones, nothing wider (§1.2, §3.8)', () => {
     const lines = directives(readFileSync(SHIPPED, 'utf8'));
     assert.deepEqual(lines.filter((l) => l.startsWith('server=')), [FORWARD]);
-    assert.deepEqual(lines.filter((l) => /rev-server|in-addr\.arpa|ip6\.arpa/.test(l)), []);
+    assert.deepEqual(lines.filter((l) => /rev-server|in-addr\.arpa|ip6\.arpa/.test(l)), REV_SERVERS);
+    // The sample svcdns.yaml serves the zones these lines forward.
+    const sample = readFileSync(join(REPO, 'config/svcdns.yaml'), 'utf8');
+    assert.match(sample, new RegExp(`^reverseZones: \\[${REVERSE_ZONES.join(', ').replaceAll('.', '\\.')}\\]`, 'm'));
     // A drop-in must not change global behaviour (upstreams, port, caching) for names it does not own.
     assert.deepEqual(lines.filter((l) => /^(no-resolv|port|no-negcache|min-cache-ttl|local=|address=)/.test(l)), []);
   });
@@ -103,6 +111,19 @@ describe('dnsmasq with dnsmasq/svcdns.conf forwarding sd.internal to svcdns', { 
     const retried = await dig(dm!.port, ['+bufsize=512', 'big.service.sd.internal']);
     assert.equal(retried.transport, 'TCP');
     assert.equal(retried.answer.length, BIG);
+  });
+
+  test('PTR through dnsmasq (rev-server, under bogus-priv): the instance name, the .addr name, IPv6 nibbles; NXDOMAIN passes through (§3.8)', async () => {
+    const named = await dig(dm!.port, ['-x', '10.0.0.1']);
+    assert.equal(named.status, 'NOERROR');
+    assert.deepEqual(named.answer.map((a) => `${rr(a).name} ${rr(a).type} ${rr(a).data}`), ['1.0.0.10.in-addr.arpa. PTR web-1.web.service.sd.internal.']);
+    const addr = await dig(dm!.port, ['-x', '10.0.0.2']);
+    assert.deepEqual(addr.answer.map((a) => rr(a).data), ['10-0-0-2.addr.sd.internal.']);
+    const v6 = await dig(dm!.port, ['-x', 'fd00::1:1']);
+    assert.deepEqual(v6.answer.map((a) => rr(a).data), ['fd00--1-1.addr.sd.internal.']);
+    const nx = await dig(dm!.port, ['-x', '10.0.2.1']); // db's only instance is unhealthy
+    assert.equal(nx.status, 'NXDOMAIN');
+    assert.match(nx.authority[0] ?? '', /^10\.in-addr\.arpa\. [0-5] IN SOA ns\.sd\.internal\. hostmaster\.sd\.internal\. /);
   });
 
   test('without the shipped rebind-domain-ok line, stop-dns-rebind would drop the answers (why the line is there)', async () => {
