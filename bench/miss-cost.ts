@@ -110,13 +110,18 @@ for (const [label, make] of [
   ['A (10 records)', (n: string) => query(n, 'A', { edns: 1232 })],
   ['SRV (10 records + glue)', (n: string) => query(`_http._tcp.${n}`, 'SRV', { edns: 1232 })],
   ['NXDOMAIN', (n: string) => query(`x${n}`, 'A', { edns: 1232 })],
+  ['A + AAAA + SRV (3 slots)', null],
 ] as const) {
-  const msgs = few.map(make);
+  const msgs = make !== null ? few.map(make) : few.flatMap((n) => [query(n, 'A', { edns: 1232 }), query(n, 'AAAA', { edns: 1232 }), query(n, 'SRV', { edns: 1232 })]);
   const p = processor(store);
   const before = heapUsed();
   for (const m of msgs) p.process(m, m.length, false);
   const after = heapUsed();
   const real = (after - before) / p.cachedNames;
-  console.log(`cache entry ${label.padEnd(26)} heap ${real.toFixed(0).padStart(6)} B, accounted ${(p.cachedBytes / p.cachedNames).toFixed(0).padStart(6)} B (${p.cachedNames} names)`);
+  let wire = 0;
+  const probe = processor(store);
+  for (const m of msgs.slice(0, 100)) wire += probe.process(m, m.length, false)!.length;
+  wire /= Math.min(100, msgs.length) / (msgs.length / p.cachedNames);
+  console.log(`cache entry ${label.padEnd(26)} heap ${real.toFixed(0).padStart(6)} B, accounted ${(p.cachedBytes / p.cachedNames).toFixed(0).padStart(6)} B, answers ${wire.toFixed(0)} B on the wire (${p.cachedNames} names)`);
 }
 if (gc === undefined) console.log('(run with --expose-gc for exact heap figures)');

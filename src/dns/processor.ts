@@ -77,28 +77,38 @@ interface SrvLayout {
   /** The encoded answer holding every record (header and question are copied from it), and its question end. */
   readonly v: Buffer;
   readonly start: number;
-  /** Start and end of each SRV record in `v`. */
-  readonly recStart: Int32Array;
-  readonly recEnd: Int32Array;
-  /** Per record: its glue record (index into glueFrom/glueTo). */
-  readonly glueOf: Int32Array;
+  /** Records (n) and glue records (g). */
+  readonly n: number;
+  readonly g: number;
   /**
-   * Glue g without its owner (type, class, TTL, RDLENGTH, RDATA) is `v[glueFrom[g]..glueTo[g]]`: the encode
-   * already wrote every glue record once, so a miss copies nothing more (issue 11 #6).
+   * Every index in one array (one object a slot, not one per field; issue 11 #6): for record i, its start in `v`
+   * at [i], its end at [n + i], its glue at [2n + i]; glue j without its owner (type, class, TTL, RDLENGTH, RDATA)
+   * is `v[ints[3n + j] .. ints[3n + g + j])`, as the encode wrote it once.
    */
-  readonly glueFrom: Int32Array;
-  readonly glueTo: Int32Array;
-  /** Our OPT record, or empty. */
-  readonly tail: Buffer;
+  readonly ints: Int32Array;
+  /** Bytes of our OPT record at the end of `v` (0 without EDNS). */
+  readonly tail: number;
   /** Records a response may show (§3.6) and the byte limit (§4.2). */
   readonly cap: number;
   readonly limit: number;
-  /** Scratch, one set per slot (no allocation per response): the records picked, where each glue's target went. */
-  readonly picked: Int32Array;
-  readonly pickedGlue: Int32Array;
-  readonly targetAt: Int32Array;
-  readonly stamp: Int32Array;
-  serve: number;
+}
+
+/** Per-processor scratch for SRV rotation (one response at a time): grown to the largest answer seen. */
+class SrvScratch {
+  picked = new Int32Array(64);
+  pickedGlue = new Int32Array(64);
+  targetAt = new Int32Array(64);
+  stamp = new Int32Array(64);
+  serve = 0;
+  fit(n: number): void {
+    if (n <= this.picked.length) return;
+    const size = Math.max(n, 2 * this.picked.length);
+    this.picked = new Int32Array(size);
+    this.pickedGlue = new Int32Array(size);
+    this.targetAt = new Int32Array(size);
+    this.stamp = new Int32Array(size);
+    this.serve = 0;
+  }
 }
 
 interface NameEntry {
@@ -115,8 +125,20 @@ const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 const A_RECORD_BYTES = 16;
 const AAAA_RECORD_BYTES = 28;
 const OPT_RECORD_BYTES = 11;
-/** Heap an entry costs beyond its encoded bytes (objects, arrays, the LRU's own node), measured ~450 B. */
-const ENTRY_OVERHEAD_BYTES = 512;
+/**
+ * What the cache really holds per entry (issue 11 #6: the budget used to assume 512 B of overhead an entry where
+ * one cost ~1.5 KB). Fitted to bench/miss-cost.ts (V8 heap plus Buffer memory after a full GC, Node 24 x64; A,
+ * SRV, NXDOMAIN and three-slot entries within ±7 %): the NameEntry with its slots array, its name Buffer and the
+ * LRU's node; per slot, the Slot object and its arrays; per Buffer, the object plus twice its length (small
+ * Buffers share 8 KB pool slabs with the responses served from them, which a cached Buffer keeps alive); per
+ * SRV layout, the object and its Int32Array (4 bytes an index); per dependency key, the key string, its place
+ * in the entry's set and the index's Map entry and Set of names.
+ */
+const ENTRY_BYTES = 360;
+const SLOT_BYTES = 300;
+const BUFFER_BYTES = 160;
+const SRV_LAYOUT_BYTES = 220;
+const DEP_BYTES = 280;
 /**
  * Slots kept per name: types × the four size classes (no EDNS, and EDNS at 512, 1232 or maxUdpPayload), room for
  * eight types. More is a client iterating over types, not a hot name.
@@ -137,6 +159,7 @@ export class QueryProcessor {
   readonly #q = new Query();
   readonly #nameScratch = Buffer.allocUnsafe(256);
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  readonly #srvScratch = new SrvScratch();
   readonly #cache: LRUCache<number, NameEntry>;
   /** Change key → hashes of the cached names read from it (kept in step with the cache by `dispose`). */
   #byDep = new Map<string, Set<number>>();
@@ -152,7 +175,7 @@ export class QueryProcessor {
       // Bytes only, no `max`: with `max` lru-cache preallocates index arrays that clear() resets on every data
       // change (measured 380 µs vs 1.8 µs). The per-entry overhead in the size bounds the number of names anyway.
       maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
-      sizeCalculation: (e) => ENTRY_OVERHEAD_BYTES + e.bytes,
+      sizeCalculation: (e) => e.bytes,
       // Evicted, replaced or deleted: unindex (replacement re-indexes the new entry right after set()).
       dispose: (e, hash) => this.#unindex(e, hash),
     });
@@ -293,7 +316,7 @@ export class QueryProcessor {
       }
     }
     const first = variants[0]!;
-    const truncated = srv !== null ? pickSrv(srv, 0) < srv.cap : (first[2]! & 0x02) !== 0;
+    const truncated = srv !== null ? pickSrv(srv, this.#srvScratch, 0) < srv.cap : (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
     if (q.qnameCompressed) {
       // Not cached (its question bytes cannot be reused verbatim): any variant will do.
@@ -313,8 +336,6 @@ export class QueryProcessor {
       srv,
       next: 0,
     };
-    let bytes = 0;
-    for (const v of variants) bytes += v.length;
     // The responder's own set when it gives one (iterated again on every change): no copy per miss.
     const deps = plan.deps === undefined ? ANY_DEPS : plan.deps instanceof Set || Array.isArray(plan.deps) ? (plan.deps as ReadonlySet<string> | readonly string[]) : [...plan.deps];
     let stored: NameEntry;
@@ -322,14 +343,14 @@ export class QueryProcessor {
       // A new entry object: lru-cache re-measures an entry only when a different value is set.
       const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
       slots.push(newSlot);
-      let total = entry.name.length;
-      for (const sl of slots) for (const v of sl.variants) total += v.length;
       const union = new Set(entry.deps);
       for (const d of deps) union.add(d);
-      stored = { name: entry.name, slots, bytes: total, deps: [...union] };
+      const all = [...union];
+      stored = { name: entry.name, slots, bytes: entryBytes(entry.name, slots, all), deps: all };
     } else {
       const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
-      stored = { name, slots: [newSlot], bytes: bytes + name.length, deps };
+      const slots = [newSlot];
+      stored = { name, slots, bytes: entryBytes(name, slots, deps), deps };
     }
     this.#cache.set(q.nameHash, stored);
     // Index only what the cache kept (an entry over the whole budget is not stored, and was disposed already).
@@ -379,7 +400,7 @@ export class QueryProcessor {
     let v: Buffer;
     if (slot.srv !== null) {
       v = slot.variants[0]!;
-      out = rotateSrv(slot.srv, this.#pick(slot, slot.srv.recStart.length));
+      out = rotateSrv(slot.srv, this.#srvScratch, this.#pick(slot, slot.srv.n));
     } else if (slot.blocks > 0) {
       v = slot.variants[0]!;
       out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
@@ -426,6 +447,19 @@ export class QueryProcessor {
     }
     return this.#order === 'random' ? Math.floor(this.#random() * n) : 0;
   }
+}
+
+/** An entry's real cost in bytes (see ENTRY_BYTES): what the byte budget counts. */
+function entryBytes(name: Buffer, slots: readonly Slot[], deps: ReadonlySet<string> | readonly string[]): number {
+  let n = ENTRY_BYTES + name.length;
+  for (const sl of slots) {
+    n += SLOT_BYTES;
+    for (const v of sl.variants) n += BUFFER_BYTES + 2 * v.length;
+    if (sl.srv !== null) n += SRV_LAYOUT_BYTES + 4 * sl.srv.ints.length;
+    if (sl.serialAt !== null) n += 16 + 8 * sl.serialAt.length;
+  }
+  for (const d of deps) n += DEP_BYTES + d.length;
+  return n;
 }
 
 function sameName(name: Buffer, q: Query): boolean {
@@ -477,103 +511,94 @@ const POINTER_LIMIT = 0x4000;
 function srvLayout(v: Buffer, start: number, base: readonly Rec[], limit: number, cap: number, edns: boolean): SrvLayout | null {
   const n = base.length;
   if (v.readUInt16BE(6) !== n || v.readUInt16BE(8) !== 0 || (v[2]! & 0x02) !== 0) return null;
-  // One Int32Array for every index (one allocation a miss): records, glue, then the per-serve scratch.
-  const arcount = v.readUInt16BE(10);
-  const glueCount = arcount - (edns ? 1 : 0);
-  if (glueCount <= 0 || glueCount > n) return null;
-  const ints = new Int32Array(6 * n + 4 * glueCount);
-  const recStart = ints.subarray(0, n);
-  const recEnd = ints.subarray(n, 2 * n);
-  const glueOf = ints.subarray(2 * n, 3 * n);
-  const picked = ints.subarray(3 * n, 4 * n);
-  const pickedGlue = ints.subarray(4 * n, 5 * n);
-  const targetOf = ints.subarray(5 * n, 6 * n);
-  const glueFrom = ints.subarray(6 * n, 6 * n + glueCount);
-  const glueTo = ints.subarray(6 * n + glueCount, 6 * n + 2 * glueCount);
-  const targetAt = ints.subarray(6 * n + 2 * glueCount, 6 * n + 3 * glueCount);
-  const stamp = ints.subarray(6 * n + 3 * glueCount);
+  const g = v.readUInt16BE(10) - (edns ? 1 : 0);
+  if (g <= 0 || g > n) return null;
+  const ints = new Int32Array(3 * n + 2 * g);
+  const END = n;
+  const GLUE = 2 * n;
+  const FROM = 3 * n;
+  const TO = 3 * n + g;
   let o = start;
   for (let i = 0; i < n; i++) {
     const r = base[i]!;
     if (r.type !== TYPE.SRV || o + 12 > v.length || v[o] !== 0xc0 || v[o + 1] !== HEADER_BYTES || v.readUInt16BE(o + 2) !== TYPE.SRV) return null;
-    recStart[i] = o;
-    targetOf[i] = o + SRV_TARGET_OFFSET;
+    ints[i] = o;
     o += 12 + v.readUInt16BE(o + 10);
-    recEnd[i] = o;
+    ints[END + i] = o;
   }
   // Glue as the encode wrote it: owner a pointer to the target in the first SRV record naming it, then A/AAAA.
   const byPointer = new Map<number, number>();
-  for (let g = 0; g < glueCount; g++) {
+  for (let j = 0; j < g; j++) {
     if (o + 12 > v.length || (v[o]! & 0xc0) !== 0xc0) return null;
     const type = v.readUInt16BE(o + 2);
     if ((type !== TYPE.A && type !== TYPE.AAAA) || v.readUInt16BE(o + 4) !== CLASS.IN) return null;
     const ptr = ((v[o]! & 0x3f) << 8) | v[o + 1]!;
     if (byPointer.has(ptr)) return null;
-    byPointer.set(ptr, g);
-    glueFrom[g] = o + 2;
+    byPointer.set(ptr, j);
+    ints[FROM + j] = o + 2;
     o += 12 + v.readUInt16BE(o + 10);
-    glueTo[g] = o;
+    ints[TO + j] = o;
   }
   // Each record's glue: the one pointing at its own target, or at an earlier record's with the same target.
   let byTarget: Map<string, number> | null = null;
-  const used = new Uint8Array(glueCount);
+  const used = new Uint8Array(g);
   for (let i = 0; i < n; i++) {
     const target = (base[i] as Extract<Rec, { type: 33 }>).srv.target;
-    let g = byPointer.get(targetOf[i]!);
-    if (g !== undefined) {
-      byTarget?.set(target, g);
+    let j = byPointer.get(ints[i]! + SRV_TARGET_OFFSET);
+    if (j !== undefined) {
+      byTarget?.set(target, j);
     } else {
       if (byTarget === null) {
-        // A shared target (one instance, several ports): index every target seen so far once.
+        // A shared target (one instance, several ports): index every target seen so far, once.
         byTarget = new Map();
-        for (let k = 0; k < i; k++) byTarget.set((base[k] as Extract<Rec, { type: 33 }>).srv.target, glueOf[k]!);
+        for (let k = 0; k < i; k++) byTarget.set((base[k] as Extract<Rec, { type: 33 }>).srv.target, ints[GLUE + k]!);
       }
-      g = byTarget.get(target);
-      if (g === undefined) return null;
+      j = byTarget.get(target);
+      if (j === undefined) return null;
     }
-    glueOf[i] = g;
-    used[g] = 1;
+    ints[GLUE + i] = j;
+    used[j] = 1;
   }
-  for (let g = 0; g < glueCount; g++) if (used[g] === 0) return null;
-  let tail: Buffer = EMPTY;
+  for (let j = 0; j < g; j++) if (used[j] === 0) return null;
+  let tail = 0;
   if (edns) {
     if (o !== v.length - OPT_RECORD_BYTES || v[o] !== 0 || v.readUInt16BE(o + 1) !== TYPE.OPT) return null;
-    tail = v.subarray(o);
+    tail = OPT_RECORD_BYTES;
   } else if (o !== v.length) return null;
   // Rotated, a glue owner may point to a target past where pointers reach: only when the whole answer is that long.
   if (v.length > POINTER_LIMIT && limit > POINTER_LIMIT) return null;
   for (let i = 0; i < n; i++) {
-    const g = glueOf[i]!;
-    if (start + recEnd[i]! - recStart[i]! + 2 + glueTo[g]! - glueFrom[g]! + tail.length > limit) return null;
+    const j = ints[GLUE + i]!;
+    if (start + ints[END + i]! - ints[i]! + 2 + ints[TO + j]! - ints[FROM + j]! + tail > limit) return null;
   }
-  return { v, start, recStart, recEnd, glueOf, glueFrom, glueTo, tail, cap, limit, picked, pickedGlue, targetAt, stamp, serve: 0 };
+  return { v, start, n, g, ints, tail, cap, limit };
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /**
  * Pick the records of the response that starts at record `r`: in rotation order, up to `cap`, while each one
  * with its glue (once per target) still fits `limit` (§4.2: whole records dropped from the end). Fills the
- * layout's scratch; returns how many were picked.
+ * scratch; returns how many were picked.
  */
-function pickSrv(l: SrvLayout, r: number): number {
-  const n = l.recStart.length;
-  if (++l.serve === 0x7fffffff) {
-    l.stamp.fill(0);
-    l.serve = 1;
+function pickSrv(l: SrvLayout, sc: SrvScratch, r: number): number {
+  const { n, g, ints } = l;
+  sc.fit(Math.max(n, g));
+  if (++sc.serve === 0x7fffffff) {
+    sc.stamp.fill(0);
+    sc.serve = 1;
   }
-  let size = l.start + l.tail.length;
+  const serve = sc.serve;
+  let size = l.start + l.tail;
   let count = 0;
   for (let k = 0; k < n && count < l.cap; k++) {
     const i = (r + k) % n;
-    const g = l.glueOf[i]!;
-    const fresh = l.stamp[g] !== l.serve;
-    const add = l.recEnd[i]! - l.recStart[i]! + (fresh ? 2 + l.glueTo[g]! - l.glueFrom[g]! : 0);
+    const j = ints[2 * n + i]!;
+    const fresh = sc.stamp[j] !== serve;
+    const add = ints[n + i]! - ints[i]! + (fresh ? 2 + ints[3 * n + g + j]! - ints[3 * n + j]! : 0);
     if (size + add > l.limit) break;
     size += add;
-    l.picked[count] = i;
-    l.pickedGlue[count] = fresh ? g : -1;
-    if (fresh) l.stamp[g] = l.serve;
+    sc.picked[count] = i;
+    sc.pickedGlue[count] = fresh ? j : -1;
+    if (fresh) sc.stamp[j] = serve;
     count++;
   }
   return count;
@@ -583,41 +608,43 @@ function pickSrv(l: SrvLayout, r: number): number {
  * The response starting at record `r` (§3.5): the picked SRV records in rotation order, then one glue record
  * per target sent, its owner a pointer to that target, then OPT; ANCOUNT, ARCOUNT and TC set to match.
  */
-function rotateSrv(l: SrvLayout, r: number): Buffer {
-  const count = pickSrv(l, r);
-  const v = l.v;
+function rotateSrv(l: SrvLayout, sc: SrvScratch, r: number): Buffer {
+  const count = pickSrv(l, sc, r);
+  const { v, n, g, ints } = l;
+  const FROM = 3 * n;
+  const TO = 3 * n + g;
   let answers = 0;
   let glueBytes = 0;
   let glueCount = 0;
   for (let k = 0; k < count; k++) {
-    const i = l.picked[k]!;
-    answers += l.recEnd[i]! - l.recStart[i]!;
-    const g = l.pickedGlue[k]!;
-    if (g >= 0) {
-      glueBytes += 2 + l.glueTo[g]! - l.glueFrom[g]!;
+    const i = sc.picked[k]!;
+    answers += ints[n + i]! - ints[i]!;
+    const j = sc.pickedGlue[k]!;
+    if (j >= 0) {
+      glueBytes += 2 + ints[TO + j]! - ints[FROM + j]!;
       glueCount++;
     }
   }
-  const out = Buffer.allocUnsafe(l.start + answers + glueBytes + l.tail.length);
+  const out = Buffer.allocUnsafe(l.start + answers + glueBytes + l.tail);
   v.copy(out, 0, 0, l.start);
   let o = l.start;
   for (let k = 0; k < count; k++) {
-    const i = l.picked[k]!;
-    const g = l.pickedGlue[k]!;
-    if (g >= 0) l.targetAt[g] = o + SRV_TARGET_OFFSET;
-    o += v.copy(out, o, l.recStart[i]!, l.recEnd[i]!);
+    const i = sc.picked[k]!;
+    const j = sc.pickedGlue[k]!;
+    if (j >= 0) sc.targetAt[j] = o + SRV_TARGET_OFFSET;
+    o += v.copy(out, o, ints[i]!, ints[n + i]!);
   }
   for (let k = 0; k < count; k++) {
-    const g = l.pickedGlue[k]!;
-    if (g < 0) continue;
-    const p = l.targetAt[g]!;
+    const j = sc.pickedGlue[k]!;
+    if (j < 0) continue;
+    const p = sc.targetAt[j]!;
     out[o] = 0xc0 | (p >> 8);
     out[o + 1] = p & 0xff;
-    o += 2 + v.copy(out, o + 2, l.glueFrom[g]!, l.glueTo[g]!);
+    o += 2 + v.copy(out, o + 2, ints[FROM + j]!, ints[TO + j]!);
   }
-  l.tail.copy(out, o);
+  if (l.tail > 0) v.copy(out, o, v.length - l.tail);
   out.writeUInt16BE(count, 6);
-  out.writeUInt16BE(glueCount + (l.tail.length > 0 ? 1 : 0), 10);
+  out.writeUInt16BE(glueCount + (l.tail > 0 ? 1 : 0), 10);
   if (count < l.cap) out[2]! |= 0x02;
   else out[2]! &= ~0x02;
   return out;
