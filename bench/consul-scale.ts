@@ -51,13 +51,21 @@ cleanupDir(dir);
 const port = await freePort();
 const adminPort = await freePort();
 writeFileSync(join(dir, 'svcdns.yaml'), [
-  `listen: ["127.0.0.1:${port}"]`, 'admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', '  level: info', 'backends:',
+  `listen: ["127.0.0.1:${port}"]`, 'admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', `  level: ${process.env.C_LOG_LEVEL ?? 'info'}`, 'backends:',
   '  - type: consul', `    address: 127.0.0.1:${consulPort}`, '',
 ].join('\n'));
 
 const client = new DnsClient();
 const t0 = performance.now();
 const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+// With C_LOG_LEVEL=debug: each index sweep's size and duration.
+const sweeps: { probes: number; moved: number; ms: number }[] = [];
+let partial = '';
+child.stdout!.on('data', (d: Buffer) => {
+  const lines = (partial + d.toString()).split('\n');
+  partial = lines.pop()!;
+  for (const l of lines) if (l.includes('consul index sweep')) sweeps.push(JSON.parse(l) as { probes: number; moved: number; ms: number });
+});
 const addr = (k: number, j: number) => `10.${(k >> 8) & 255}.${k & 255}.${j + 1}`;
 
 /** Ask until `ok` holds; ms from `from`, or NaN after the hang bound. */
@@ -123,6 +131,11 @@ try {
   show('instance deregistered → A answer without it', dereg, lostDereg);
   show('port change of a service → SRV answer with the new port', ports, lostPort);
   console.log(`  RSS after the changes: ${f(rssMb(child.pid))} MB`);
+  if (sweeps.length > 0) {
+    const p = percentiles(sweeps.map((x) => x.ms));
+    const probes = percentiles(sweeps.map((x) => x.probes));
+    console.log(`  index sweeps: ${sweeps.length}, duration p50 ${f(p.p50)} ms, max ${f(p.max)} ms, probes p50 ${f(probes.p50)} each`);
+  }
 } finally {
   client.close();
   await stopChild(child);

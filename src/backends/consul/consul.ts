@@ -480,18 +480,38 @@ export class ConsulBackend implements Backend {
   async #sweep(dc: Datacenter): Promise<void> {
     const signal = this.#abort.signal;
     const http = this.#http!;
-    const fetch = this.#pools.fetch;
+    const { fetch, blocking } = this.#pools;
+    // Probes are latency-bound (a few hundred bytes each): besides the fetch pool, a sweep borrows blocking
+    // slots as the rotating watches hand them back (each holds one for ~1 s at 10,000 services), ahead of the
+    // queue, and returns them when the round ends. Up to 3/4 of the slots, 64 at most.
+    const borrowed = Math.min(64, Math.floor((this.#blockingSlots * 3) / 4));
     while (dc.sweepAgain && !signal.aborted) {
       dc.sweepAgain = false;
       this.sweeps++;
+      const t0 = this.#now();
       const watches = [...dc.watches.values()];
       let next = 0;
-      const worker = async (): Promise<void> => {
+      let probes = 0;
+      let moved = 0;
+      const round = new AbortController();
+      const queueSignal = AbortSignal.any([signal, round.signal]);
+      const worker = async (acquire: (s: AbortSignal) => Promise<(() => void) | null>): Promise<void> => {
         while (next < watches.length && !signal.aborted) {
-          const w = watches[next++]!;
-          if (w.loop.stopped || w.loop.holdingBlocking || w.loop.index <= 1) continue;
-          const release = await fetch.acquire(signal);
+          const release = await acquire(queueSignal);
           if (release === null) return;
+          let w: ServiceWatch | undefined;
+          while (next < watches.length) {
+            const c = watches[next++]!;
+            if (!c.loop.stopped && !c.loop.holdingBlocking && c.loop.index > 1) {
+              w = c;
+              break;
+            }
+          }
+          if (w === undefined) {
+            release();
+            round.abort(); // nothing left: wake the workers still queued for a slot
+            return;
+          }
           try {
             if (w.loop.stopped || w.loop.holdingBlocking) continue;
             const held = w.loop.index;
@@ -500,7 +520,12 @@ export class ConsulBackend implements Backend {
               timeoutMs: this.#cfg.requestTimeoutMs,
               signal,
             });
-            if (r.index !== null && r.index > held && w.loop.index === held) w.loop.poke();
+            probes++;
+            // Compared with the loop's index now: a read that finished meanwhile may still predate the change.
+            if (r.index !== null && r.index > held && r.index > w.loop.index) {
+              moved++;
+              w.loop.poke();
+            }
           } catch (e) {
             if (e instanceof AbortedError || signal.aborted) return;
             // A failed probe only loses the shortcut: the watch still comes round in its turn.
@@ -510,8 +535,11 @@ export class ConsulBackend implements Backend {
         }
       };
       const workers: Promise<void>[] = [];
-      for (let i = 0; i < this.#cfg.fetchConcurrency; i++) workers.push(worker());
+      for (let i = 0; i < this.#cfg.fetchConcurrency; i++) workers.push(worker((q) => fetch.acquire(q)));
+      for (let i = 0; i < borrowed; i++) workers.push(worker((q) => blocking.acquireFirst(q)));
       await Promise.all(workers);
+      round.abort();
+      this.#log.debug({ dc: dc.scope, watches: watches.length, probes, moved, ms: Math.round(this.#now() - t0) }, 'consul index sweep');
     }
   }
 

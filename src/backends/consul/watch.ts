@@ -41,7 +41,12 @@ export class Semaphore {
     return this.#free;
   }
 
-  acquire(signal: AbortSignal): Promise<(() => void) | null> {
+  /** Like acquire(), but ahead of every queued waiter (index sweeps borrow blocking slots between turns). */
+  acquireFirst(signal: AbortSignal): Promise<(() => void) | null> {
+    return this.acquire(signal, true);
+  }
+
+  acquire(signal: AbortSignal, first = false): Promise<(() => void) | null> {
     if (signal.aborted) return Promise.resolve(null);
     if (this.#free > 0) {
       this.#free--;
@@ -58,7 +63,8 @@ export class Semaphore {
         },
       };
       signal.addEventListener('abort', entry.onAbort, { once: true });
-      this.#queue.push(entry);
+      if (first) this.#queue.unshift(entry);
+      else this.#queue.push(entry);
     });
   }
 
