@@ -97,6 +97,55 @@ describe('answer cache bounds', () => {
     }
     assert.ok(r.calls <= 2, `${r.calls} misses for 512 different sizes`);
   });
+
+  it('issue 11 #6, RFC 3225 §3: 30 variants of one name (type, class, EDNS size, DO) cycled are hits after one round; DO and class echoed per query', () => {
+    const store = new Store();
+    put(store, 'b', [svc('web', [inst('10.0.0.1', ['http:80']), inst('10.0.0.2', ['http:80'])])]);
+    const answerer = new Answerer(store, { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'round-robin', maxAnswers: 0, emptyService: 'nodata' });
+    let plans = 0;
+    const counting: Responder = {
+      get generation() {
+        return answerer.generation;
+      },
+      get serial() {
+        return answerer.serial;
+      },
+      changedSince: (g) => answerer.changedSince(g),
+      plan: (name, type) => {
+        plans++;
+        return answerer.plan(name, type);
+      },
+    };
+    const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'round-robin' });
+    type V = { type: string; cls: string; edns?: number; dnssecOk: boolean };
+    const variants: V[] = [];
+    for (const type of ['A', 'AAAA', 'SRV', 'ANY', 'TXT']) {
+      variants.push({ type, cls: 'IN', dnssecOk: false }, { type, cls: 'IN', edns: 512, dnssecOk: false }, { type, cls: 'IN', edns: 1232, dnssecOk: false });
+      variants.push({ type, cls: 'IN', edns: 4096, dnssecOk: true }, { type, cls: 'ANY', edns: 1232, dnssecOk: false }, { type, cls: 'ANY', edns: 1232, dnssecOk: true });
+    }
+    assert.equal(variants.length, 30);
+    const ask = (v: V, id: number) => {
+      const msg = buildQuery('web.service.sd.internal', v.type, { id, class: v.cls, ...(v.edns !== undefined ? { edns: v.edns, dnssecOk: v.dnssecOk } : {}) });
+      return decode(p.process(msg, msg.length, false)!);
+    };
+    const first = variants.map((v, i) => ask(v, i));
+    const misses = plans;
+    for (let round = 1; round <= 3; round++) {
+      variants.forEach((v, i) => {
+        const r = ask(v, 1000 * round + i);
+        assert.equal(r.id, 1000 * round + i);
+        assert.equal(r.questions![0]!.class, v.cls, 'the question echoes the class asked');
+        assert.equal(r.questions![0]!.type, v.type);
+        const opt = (r.additionals ?? []).find((a) => a.type === 'OPT') as { flags?: number } | undefined;
+        assert.equal(opt !== undefined, v.edns !== undefined, 'OPT only when the query had one');
+        if (opt) assert.equal(((opt.flags ?? 0) & 0x8000) !== 0, v.dnssecOk, 'DO copied from this query (RFC 3225 §3)');
+        const data = (x: typeof r) => (x.answers ?? []).map((a) => JSON.stringify(a.data)).sort();
+        assert.deepEqual(data(r), data(first[i]!), 'the same records as the first answer');
+      });
+    }
+    assert.equal(plans, misses, `${plans - misses} misses in three more rounds of the same 30 variants`);
+    assert.ok(misses <= 15, `${misses} misses for the first round (5 types × 3 size classes at most)`);
+  });
 });
 
 describe('answer cache across changes (§6.4)', () => {
