@@ -36,13 +36,13 @@ const build = (cs: (Contribution | null)[]) => {
 };
 
 describe('kubernetes translate: EndpointSlice (§6.1)', () => {
-  it('the docs sample: one ready endpoint with its named port (no tags: port names are matched as such, §2.2)', () => {
+  it('the docs sample: one ready endpoint with its named port (no tags: port names are matched as such, §2.2), named by its Pod (§2.6)', () => {
     const c = fromEndpointSlice(docsSlice)!;
     assert.equal(c.scope, 'default');
     assert.equal(c.service, 'example');
     const svc = build([c]);
     assert.deepEqual(svc.instances, [
-      { address: '10.1.2.3', family: 4, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], weight: 1, tags: [] },
+      { address: '10.1.2.3', family: 4, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], weight: 1, tags: [], name: 'pod-1' },
     ]);
   });
 
