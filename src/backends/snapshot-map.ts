@@ -1,6 +1,7 @@
-// backends/kubernetes/snapshot-map: an immutable ReadonlyMap whose updated copy costs O(changes), not O(size)
-// (issue 11 item 3: no whole-map copy per watch event), so every snapshot the backend emits stays immutable (the
-// store diffs the previous snapshot's map against the new one) without copying 10k services per event.
+// backends/snapshot-map: an immutable ReadonlyMap whose updated copy costs O(changes), not O(size)
+// (issue 11 item 3: no whole-map copy per watch event), so every snapshot a backend emits stays immutable (the
+// store diffs the previous snapshot's map against the new one) without copying 10k services per event. Used by
+// the Kubernetes and Consul backends.
 //
 // Shape: a fixed two-level trie of 32 × 32 slots keyed by a 10-bit string hash, each slot a small Map. An update
 // copies the root (32 pointers), each touched middle node (32 pointers) and each touched slot Map (size/1024

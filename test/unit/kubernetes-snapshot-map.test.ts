@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SnapshotMap } from '../../src/backends/kubernetes/snapshot-map.ts';
+import { SnapshotMap } from '../../src/backends/snapshot-map.ts';
 
 describe('SnapshotMap', () => {
   it('with() returns a new version and leaves every earlier version exactly as it was', () => {

@@ -19,6 +19,7 @@ import { AbortedError, ConsulHttp } from './http.ts';
 import { makeService, signature, translateHealth } from './translate.ts';
 import type { LoopPools } from './watch.ts';
 import { BlockingLoop, Semaphore, sleep } from './watch.ts';
+import { SnapshotMap } from '../snapshot-map.ts';
 
 /** Bound on remembered "warn once" keys, so churn of bad names cannot grow memory without limit. */
 const MAX_WARNED_KEYS = 10_000;
@@ -31,6 +32,8 @@ interface ServiceWatch {
   sig: string;
   /** Nodes with an instance of this service (healthy or not), for node-level check hints. */
   nodes: string[];
+  /** The catalog reply that last listed this service (Datacenter.catalogGen), to find removed ones without a set. */
+  listed: number;
 }
 
 interface Datacenter {
@@ -40,6 +43,8 @@ interface Datacenter {
   readonly dcParam: string | undefined;
   readonly catalog: BlockingLoop;
   catalogSynced: boolean;
+  /** Counts catalog replies (ServiceWatch.listed). */
+  catalogGen: number;
   /** Scope name (lowercase label) → watch. */
   readonly watches: Map<string, ServiceWatch>;
   /** Node → services with an instance there (for hints from node-level checks such as serfHealth). */
@@ -85,8 +90,13 @@ export class ConsulBackend implements Backend {
   #degraded = false;
   #synced = false;
   #dirty = false;
-  /** serviceKeys whose served Service changed since the last snapshot: the store's `changed` hint. */
-  readonly #changedKeys = new Set<string>();
+  /**
+   * serviceKey → the served Service now (undefined: no longer served) for every key changed since the last
+   * snapshot: applied to #served and passed on as the store's `changed` hint.
+   */
+  readonly #pending = new Map<string, Service | undefined>();
+  /** What the last snapshot served; each snapshot is an O(changes) update of the previous one (shared structure). */
+  #served: SnapshotMap<Service> = SnapshotMap.empty();
   #emitScheduled = false;
   #startedAt = 0;
   readonly #warned = new Set<string>();
@@ -231,6 +241,7 @@ export class ConsulBackend implements Backend {
       scope,
       dcParam,
       catalogSynced: false,
+      catalogGen: 0,
       watches: new Map(),
       nodeServices: new Map(),
       hint: null,
@@ -283,8 +294,8 @@ export class ConsulBackend implements Backend {
         tokenSource: this.#http?.tokenSource,
       });
     }
-    const seen = new Set<string>();
-    for (const consulName of Object.keys(body)) {
+    const gen = ++dc.catalogGen;
+    for (const consulName in body) {
       const name = consulName.toLowerCase();
       if (!isLabel(name)) {
         this.#warnOnce(`name/${dc.scope}/${consulName}`, `Consul service "${consulName}" is not a DNS label; not served`, {
@@ -293,23 +304,24 @@ export class ConsulBackend implements Backend {
         });
         continue;
       }
-      if (seen.has(name)) {
+      const w = dc.watches.get(name);
+      if (w !== undefined && w.listed === gen) {
         this.#warnOnce(`dup/${dc.scope}/${consulName}`, `Consul service "${consulName}" differs from another only by case; not served`, {
           service: consulName,
           dc: dc.scope,
         });
         continue;
       }
-      seen.add(name);
-      if (!dc.watches.has(name)) this.#startServiceWatch(dc, name, consulName);
+      if (w !== undefined) w.listed = gen;
+      else this.#startServiceWatch(dc, name, consulName, gen);
     }
     for (const [name, w] of dc.watches) {
-      if (seen.has(name)) continue;
+      if (w.listed === gen) continue;
       w.loop.stop();
       dc.watches.delete(name);
       this.#setNodes(dc, name, w, []);
       this.#failing.delete(w.loop);
-      if (w.service !== null) this.#changedKeys.add(serviceKey(dc.scope, name));
+      if (w.service !== null) this.#pending.set(serviceKey(dc.scope, name), undefined);
       this.#dirty = true;
     }
     const wasSynced = dc.catalogSynced;
@@ -324,13 +336,14 @@ export class ConsulBackend implements Backend {
     this.#maybeRecovered();
   }
 
-  #startServiceWatch(dc: Datacenter, name: string, consulName: string): void {
+  #startServiceWatch(dc: Datacenter, name: string, consulName: string, listed: number): void {
     if (this.#stopped) return;
     const w: ServiceWatch = {
       consulName,
       service: null,
       sig: '',
       nodes: [],
+      listed,
       loop: new BlockingLoop({
         http: this.#http!,
         path: `/v1/health/service/${encodeURIComponent(consulName)}`,
@@ -372,7 +385,7 @@ export class ConsulBackend implements Backend {
     if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
     w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags);
     w.sig = sig;
-    this.#changedKeys.add(serviceKey(dc.scope, name));
+    this.#pending.set(serviceKey(dc.scope, name), w.service);
     this.#dirty = true;
     this.#scheduleEmit();
   }
@@ -568,25 +581,30 @@ export class ConsulBackend implements Backend {
     if (this.#stopped || !this.#sink || !this.#dirty) return;
     if (!this.#synced && !this.#allSynced()) return;
     this.#dirty = false;
-    const services = new Map<string, Service>();
-    let instances = 0;
-    for (const dc of this.#dcs.values()) {
-      for (const [name, w] of dc.watches) {
-        if (w.service === null) continue; // a service that appeared after the first sync, not fetched yet
-        services.set(serviceKey(dc.scope, name), w.service);
-        instances += w.service.instances.length;
+    let changed: ReadonlySet<string> | undefined;
+    if (this.#synced) {
+      // After the first snapshot: an O(changes) update of the previous map, and only those keys for the store.
+      this.#served = this.#served.with(this.#pending);
+      changed = new Set(this.#pending.keys());
+    } else {
+      const all = new Map<string, Service>();
+      let instances = 0;
+      for (const dc of this.#dcs.values()) {
+        for (const [name, w] of dc.watches) {
+          if (w.service === null) continue;
+          all.set(serviceKey(dc.scope, name), w.service);
+          instances += w.service.instances.length;
+        }
       }
-    }
-    // After the first snapshot the store merges only what changed (O(changes) at 5,000 services).
-    const changed = this.#synced ? new Set(this.#changedKeys) : undefined;
-    this.#changedKeys.clear();
-    if (!this.#synced) {
+      this.#served = SnapshotMap.empty<Service>().with(all);
       this.#synced = true;
       this.#log.debug(
-        { services: services.size, instances, datacenters: [...this.#dcs.keys()], syncMs: Math.round(this.#now() - this.#startedAt) },
+        { services: all.size, instances, datacenters: [...this.#dcs.keys()], syncMs: Math.round(this.#now() - this.#startedAt) },
         'consul backend synced',
       );
     }
+    this.#pending.clear();
+    const services = this.#served;
     this.#sink.snapshot({ services, defaultScope: this.#agentScope, changed });
     // A snapshot marks the backend synced in the store; while some watch still fails it is stale (§6.3).
     const failing = this.#failing.values().next();

@@ -25,7 +25,7 @@ import type { KubeConfigSource } from './kubeconfig.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
 import type { ApiResource } from './rbac.ts';
 import { collectionPath, resourceFor } from './rbac.ts';
-import { SnapshotMap } from './snapshot-map.ts';
+import { SnapshotMap } from '../snapshot-map.ts';
 import type { Contribution, SlimObject } from './translate.ts';
 import { SERVICE_NAME_LABEL, buildService, objectKey, slimObject } from './translate.ts';
 
