@@ -37,6 +37,8 @@ export interface ProcessorOptions {
   cacheBytes?: number;
   metrics?: DnsMetrics;
   random?: () => number;
+  /** Called once per generation, at the first query answered from it (end-to-end propagation, issue 14 #4). */
+  onGeneration?: ((generation: number) => void) | undefined;
 }
 
 interface Slot {
@@ -149,6 +151,10 @@ const EDNS_DEFAULT_BYTES = 1232;
 /** Index key of names whose plan gave no dependencies: dropped on every change. */
 const ANY_CHANGE = '*';
 const ANY_DEPS: readonly string[] = [ANY_CHANGE];
+/** The cache is under pressure past this fraction of its budget: NXDOMAINs asked once are not cached then. */
+const PRESSURE_FRACTION = 0.75;
+/** Doorkeeper slots (a power of two): names answered NXDOMAIN once, by hash. 256 KB. */
+const DOORKEEPER_SLOTS = 1 << 16;
 
 export class QueryProcessor {
   readonly #responder: Responder;
@@ -160,25 +166,42 @@ export class QueryProcessor {
   readonly #nameScratch = Buffer.allocUnsafe(256);
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   readonly #srvScratch = new SrvScratch();
+  /** Name hashes of NXDOMAINs answered once but not cached (see #admit), one per slot. */
+  readonly #doorkeeper = new Int32Array(DOORKEEPER_SLOTS);
+  /** Past this many cached bytes, NXDOMAINs go through the doorkeeper. */
+  readonly #pressureBytes: number;
   readonly #cache: LRUCache<number, NameEntry>;
   /** Change key → hashes of the cached names read from it (kept in step with the cache by `dispose`). */
   #byDep = new Map<string, Set<number>>();
   #generation = -1;
+  readonly #onGeneration: ((generation: number) => void) | undefined;
 
   constructor(opts: ProcessorOptions) {
     this.#responder = opts.responder;
+    this.#onGeneration = opts.onGeneration;
     this.#maxUdp = opts.maxUdpPayloadBytes;
     this.#order = opts.order;
     this.#metrics = opts.metrics ?? noopMetrics;
     this.#random = opts.random ?? Math.random;
+    const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.#pressureBytes = Math.floor(cacheBytes * PRESSURE_FRACTION);
     this.#cache = new LRUCache<number, NameEntry>({
       // Bytes only, no `max`: with `max` lru-cache preallocates index arrays that clear() resets on every data
       // change (measured 380 µs vs 1.8 µs). The per-entry overhead in the size bounds the number of names anyway.
-      maxSize: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
+      maxSize: cacheBytes,
       sizeCalculation: (e) => e.bytes,
       // Evicted, replaced or deleted: unindex (replacement re-indexes the new entry right after set()).
       dispose: (e, hash) => this.#unindex(e, hash),
     });
+  }
+
+  /** Whether this name was turned away once already (then cache it now); else remember it and turn it away. */
+  #admit(hash: number): boolean {
+    const i = hash & (DOORKEEPER_SLOTS - 1);
+    const tag = hash | 1; // never 0, the empty slot
+    if (this.#doorkeeper[i] === tag) return true;
+    this.#doorkeeper[i] = tag;
+    return false;
   }
 
   /** Drop every cached answer (the processor is being replaced). */
@@ -318,6 +341,11 @@ export class QueryProcessor {
     const first = variants[0]!;
     const truncated = srv !== null ? pickSrv(srv, this.#srvScratch, 0) < srv.cap : (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
+    if (!entry && plan.rcode === RCODE.NXDOMAIN && this.#cache.calculatedSize > this.#pressureBytes && !this.#admit(q.nameHash)) {
+      // A flood of distinct unknown names (random labels) would evict the answers clients ask again: once the
+      // cache is under pressure, a name that does not exist is cached only when it is asked a second time.
+      return first;
+    }
     if (q.qnameCompressed) {
       // Not cached (its question bytes cannot be reused verbatim): any variant will do.
       return variants.length === 1 ? first : variants[Math.floor(this.#random() * variants.length)]!;
@@ -362,6 +390,7 @@ export class QueryProcessor {
   #invalidate(gen: number): void {
     const changed = this.#generation < 0 ? null : this.#responder.changedSince(this.#generation);
     this.#generation = gen;
+    this.#onGeneration?.(gen);
     if (changed === null) {
       this.clearCache();
       return;

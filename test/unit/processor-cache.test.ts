@@ -7,7 +7,7 @@ import type { Plan, Responder } from '../../src/dns/plan.ts';
 import { QueryProcessor } from '../../src/dns/processor.ts';
 import { Answerer } from '../../src/answer/answer.ts';
 import { Store } from '../../src/store/store.ts';
-import { buildQuery, decode } from '../helpers/dns-client.ts';
+import { buildQuery, decode, rcode } from '../helpers/dns-client.ts';
 import { inst, put, svc } from '../helpers/stack.ts';
 
 function fnv(name: string): number {
@@ -96,6 +96,47 @@ describe('answer cache bounds', () => {
       p.process(msg, msg.length, false);
     }
     assert.ok(r.calls <= 2, `${r.calls} misses for 512 different sizes`);
+  });
+
+  it('issue 11 #6: a flood of distinct unknown names does not evict the names clients ask again; an unknown name asked twice is cached', () => {
+    const store = new Store();
+    const N = 2000;
+    put(store, 'b', Array.from({ length: N }, (_, i) => svc(`svc-${i}`, [inst(`10.1.${i >> 8}.${i & 255}`, [80])])));
+    const answerer = new Answerer(store, { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'fixed', maxAnswers: 0, emptyService: 'nodata' });
+    let plans = 0;
+    const counting: Responder = {
+      get generation() {
+        return answerer.generation;
+      },
+      get serial() {
+        return answerer.serial;
+      },
+      changedSince: (g) => answerer.changedSince(g),
+      plan: (name, type) => {
+        plans++;
+        return answerer.plan(name, type);
+      },
+    };
+    const budget = 1_000_000;
+    const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'fixed', cacheBytes: budget });
+    const ask = (name: string) => {
+      const m = buildQuery(name, 'A', { id: 7 });
+      return decode(p.process(m, m.length, false)!);
+    };
+    // Hot names until the cache is 80 % full.
+    let hot = 0;
+    while (hot < N && !(p.cachedBytes > 0.8 * budget)) ask(`svc-${hot++}.service.sd.internal`);
+    assert.ok(hot < N, `${N} names did not fill 80 % of ${budget} bytes`);
+    const flood = 20_000;
+    for (let i = 0; i < flood; i++) assert.equal(rcode(ask(`r${i}x.service.sd.internal`)), 'NXDOMAIN');
+    plans = 0;
+    for (let i = 0; i < hot; i++) assert.equal(rcode(ask(`svc-${i}.service.sd.internal`)), 'NOERROR');
+    assert.equal(plans, 0, `${plans} of ${hot} hot names were evicted by ${flood} distinct unknown names`);
+    // An unknown name asked again is cached from then on.
+    plans = 0;
+    ask('r5x.service.sd.internal');
+    ask('r5x.service.sd.internal');
+    assert.equal(plans, 1, 'asked a second time it is cached: the third ask is a hit');
   });
 
   it('issue 11 #6, RFC 3225 §3: 30 variants of one name (type, class, EDNS size, DO) cycled are hits after one round; DO and class echoed per query', () => {
