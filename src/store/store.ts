@@ -600,12 +600,15 @@ const NO_TAGS: ReadonlySet<string> = new Set();
 const NO_SERVICES: readonly MergedService[] = Object.freeze([]);
 const NO_NAMES: ReadonlyMap<string, string> = new Map();
 
-/** Each address of the service → the names of its instances there (sorted, `|`-joined; '' for none). */
+/**
+ * Each address of the service → the names of its instances there that a PTR can give (sorted, `|`-joined; ''
+ * for none): a name shadowed by one of the service's tags is left out (tags win, §2.6), as the answer does.
+ */
 function namesByAddress(svc: MergedService): Map<string, string> {
   const out = new Map<string, string>();
   for (const i of svc.instances) {
     const had = out.get(i.address);
-    const n = i.name ?? '';
+    const n = i.name !== undefined && !svc.tags.has(i.name) ? i.name : '';
     if (had === undefined) out.set(i.address, n);
     else if (n !== '' && !had.split('|').includes(n)) out.set(i.address, had === '' ? n : [...had.split('|'), n].sort().join('|'));
   }
