@@ -80,6 +80,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     maxUdpPayloadBytes: config.maxUdpPayloadBytes,
     order: config.order,
     metrics: dnsMetrics,
+    onGeneration: (g) => store.served(g),
   }, metrics.local, metrics.zones);
   metrics.cachedNames = () => processor.cachedNames;
   const configDir = opts.configPath ? dirname(resolve(opts.configPath)) : process.cwd();
@@ -288,7 +289,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       st.attach(sinkFor(b));
     }
     if (plan.answerChanged) {
-      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics }), next.domains);
+      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics, onGeneration: (g) => store.served(g) }), next.domains);
       pool?.setAnswerOptions(answerOptions(next), next.maxUdpPayloadBytes);
     }
     if (plan.guardChanged) {

@@ -58,14 +58,26 @@ export interface BackendCheckContext {
 
 /** Where a backend reports. Calls are cheap and synchronous; the store swaps in the snapshot before returning. */
 export interface BackendSink {
-  /** A complete healthy view of this backend's source. The first call marks the backend synced (§5.4). */
-  snapshot(snapshot: ServiceSnapshot): void;
+  /**
+   * A complete healthy view of this backend's source. The first call marks the backend synced (§5.4).
+   * `receivedAtMs`: when the event behind it reached the backend (watch event, blocking query return, file change
+   * notification), on receiptClock(); absent: now. The end-to-end propagation histogram starts there (issue 14 #4).
+   */
+  snapshot(snapshot: ServiceSnapshot, receivedAtMs?: number): void;
   /**
    * The source failed (the backend keeps retrying by itself with backoff). Served data is kept as is (§6.3);
    * the backend is marked stale until its next snapshot. Report each failure; the supervisor logs only
    * state changes, so repeated identical errors do not flood the log.
    */
   error(err: BackendError): void;
+}
+
+/**
+ * The clock of propagation timing (epoch ms with sub-millisecond precision): the same in every thread, and not the
+ * injected wall clock tests may freeze, so a receipt stamped by a backend compares with the moment an answer is served.
+ */
+export function receiptClock(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** What a backend factory gets from the composition root (architecture rule 6: nothing global). */

@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
-import type { BackendError, BackendSink } from './backend.ts';
+import { receiptClock, type BackendError, type BackendSink } from './backend.ts';
 
 export interface SupervisorHooks {
   /** A snapshot was folded in: how long the store swap took (ms), for the propagation histogram. */
@@ -19,11 +19,15 @@ export function supervisedSink(name: string, store: Store, logger: Logger, now: 
   // of the turn and is dropped if the same error follows, and "stale since" keeps its first time.
   let recovering: { sinceMs: number } | null = null;
   return {
-    snapshot(snapshot) {
+    snapshot(snapshot, receivedAtMs) {
+      const receivedAt = receivedAtMs ?? receiptClock();
       const before = statusOf();
+      const gen = store.generation;
       const t0 = performance.now();
       store.apply(name, snapshot);
       hooks.onSnapshot?.(name, performance.now() - t0);
+      // Served data changed: the first answer of the new generation observes the propagation (issue 14 #4).
+      if (store.generation !== gen) store.received(name, receivedAt);
       const st = statusOf();
       if (before?.state === 'syncing') {
         logger.info({ event: 'backend_synced', services: st?.services, instances: st?.instances, ms: now() - startedMs }, 'backend synced');

@@ -30,6 +30,18 @@ const FAMILIES = ['1', '2'] as const;
 /** Store swap buckets (seconds): one changed service is µs; a 10k-service first sync can take tens of ms. */
 export const PROPAGATION_BUCKETS_SECONDS = [0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1];
 
+/** End to end, event received by the backend -> first answer reflecting it (issue 14 #4): watches, polls, debounces. */
+export const END_TO_END_PROPAGATION_BUCKETS_SECONDS = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Per backend, for the status page: how many changes were observed, their mean and the last one. */
+export interface PropagationSummary {
+  readonly backend: string;
+  readonly count: number;
+  readonly meanSeconds: number;
+  readonly lastSeconds: number;
+  readonly maxSeconds: number;
+}
+
 export { ANSWER_LATENCY_BUCKETS_SECONDS, FastHistogram };
 
 /**
@@ -159,6 +171,8 @@ export class Metrics implements DnsMetrics {
   #lastInternalErrorLogMs = -Infinity;
   readonly answerLatency: FastHistogram = this.local.latency;
   readonly #propagation: client.Histogram<'backend'>;
+  readonly #endToEnd: client.Histogram<'backend'>;
+  readonly #endToEndSummary = new Map<string, { count: number; sum: number; last: number; max: number }>();
   readonly #reloads: client.Counter<'result'>;
   readonly #lastReload: client.Gauge;
   /** A function returning the number of cached names (set by the app; the processor may be swapped). */
@@ -451,6 +465,14 @@ export class Metrics implements DnsMetrics {
         for (const b of self.#store.status()) if (b.lastSyncMs !== null) this.set({ backend: b.name }, b.lastSyncMs / 1000);
       },
     });
+    this.#endToEnd = new client.Histogram({
+      name: 'svcdns_propagation_seconds',
+      help: 'Time from the backend receiving a change (watch event, blocking query return, file change notification) to the first DNS answer served from it.',
+      labelNames: ['backend'],
+      buckets: END_TO_END_PROPAGATION_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    opts.store.onPropagated((backend, seconds) => this.propagated(backend, seconds));
     this.#propagation = new client.Histogram({
       name: 'svcdns_backend_propagation_seconds',
       help: 'Time from a backend handing over a snapshot to the store serving it (merge and swap).',
@@ -576,6 +598,22 @@ export class Metrics implements DnsMetrics {
   /** DnsServer.onTcpConnections: called with the open count after each open and close. */
   tcpConnections(open: number): void {
     this.local.tcpConnections(open);
+  }
+
+  /** Store.onPropagated: one change of `backend` reached its first answer after `seconds`. */
+  propagated(backend: string, seconds: number): void {
+    this.#endToEnd.observe({ backend }, seconds);
+    let e = this.#endToEndSummary.get(backend);
+    if (e === undefined) this.#endToEndSummary.set(backend, (e = { count: 0, sum: 0, last: 0, max: 0 }));
+    e.count++;
+    e.sum += seconds;
+    e.last = seconds;
+    if (seconds > e.max) e.max = seconds;
+  }
+
+  /** End-to-end propagation per backend so far (the status page). */
+  propagationSummary(): PropagationSummary[] {
+    return [...this.#endToEndSummary].map(([backend, e]) => ({ backend, count: e.count, meanSeconds: e.sum / e.count, lastSeconds: e.last, maxSeconds: e.max }));
   }
 
   /** SupervisorHooks.onSnapshot. */

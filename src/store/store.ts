@@ -123,6 +123,31 @@ export class Store {
     return (this.#serialBase + this.#generation) >>> 0;
   }
 
+  /** Backend → receipt time (receiptClock) of its oldest change not yet served: propagation (issue 14 #4). */
+  readonly #unserved = new Map<string, number>();
+  #propagated: ((backend: string, seconds: number) => void) | null = null;
+
+  /** Where end-to-end propagation times go (Metrics: `svcdns_propagation_seconds{backend}`). */
+  onPropagated(fn: ((backend: string, seconds: number) => void) | null): void {
+    this.#propagated = fn;
+  }
+
+  /** The change a backend just applied (the generation moved) arrived at `atMs` (receiptClock). */
+  received(backend: string, atMs: number): void {
+    if (!this.#unserved.has(backend)) this.#unserved.set(backend, atMs);
+  }
+
+  /**
+   * An answer of `generation` is being served (the processor's first of that generation, an integer compare per
+   * query): every change received until then is now visible, observed once each.
+   */
+  served(generation: number): void {
+    if (this.#unserved.size === 0 || generation !== this.#generation) return;
+    const now = performance.timeOrigin + performance.now();
+    for (const [backend, atMs] of this.#unserved) this.#propagated?.(backend, Math.max(0, now - atMs) / 1000);
+    this.#unserved.clear();
+  }
+
   onChange(listener: StoreListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

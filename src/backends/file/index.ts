@@ -31,7 +31,7 @@ import { z } from 'zod';
 import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import type { Backend, BackendCheckContext, BackendContext, BackendProblem, BackendSink } from '../backend.ts';
-import { BackendError } from '../backend.ts';
+import { BackendError, receiptClock } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
 import { backendNameSchema, labelSchema } from '../schema.ts';
 import { Checker, checkKey } from './checks.ts';
@@ -163,6 +163,8 @@ class FileBackend implements Backend {
   /** The load whose child process is running now (stop() ends it). */
   #running: RunningLoad | null = null;
   #stopped = false;
+  /** When the first change notification since the last snapshot arrived (receiptClock): propagation, issue 14 #4. */
+  #notifiedAtMs: number | null = null;
 
   /** Content hash of the last read (valid or not); null after a read failure. */
   #lastHash: string | null = null;
@@ -229,7 +231,10 @@ class FileBackend implements Backend {
     try {
       const w = watch(this.#dir, { persistent: true }, (_event, filename) => {
         // filename can be null on some platforms: then any event may be ours.
-        if (filename === null || filename === this.#base || filename.startsWith('..')) this.#schedule();
+        if (filename === null || filename === this.#base || filename.startsWith('..')) {
+          this.#notifiedAtMs ??= receiptClock();
+          this.#schedule();
+        }
       });
       w.on('error', (err) => {
         // The directory went away (or inotify failed): keep serving, re-arm the watch with backoff.
@@ -485,11 +490,16 @@ class FileBackend implements Backend {
       services.set(key, entry.service);
     }
     const snapshot: ServiceSnapshot = { services, defaultScope: this.#config.defaultScope };
-    if (this.#synced && !changed && !(this.#staleReported && this.#fileError === null)) return;
+    if (this.#synced && !changed && !(this.#staleReported && this.#fileError === null)) {
+      this.#notifiedAtMs = null; // nothing served changed: no propagation to time
+      return;
+    }
     this.#published = next;
     this.#synced = true;
     this.#staleReported = false;
-    sink.snapshot(snapshot);
+    const receivedAt = this.#notifiedAtMs ?? undefined;
+    this.#notifiedAtMs = null;
+    sink.snapshot(snapshot, receivedAt);
     // Health changes are published even while the file on disk is invalid; keep reporting that problem.
     if (this.#fileError) this.#report(this.#fileError);
   }
