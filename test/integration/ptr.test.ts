@@ -138,6 +138,21 @@ describe('PTR edge cases (§3.8, §5.4, §1.2)', () => {
     }
   });
 
+  it('§3.8 §2.6 §6.4 a tag that starts shadowing an instance name turns its cached PTR into the .addr name at once', async () => {
+    const s = await startStack({ answer: { reverseZones: ['10.in-addr.arpa'], order: 'fixed' } });
+    try {
+      const blue = named('blue', inst('10.0.0.1', [8080]));
+      const other = inst('10.0.0.2', [8080]);
+      put(s.store, 'static', [svc('web', [blue, other])]);
+      for (let i = 0; i < 2; i++) assert.deepEqual(answerData(await query(s.port, '1.0.0.10.in-addr.arpa', 'PTR')), [`blue.web.service.${D}`]);
+      // Only the tag set changes (an unhealthy instance carries `blue` now): same instance objects, same addresses.
+      put(s.store, 'static', [{ ...svc('web', [blue, other]), knownTags: ['blue'] }]);
+      assert.deepEqual(answerData(await query(s.port, '1.0.0.10.in-addr.arpa', 'PTR')), [`10-0-0-1.addr.${D}`]);
+    } finally {
+      await s.stop();
+    }
+  });
+
   it('§3.8 reverseZones must sit on octet or nibble boundaries; names are parsed strictly', () => {
     const base = { backends: [{ type: 'file', path: 'x.yaml' }] };
     const ok = configSchema.parse({ ...base, reverseZones: ['10.IN-ADDR.ARPA.', '0.0.d.f.ip6.arpa', 'in-addr.arpa'] });
