@@ -16,7 +16,7 @@ import type { ConsulBackendConfig } from './config.ts';
 import { resolveAccess } from './config.ts';
 import type { ConsulReply } from './http.ts';
 import { AbortedError, ConsulHttp } from './http.ts';
-import { makeService, signature, translateHealth } from './translate.ts';
+import { makeService, sameServed, translateHealth } from './translate.ts';
 import type { LoopPools } from './watch.ts';
 import { BlockingLoop, Semaphore, sleep } from './watch.ts';
 import { SnapshotMap } from '../snapshot-map.ts';
@@ -29,7 +29,6 @@ interface ServiceWatch {
   readonly consulName: string;
   readonly loop: BlockingLoop;
   service: Service | null;
-  sig: string;
   /** Nodes with an instance of this service (healthy or not), for node-level check hints. */
   nodes: string[];
   /** The catalog reply that last listed this service (Datacenter.catalogGen), to find removed ones without a set. */
@@ -341,7 +340,6 @@ export class ConsulBackend implements Backend {
     const w: ServiceWatch = {
       consulName,
       service: null,
-      sig: '',
       nodes: [],
       listed,
       loop: new BlockingLoop({
@@ -381,10 +379,9 @@ export class ConsulBackend implements Backend {
       this.#warnOnce(`malformed/${dc.scope}/${name}`, `Consul ${endpoint}: ${t.malformed} entries without Node/Service skipped`, { endpoint });
     }
     this.#setNodes(dc, name, w, t.nodes);
-    const sig = signature(t.instances, this.#cfg.ttlSeconds, t.knownTags);
-    if (w.service !== null && sig === w.sig) return; // same served data: keep the object (store diffs by identity)
+    // Same served data: keep the object (the store diffs by identity).
+    if (w.service !== null && sameServed(w.service, t.instances, this.#cfg.ttlSeconds, t.knownTags)) return;
     w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags);
-    w.sig = sig;
     this.#pending.set(serviceKey(dc.scope, name), w.service);
     this.#dirty = true;
     this.#scheduleEmit();

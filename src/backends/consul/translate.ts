@@ -24,6 +24,31 @@ export interface Translated {
   readonly malformed: number;
 }
 
+// Equal port and tag lists are shared between instances and services (issue 11 #4: at 10k × 10 most instances
+// carry the same one-port list and the same tags). The lists are never mutated once built.
+const NO_PORTS: readonly Port[] = [];
+const portLists = new Map<number, readonly Port[]>(); // at most 65,535 entries
+const tagLists = new Map<string, readonly string[]>();
+const MAX_TAG_LISTS = 50_000;
+
+function portsOf(port: number): readonly Port[] {
+  if (port <= 0) return NO_PORTS;
+  let p = portLists.get(port);
+  if (p === undefined) portLists.set(port, (p = [{ name: null, port, protocol: 'tcp' }]));
+  return p;
+}
+
+/** The shared list equal to `tags` (sorted, distinct). */
+function shareTags(tags: readonly string[]): readonly string[] {
+  const key = tags.join(',');
+  let t = tagLists.get(key);
+  if (t === undefined) {
+    if (tagLists.size >= MAX_TAG_LISTS) tagLists.clear(); // churn of unusual tag sets cannot grow it without bound
+    tagLists.set(key, (t = tags));
+  }
+  return t;
+}
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -85,14 +110,15 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
     const serviceId = str(svc['ID']);
     nodes.add(nodeName);
 
-    const tags: string[] = [];
+    const ownTags: string[] = [];
     for (const t of Array.isArray(svc['Tags']) ? svc['Tags'] : []) {
       // Tags: null in real replies; tags that are not DNS labels (`v1.2`, `a=b`) cannot be queried, so skip them.
       if (typeof t !== 'string') continue;
       const l = t.toLowerCase();
-      if (isLabel(l) && !tags.includes(l)) tags.push(l);
+      if (isLabel(l) && !ownTags.includes(l)) ownTags.push(l);
     }
-    tags.sort();
+    ownTags.sort();
+    const tags = shareTags(ownTags);
     for (const t of tags) known.add(t);
     const health = healthOf(e['Checks'], serviceId, opts.onlyPassing);
     if (health === null) continue;
@@ -126,12 +152,12 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
         continue;
       }
       const port = c.port ?? svcPort;
-      const ports: Port[] = port > 0 ? [{ name: null, port, protocol: 'tcp' }] : [];
+      const ports = portsOf(port);
       const key = `${canon.address}|${port}`;
       const prev = byKey.get(key);
       // Two registrations on one address and port are one SRV target; keep the larger weight and all tags.
       if (prev) {
-        const mergedTags = [...new Set([...prev.tags, ...tags])].sort();
+        const mergedTags = shareTags([...new Set([...prev.tags, ...tags])].sort());
         byKey.set(key, { ...prev, weight: Math.max(prev.weight, weight), tags: mergedTags });
       } else {
         // §2.6: the service ID names the instance (several instances share a node, so not the node name).
@@ -141,7 +167,21 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
     }
   }
   const instances = [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
-  return { instances, knownTags: [...known].sort(), nodes: [...nodes], malformed };
+  return { instances, knownTags: shareTags([...known].sort()) as string[], nodes: [...nodes], malformed };
+}
+
+const sameList = <T>(a: readonly T[], b: readonly T[]): boolean => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+
+/** Whether `prev` serves exactly these instances and tags: unchanged services keep their object (store diff). */
+export function sameServed(prev: Service, instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[]): boolean {
+  if (prev.ttlSeconds !== ttlSeconds || !sameList(prev.knownTags ?? [], knownTags) || prev.instances.length !== instances.length) return false;
+  for (let k = 0; k < instances.length; k++) {
+    const a = prev.instances[k]!;
+    const b = instances[k]!;
+    if (a.address !== b.address || a.weight !== b.weight || a.name !== b.name || !sameList(a.tags, b.tags)) return false;
+    if (a.ports !== b.ports && !sameList(a.ports.map((p) => p.port), b.ports.map((p) => p.port))) return false;
+  }
+  return true;
 }
 
 /** Cheap structural identity of a service's served data, so unchanged services keep their object (store diff). */

@@ -192,6 +192,7 @@ export class BlockingLoop {
 
   stop(): void {
     this.#abort.abort();
+    this.#queueAbort?.abort(); // a loop queued for a slot leaves the queue
   }
 
   /**
@@ -222,7 +223,9 @@ export class BlockingLoop {
       if (blocking) {
         const qa = new AbortController();
         this.#queueAbort = qa;
-        release = await this.#o.pools.blocking.acquire(AbortSignal.any([signal, qa.signal]));
+        // One controller, not AbortSignal.any([signal, qa.signal]): 10,000 queued loops each held a composite
+        // signal and its listeners (stop() aborts qa too).
+        release = await this.#o.pools.blocking.acquire(qa.signal);
         this.#queueAbort = null;
         if (release === null) {
           if (signal.aborted) return;
