@@ -1,5 +1,5 @@
 // observability/admin: the admin HTTP server (config `admin`) — /metrics (Prometheus text), /healthz (alive and
-// listeners bound), /readyz (every backend synced at least once, and not in lameduck), /v1/services (the merged view, for debugging).
+// listeners bound), /readyz (every backend synced at least once, and not in lameduck), /v1/services (the merged view, for debugging), /v1/status and the status page at / (issue 14 #3).
 // Read-only, GET/HEAD only, bound to loopback by default: it exposes the whole registry content.
 
 import http from 'node:http';
@@ -7,6 +7,7 @@ import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
 import type { Metrics } from './metrics.ts';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.ts';
 
 export interface AdminOptions {
   readonly host: string;
@@ -78,10 +79,19 @@ export function servicesView(store: Store): unknown {
         ports: i.ports,
         weight: i.weight,
         tags: i.tags,
+        name: i.name ?? null,
       })),
     });
   }
   return { generation: store.generation, serial: store.serial, backends: store.status(), services };
+}
+
+/** Body of /v1/status (the status page): readiness with staleness, cache figures, end-to-end propagation. */
+export function statusView(store: Store, metrics: Metrics, now: number, draining = false): unknown {
+  const r = readiness(store, now, draining);
+  const since = new Map(store.status().map((b) => [b.name, b.sinceMs]));
+  const backends = r.backends.map((b) => ({ ...b, staleForSeconds: b.stale ? Math.max(0, now - (since.get(b.name) ?? now)) / 1000 : null }));
+  return { nowMs: now, readiness: { ...r, backends }, cache: metrics.cacheFigures(), propagation: metrics.propagationSummary() };
 }
 
 export class AdminServer {
@@ -154,8 +164,18 @@ export class AdminServer {
       case '/v1/services':
         sendJson(res, 200, servicesView(this.#o.store));
         return;
+      case '/v1/status':
+        sendJson(res, 200, statusView(this.#o.store, this.#o.metrics, now, this.#o.draining?.() ?? false));
+        return;
       case '/':
-        send(res, 200, 'text/plain; charset=utf-8', 'svcdns admin: /metrics /healthz /readyz /v1/services\n');
+        // The status page (issue 14 #3); its script is a separate file so the CSP can forbid inline script.
+        res.setHeader('Content-Security-Policy', STATUS_PAGE_CSP);
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        send(res, 200, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
+        return;
+      case '/status.js':
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        send(res, 200, 'text/javascript; charset=utf-8', STATUS_PAGE_SCRIPT);
         return;
       default:
         send(res, 404, 'text/plain; charset=utf-8', 'not found\n');

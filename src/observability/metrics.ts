@@ -611,6 +611,11 @@ export class Metrics implements DnsMetrics {
     if (seconds > e.max) e.max = seconds;
   }
 
+  /** The answer cache's figures across threads (the status page). */
+  cacheFigures(): { hits: number; misses: number; names: number } {
+    return { hits: DnsCounters.cacheCount(this.#blocks, true), misses: DnsCounters.cacheCount(this.#blocks, false), names: this.cachedNames() + DnsCounters.cachedNames(this.#blocks) };
+  }
+
   /** End-to-end propagation per backend so far (the status page). */
   propagationSummary(): PropagationSummary[] {
     return [...this.#endToEndSummary].map(([backend, e]) => ({ backend, count: e.count, meanSeconds: e.sum / e.count, lastSeconds: e.last, maxSeconds: e.max }));

@@ -28,6 +28,7 @@ export const TOOL_PACKAGES = {
   named: 'bind9',
   unbound: 'unbound',
   promtool: 'prometheus',
+  chromium: 'chromium',
 } as const;
 export type Tool = keyof typeof TOOL_PACKAGES;
 

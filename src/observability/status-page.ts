@@ -1,0 +1,134 @@
+// observability/status-page: the admin server's human page at `/` (issue 14 #3) — backends (state, last sync,
+// last error, staleness), services and their instances, cache figures and end-to-end propagation, refreshed live
+// by polling /v1/status and /v1/services once a second.
+//
+// Plain HTML and one small script, served from these strings: no build step. Every name shown comes from the
+// registry, so the script builds the DOM with createElement/textContent only (never innerHTML with data), and the
+// page is served with a Content-Security-Policy that allows no inline script at all (the script is /status.js).
+//
+// Health: backends hand over healthy instances only (§6.1), so an unhealthy instance is not in the model. The page
+// shows what DNS answers: each service's healthy instances, a service with none flagged "no healthy instance"
+// (NODATA, §5.3), and per backend the healthy counts and why data may be old (stale since, last error).
+
+export const STATUS_PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+export const STATUS_PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>svcdns status</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.4em; margin: 0 0 .2em; } h2 { font-size: 1.1em; margin: 1.4em 0 .4em; }
+  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .25em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+  th { background: #f4f4f4; } code { font-size: .95em; }
+  .ok { color: #176f2c; font-weight: 600; } .warn { color: #a15c00; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
+  .muted { color: #777; } .figures td:first-child { width: 16em; }
+</style>
+</head>
+<body>
+<h1>svcdns status</h1>
+<div id="summary" class="muted">loading…</div>
+<h2>Backends</h2>
+<table id="backends"><thead><tr><th>backend</th><th>type</th><th>state</th><th>last sync</th><th>last error</th><th>services</th><th>healthy instances</th></tr></thead><tbody></tbody></table>
+<h2>Propagation (backend event → first answer)</h2>
+<table id="propagation"><thead><tr><th>backend</th><th>changes</th><th>last</th><th>mean</th><th>max</th></tr></thead><tbody></tbody></table>
+<h2>Answer cache</h2>
+<table id="cache" class="figures"><tbody></tbody></table>
+<h2>Services</h2>
+<table id="services"><thead><tr><th>service</th><th>scope</th><th>backends</th><th>health</th><th>instances (healthy)</th></tr></thead><tbody></tbody></table>
+<script src="/status.js"></script>
+</body>
+</html>
+`;
+
+export const STATUS_PAGE_SCRIPT = `'use strict';
+(function () {
+  var REFRESH_MS = 1000;
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function row(cells) {
+    var tr = document.createElement('tr');
+    for (var i = 0; i < cells.length; i++) {
+      var c = cells[i];
+      var td = document.createElement('td');
+      if (c instanceof Node) td.appendChild(c); else td.textContent = c === null || c === undefined ? '' : String(c);
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+  function fill(id, rows) {
+    var body = document.querySelector('#' + id + ' tbody');
+    body.replaceChildren.apply(body, rows);
+  }
+  function ms(seconds) { return seconds === null || seconds === undefined ? '' : (seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1) + ' ms'; }
+  function age(seconds) { return seconds === null ? 'never' : seconds < 1 ? 'just now' : Math.round(seconds) + ' s ago'; }
+  function render(status, view) {
+    var r = status.readiness;
+    var summary = document.getElementById('summary');
+    summary.replaceChildren(
+      el('span', r.draining ? 'draining' : r.ready ? 'ready' : 'not ready', r.draining || !r.ready ? 'bad' : 'ok'),
+      el('span', ' · generation ' + view.generation + ' · serial ' + view.serial + ' · ' + view.services.length + ' names · updated ' + new Date(status.nowMs).toLocaleTimeString())
+    );
+    summary.className = '';
+    fill('backends', r.backends.map(function (b) {
+      var cls = b.state === 'synced' ? 'ok' : b.state === 'stale' ? 'bad' : 'warn';
+      var state = el('span', b.state + (b.stale && b.staleForSeconds !== null ? ' for ' + Math.round(b.staleForSeconds) + ' s' : ''), cls);
+      var err = b.lastError ? el('code', b.lastError.code + ': ' + b.lastError.message) : el('span', 'none', 'muted');
+      var tr = row([b.name, b.type, state, age(b.lastSyncAgeSeconds), err, b.services, b.instances]);
+      tr.dataset.backend = b.name;
+      return tr;
+    }));
+    var prop = status.propagation.map(function (p) {
+      var tr = row([p.backend, p.count, ms(p.lastSeconds), ms(p.meanSeconds), ms(p.maxSeconds)]);
+      tr.dataset.backend = p.backend;
+      return tr;
+    });
+    if (prop.length === 0) prop = [row([el('span', 'no change served yet', 'muted'), '', '', '', ''])];
+    fill('propagation', prop);
+    var c = status.cache;
+    var total = c.hits + c.misses;
+    fill('cache', [
+      row(['hits', c.hits]), row(['misses', c.misses]),
+      row(['hit ratio', total === 0 ? '' : (100 * c.hits / total).toFixed(1) + ' %']),
+      row(['names cached', c.names])
+    ]);
+    fill('services', view.services.map(function (s) {
+      var list = el('div');
+      for (var i = 0; i < s.instances.length; i++) {
+        var inst = s.instances[i];
+        var ports = inst.ports.map(function (p) { return (p.name ? p.name + ':' : '') + p.port + '/' + p.protocol; }).join(', ');
+        var line = el('div');
+        line.appendChild(el('code', inst.address + (ports ? ' ' + ports : '')));
+        if (inst.name) line.appendChild(el('span', ' ' + inst.name, 'muted'));
+        if (inst.tags.length) line.appendChild(el('span', ' [' + inst.tags.join(', ') + ']', 'muted'));
+        list.appendChild(line);
+      }
+      var n = s.instances.length;
+      var health = n > 0 ? el('span', n + ' healthy', 'ok') : el('span', 'no healthy instance (NODATA)', 'bad');
+      var tr = row([s.name, s.scope === null ? '(unscoped)' : s.scope, s.backends.join(', '), health, list]);
+      tr.dataset.service = s.name;
+      tr.dataset.scope = s.scope === null ? '' : s.scope;
+      return tr;
+    }));
+  }
+  function get(url) {
+    return fetch(url, { cache: 'no-store' }).then(function (res) { return res.json(); });
+  }
+  function tick() {
+    Promise.all([get('/v1/status'), get('/v1/services')]).then(function (both) {
+      render(both[0], both[1]);
+    }, function (err) {
+      var summary = document.getElementById('summary');
+      summary.textContent = 'admin server unreachable: ' + err.message;
+      summary.className = 'bad';
+    }).then(function () { setTimeout(tick, REFRESH_MS); });
+  }
+  tick();
+})();
+`;
