@@ -111,8 +111,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
       detach.delete(b);
     });
     return {
-      snapshot: (snap) => {
-        if (open) sink.snapshot(snap);
+      snapshot: (snap, receivedAtMs) => {
+        if (open) sink.snapshot(snap, receivedAtMs);
       },
       error: (err) => {
         if (open) sink.error(err);
@@ -381,8 +381,8 @@ class StagedBackend {
     this.backend = backend;
     this.#first.promise.catch(() => {}); // observed by firstSync(); never an unhandled rejection
     this.sink = {
-      snapshot: (snap) => {
-        if (this.#target) return this.#target.snapshot(snap);
+      snapshot: (snap, receivedAtMs) => {
+        if (this.#target) return this.#target.snapshot(snap, receivedAtMs);
         this.latest = snap;
         this.#errorAfter = null;
         this.#first.resolve();
