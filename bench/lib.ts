@@ -326,6 +326,32 @@ export function metric(m: Map<string, number>, name: string): number {
   return found ? sum : NaN;
 }
 
+/**
+ * `svcdns_propagation_seconds{backend}` between two scrapes (issue 14 #4: backend event received → first answer
+ * served from it): count, mean and the p50/p99 bucket bounds, as one line for the report.
+ */
+export function propagationMetric(before: Map<string, number>, after: Map<string, number>, backend: string): string {
+  const name = 'svcdns_propagation_seconds';
+  const label = `backend="${backend}"`;
+  const pick = (m: Map<string, number>, suffix: string) => {
+    for (const [k, v] of m) if (k.startsWith(`${name}${suffix}{`) && k.includes(label)) return v;
+    return 0;
+  };
+  const n = pick(after, '_count') - pick(before, '_count');
+  if (n <= 0) return `svcdns_propagation_seconds{${label}}: no observation`;
+  const mean = (pick(after, '_sum') - pick(before, '_sum')) / n;
+  const buckets: [number, number][] = [];
+  for (const [k, v] of after) {
+    if (!k.startsWith(`${name}_bucket{`) || !k.includes(label)) continue;
+    const le = /le="([^"]+)"/.exec(k)?.[1];
+    if (le !== undefined) buckets.push([le === '+Inf' ? Infinity : Number(le), v - (before.get(k) ?? 0)]);
+  }
+  buckets.sort((x, y) => x[0] - y[0]);
+  const q = (p: number) => buckets.find(([, c]) => c >= p * n)?.[0] ?? Infinity;
+  const ms = (s: number) => (s === Infinity ? '+Inf' : `${+(s * 1000).toPrecision(3)} ms`);
+  return `svcdns_propagation_seconds{${label}} (event received → first answer, the server's own histogram): n=${n}, mean ${ms(mean)}, p50 <= ${ms(q(0.5))}, p99 <= ${ms(q(0.99))}`;
+}
+
 export function rssMb(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {

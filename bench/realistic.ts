@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  cpuSeconds, DnsClient, dnsperf, f, freePort, have, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, DnsClient, dnsperf, f, freePort, have, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 
@@ -393,9 +393,11 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
     const rssAfterLoadMb = rssMb(s.child.pid);
 
     const gap = kind === 'consul' ? 600 : 0; // Consul: one token per 500 ms per watch loop (burst 2), by design
+    const m0 = await scrape(s.admin);
     const p = await propagation(reg, client, s.port, state, kind === 'consul' ? Math.min(20, cfg.propagationSamples) : cfg.propagationSamples, gap, rand);
     const what = kind === 'kubernetes' ? 'watch event written by the fake → changed A answer' : 'health check change in the fake → changed A answer';
     notes.push(`${kind} propagation at ${cfg.services} × ${cfg.perService}, ${what}: p50 ${f(p.p50, 1)} ms, p99 ${f(p.p99, 1)} ms, max ${f(p.max, 1)} ms (n=${p.n}${p.timeouts ? `, ${p.timeouts} not seen within 20 s` : ''}${gap ? `, ${gap} ms between changes` : ''})`);
+    notes.push(`${kind} ${propagationMetric(m0, await scrape(s.admin), kind)}`);
     if (kind === 'consul') {
       const pc = await portChange(reg, client, s.port, state, rand, 20_000);
       notes.push(`consul non-health change (port of 3 services re-registered) → changed SRV answer: ${pc} (issue 11 item 5: target p99 < 5 s)`);

@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 import {
-  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, percentiles, rng, rssMb, sleep,
+  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, percentiles, propagationMetric, rng, rssMb, scrape, sleep,
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
@@ -321,6 +321,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     // trip seen meanwhile (the event loop stalls while the file is parsed and validated).
     const times: number[] = [];
     const stalls: number[] = [];
+    const m0 = await scrape(s.admin);
     for (let i = 0; i < 3; i++) {
       const k = (1000 + i) % cfg.services;
       const moved = `10.251.${i}.1`;
@@ -344,6 +345,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     }
     const t = percentiles(times);
     notes.push(`file reload at ${cfg.services} × ${cfg.perService} (${f(text_mb(cfg), 1)} MB JSON, one instance moved): write → new answer ${times.map((x) => f(x)).join(', ')} ms (median ${f(t.p50)} ms); longest DNS round trip meanwhile ${stalls.map((x) => f(x)).join(', ')} ms (issue 11 item 7: stall <= 50 ms)`);
+    notes.push(`file ${propagationMetric(m0, await scrape(s.admin), 'file')}`);
     return { backend: { name: 'file', rows: ref ? [row, ref] : [row], syncMs, rssAfterSyncMb, rssAfterLoadMb, notes: [] }, missRow, notes };
   } finally {
     await stopChild(s.child);
