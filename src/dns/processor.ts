@@ -140,8 +140,8 @@ const OPT_RECORD_BYTES = 11;
  * What the cache really holds per entry (issue 11 #6: the budget used to assume 512 B of overhead an entry where
  * one cost ~1.5 KB). Fitted to bench/miss-cost.ts (V8 heap plus Buffer memory after a full GC, Node 24 x64; A,
  * SRV, NXDOMAIN and three-slot entries within ±7 %): the NameEntry with its slots array, its name Buffer and the
- * LRU's node; per slot, the Slot object and its arrays; per Buffer, the object plus twice its length (small
- * Buffers share 8 KB pool slabs with the responses served from them, which a cached Buffer keeps alive); per
+ * LRU's node; per slot, the Slot object and its arrays; per Buffer, the object plus twice its length (fitted,
+ * not derived: small Buffers live in shared 8 KB pool slabs, which a cached Buffer can keep alive); per
  * SRV layout, the object and its Int32Array (4 bytes an index); per dependency key, the key string, its place
  * in the entry's set and the index's Map entry and Set of names.
  */
