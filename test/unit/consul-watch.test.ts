@@ -46,6 +46,22 @@ test('Semaphore: an aborted waiter leaves the queue and gets null; later waiters
   assert.equal(await sem.acquire(dead.signal), null);
 });
 
+test('Semaphore: acquireFirst is served before every queued waiter (index sweeps borrow slots between turns, issue 11 #5)', async () => {
+  const sem = new Semaphore(1);
+  const ctl = new AbortController();
+  const r1 = (await sem.acquire(ctl.signal))!;
+  const order: string[] = [];
+  const queued = sem.acquire(ctl.signal).then((r) => (order.push('queued'), r));
+  const first = sem.acquireFirst(ctl.signal).then((r) => (order.push('first'), r));
+  assert.equal(sem.waiting, 2);
+  r1();
+  const rf = (await first)!;
+  assert.deepEqual(order, ['first']);
+  rf();
+  (await queued)!();
+  assert.deepEqual(order, ['first', 'queued']);
+});
+
 test('TokenBucket: burst of 2, then one token per interval (injected clock)', async () => {
   let now = 0;
   const b = new TokenBucket(2, 1000, () => now);
