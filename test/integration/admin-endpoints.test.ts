@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildQuery, query, rcode, udpDropped } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { metric } from '../helpers/prom-text.ts';
 
 const WEB = `services:
   - name: web
@@ -31,18 +32,6 @@ async function get(srv: TestServer, p: string): Promise<{ status: number; type: 
   const res = await fetch(`http://${a.host}:${a.port}${p}`);
   const text = await res.text();
   return { status: res.status, type: res.headers.get('content-type') ?? '', text, json: () => JSON.parse(text) };
-}
-
-/** The value of one sample in Prometheus text, labels matched as a subset; undefined when absent. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) got[k!] = v!;
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 const ADMIN = { admin: { listen: '127.0.0.1:0' } };

@@ -13,17 +13,7 @@ import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { KubeApiServerFake, endpointSlice } from '../fakes/kube-apiserver-fake.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';
 import { requireTool } from '../e2e/harness.ts';
-
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) got[k!] = v!;
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+import { metric } from '../helpers/prom-text.ts';
 
 function promtoolClean(text: string): void {
   const r = spawnSync(requireTool('promtool'), ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 });

@@ -15,6 +15,7 @@ import { buildQuery, decode, type Decoded } from '../helpers/dns-client.ts';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { validateConfig } from '../../src/config/load.ts';
+import { metric as sample } from '../helpers/prom-text.ts';
 
 const SAMPLE_DIR = fileURLToPath(new URL('../../config/', import.meta.url));
 const BACKENDS = { backends: [{ type: 'file', path: 'services.yaml' }] };
@@ -104,17 +105,8 @@ function tcpFrom(port: number, from: string, msg: Buffer): Promise<Decoded | nul
   });
 }
 
-/** The value of one sample in Prometheus text, labels matched as a subset; 0 when absent. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) got[k!] = v!;
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return 0;
-}
+/** A sample's value, 0 when absent (a counter not yet incremented is not exported). */
+const metric = (text: string, name: string, labels: Record<string, string> = {}): number => sample(text, name, labels) ?? 0;
 
 const BURST = 5;
 

@@ -15,6 +15,7 @@ import { query, rcode } from '../helpers/dns-client.ts';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { requireTool } from '../e2e/harness.ts';
+import { metric } from '../helpers/prom-text.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DASHBOARD = path.join(ROOT, 'deploy/grafana/svcdns.json');
@@ -36,18 +37,6 @@ async function scrape(srv: TestServer): Promise<string> {
   const res = await fetch(`http://${a.host}:${a.port}/metrics`);
   assert.equal(res.status, 200);
   return res.text();
-}
-
-/** The value of one sample, labels matched as a subset; undefined when absent. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/i.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) got[k!] = v!;
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 /** Family names (# TYPE lines) and their types. */
