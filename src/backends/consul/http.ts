@@ -10,7 +10,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Endpoint, ResolvedAccess, TokenSource } from './config.ts';
-import { BackendError } from '../backend.ts';
+import { BackendError, receiptClock } from '../backend.ts';
 
 export interface GetOptions {
   readonly query?: Readonly<Record<string, string | undefined>>;
@@ -30,6 +30,8 @@ export interface ConsulReply {
    * applied whatever its index (the agent that answered may not be the one that gave us that index).
    */
   readonly reread: boolean;
+  /** When the response's head arrived (receiptClock): a blocking query's return, for propagation (issue 14 #4). */
+  readonly receivedAtMs?: number;
 }
 
 /** Thrown (not a BackendError) when the caller aborted: not a failure of the source. */
@@ -164,6 +166,7 @@ export class ConsulHttp {
       });
       req.on('response', (res) => {
         gotResponse = true;
+        const receivedAtMs = receiptClock();
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => {
@@ -214,6 +217,7 @@ export class ConsulHttp {
               body,
               filteredByAcl: res.headers['x-consul-results-filtered-by-acls'] === 'true',
               reread,
+              receivedAtMs,
             });
           });
         });
