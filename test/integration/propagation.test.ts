@@ -1,6 +1,8 @@
 // Integration test of end-to-end propagation (issue 14 #4): the real app with a real file backend in a temp
 // dir; a change to the file is timed from its change notification to the first DNS answer that reflects it, as
-// `svcdns_propagation_seconds{backend}` on /metrics. Observed once per change, not per query.
+// `svcdns_propagation_seconds{backend}` on /metrics. Observed once per change, not per query. The same for a
+// Consul health change (from the blocking query's return) and a Kubernetes watch event (from its arrival),
+// against the fakes.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +11,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
+import { ConsulFake } from '../fakes/consul-fake.ts';
+import { KubeApiServerFake, endpointSlice } from '../fakes/kube-apiserver-fake.ts';
 
 /** The file backend waits this long after a change notification before reading: a floor under the measured time. */
 const DEBOUNCE_MS = 300;
@@ -65,6 +69,64 @@ describe('end-to-end propagation (issue 14 #4)', () => {
       assert.ok(observed <= upper, `observed ${observed} s, inside the ${upper} s from write to answer`);
     } finally {
       await srv?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** One change through `change`, seen in DNS: one more observation, positive, within what the test saw. */
+  async function oneChange(srv: TestServer, backend: string, name: string, want: string, change: () => void): Promise<void> {
+    const before = await metricsText(srv);
+    const count0 = sample(before, 'svcdns_propagation_seconds_count', backend) ?? 0;
+    const sum0 = sample(before, 'svcdns_propagation_seconds_sum', backend) ?? 0;
+    const t0 = performance.now();
+    change();
+    await waitFor(async () => answerData(await query(srv.port, name, 'A')).includes(want));
+    const upper = (performance.now() - t0) / 1000;
+    for (let i = 0; i < 5; i++) await query(srv.port, name, 'A');
+    const text = await metricsText(srv);
+    assert.equal(sample(text, 'svcdns_propagation_seconds_count', backend), count0 + 1, 'one observation for the one change');
+    const observed = sample(text, 'svcdns_propagation_seconds_sum', backend)! - sum0;
+    assert.ok(observed > 0 && observed <= upper, `observed ${observed} s, inside the ${upper} s from change to answer`);
+  }
+
+  it('Consul: a health change is timed from the blocking query\'s return to the first answer, once', async () => {
+    const fake = await ConsulFake.start();
+    let srv: TestServer | null = null;
+    try {
+      fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+      fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+      fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
+      srv = await startServer(
+        { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
+        { extra: { serveAdmin: true } },
+      );
+      const s = srv;
+      await waitFor(async () => answerData(await query(s.port, 'web.service.sd.internal', 'A')).includes('10.0.0.1'));
+      await oneChange(s, 'reg', 'web.service.sd.internal', '10.0.0.2', () => fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080 }));
+    } finally {
+      await srv?.stop();
+      await fake.close();
+    }
+  });
+
+  it('Kubernetes: a watch event is timed from its arrival to the first answer, once', async () => {
+    const fake = await KubeApiServerFake.start();
+    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-prop-k8s-'));
+    let srv: TestServer | null = null;
+    const slice = (addrs: string[]) => endpointSlice({ namespace: 'default', name: 'web-abc12', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: addrs.map((a) => ({ addresses: [a], ready: true })) });
+    try {
+      await writeFile(path.join(dir, 'kubeconfig'), fake.kubeconfig());
+      fake.apply(slice(['10.0.0.1']));
+      srv = await startServer(
+        { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'kubernetes', name: 'k8s', kubeconfig: 'kubeconfig' }] },
+        { configDir: dir, extra: { serveAdmin: true } },
+      );
+      const s = srv;
+      await waitFor(async () => answerData(await query(s.port, 'web.service.default.sd.internal', 'A')).includes('10.0.0.1'));
+      await oneChange(s, 'k8s', 'web.service.default.sd.internal', '10.0.0.2', () => fake.apply(slice(['10.0.0.1', '10.0.0.2'])));
+    } finally {
+      await srv?.stop();
+      await fake.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -15,7 +15,7 @@
 import type { Logger } from 'pino';
 import { ListWatch, Watch, getText, type KubeConfig, type KubernetesListObject, type KubernetesObject } from './client.ts';
 import type { Backend, BackendMetrics, BackendSink } from '../backend.ts';
-import { BackendError } from '../backend.ts';
+import { BackendError, receiptClock } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
 import { claimOwns, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
@@ -97,6 +97,8 @@ export class KubernetesBackend implements Backend {
   #sink: BackendSink | null = null;
   #kc: KubeConfig | null = null;
   #flushQueued = false;
+  /** When the first watch event (or LIST) not yet emitted arrived (receiptClock): propagation, issue 14 #4. */
+  #receivedAt: number | null = null;
   #emitted = false;
   /** An error was reported since the last snapshot: the next healthy moment must re-emit to clear staleness. */
   #stale = false;
@@ -393,6 +395,7 @@ export class KubernetesBackend implements Backend {
     let set = this.#byService.get(sk);
     if (!set) this.#byService.set(sk, (set = new Set()));
     set.add(key);
+    this.#receivedAt ??= receiptClock(); // in the turn the event (or LIST) arrived
     this.#dirty.add(sk);
     this.#scheduleFlush();
   }
@@ -415,6 +418,7 @@ export class KubernetesBackend implements Backend {
     const set = this.#byService.get(sk);
     set?.delete(key);
     if (set && set.size === 0) this.#byService.delete(sk);
+    this.#receivedAt ??= receiptClock(); // in the turn the event (or LIST) arrived
     this.#dirty.add(sk);
   }
 
@@ -462,7 +466,10 @@ export class KubernetesBackend implements Backend {
     // A pending entry equal to what was emitted (a service changed and changed back) is no change.
     for (const [sk, svc] of this.#pending) if (svc === this.#services.get(sk)) this.#pending.delete(sk);
     const failing = this.#feeds.find((f) => f.failure !== null);
-    if (this.#pending.size === 0 && this.#emitted && !(this.#stale && !failing)) return;
+    if (this.#pending.size === 0 && this.#emitted && !(this.#stale && !failing)) {
+      this.#receivedAt = null; // the events changed nothing served: no propagation to time
+      return;
+    }
     const changed = new Set(this.#pending.keys());
     this.#services = this.#services.with(this.#pending);
     this.#pending.clear();
@@ -475,7 +482,9 @@ export class KubernetesBackend implements Backend {
     if (!this.#emitted) this.#logger.info({ services: this.#services.size }, 'kubernetes: synced');
     this.#emitted = true;
     this.#stale = false;
-    this.#sink.snapshot(snapshot);
+    const receivedAt = this.#receivedAt ?? undefined;
+    this.#receivedAt = null;
+    this.#sink.snapshot(snapshot, receivedAt);
     // New data arrived through a healthy feed while another still fails: stay visibly stale (§6.3).
     if (failing?.failure) this.#report(failing.failure, failing);
   }
