@@ -26,8 +26,9 @@ export function supervisedSink(name: string, store: Store, logger: Logger, now: 
       const t0 = performance.now();
       store.apply(name, snapshot);
       hooks.onSnapshot?.(name, performance.now() - t0);
-      // Served data changed: the first answer of the new generation observes the propagation (issue 14 #4).
-      if (store.generation !== gen) store.received(name, receivedAt);
+      // Served data changed: the first answer of the new generation observes the propagation (issue 14 #4). Not
+      // the first sync: that is startup, timed by the backend_synced log line, not a change a client waits for.
+      if (store.generation !== gen && before?.state !== 'syncing') store.received(name, receivedAt);
       const st = statusOf();
       if (before?.state === 'syncing') {
         logger.info({ event: 'backend_synced', services: st?.services, instances: st?.instances, ms: now() - startedMs }, 'backend synced');
