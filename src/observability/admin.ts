@@ -91,7 +91,7 @@ export function statusView(store: Store, metrics: Metrics, now: number, draining
   const r = readiness(store, now, draining);
   const since = new Map(store.status().map((b) => [b.name, b.sinceMs]));
   const backends = r.backends.map((b) => ({ ...b, staleForSeconds: b.stale ? Math.max(0, now - (since.get(b.name) ?? now)) / 1000 : null }));
-  return { nowMs: now, readiness: { ...r, backends }, cache: metrics.cacheFigures(), propagation: metrics.propagationSummary() };
+  return { nowMs: now, generation: store.generation, readiness: { ...r, backends }, cache: metrics.cacheFigures(), propagation: metrics.propagationSummary() };
 }
 
 export class AdminServer {

@@ -1,6 +1,6 @@
 // observability/status-page: the admin server's human page at `/` (issue 14 #3) — backends (state, last sync,
 // last error, staleness), services and their instances, cache figures and end-to-end propagation, refreshed live
-// by polling /v1/status and /v1/services once a second.
+// by polling /v1/status once a second and /v1/services when the store generation moved.
 //
 // Plain HTML and one small script, served from these strings: no build step. Every name shown comes from the
 // registry, so the script builds the DOM with createElement/textContent only (never innerHTML with data), and the
@@ -120,8 +120,14 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
   function get(url) {
     return fetch(url, { cache: 'no-store' }).then(function (res) { return res.json(); });
   }
+  // /v1/services holds the whole catalogue (MBs at 10k services, serialised on the thread that answers DNS): it
+  // is fetched again only when the store generation moved; /v1/status is small and read every tick.
+  var view = null;
   function tick() {
-    Promise.all([get('/v1/status'), get('/v1/services')]).then(function (both) {
+    get('/v1/status').then(function (status) {
+      if (view !== null && view.generation === status.generation) return [status, view];
+      return get('/v1/services').then(function (v) { view = v; return [status, v]; });
+    }).then(function (both) {
       render(both[0], both[1]);
     }, function (err) {
       var summary = document.getElementById('summary');
