@@ -33,19 +33,26 @@ interface Proc {
 function spawnOn(cfgPath: string): Proc {
   const child = spawnSvcdns(['--config', cfgPath, '--log-level', 'info']);
   const io = collect(child);
-  const admin = pollUntil(
-    'svcdns to log its listening addresses',
-    async () => {
-      if (child.exitCode !== null) throw new Error(`svcdns exited ${child.exitCode}: ${io.stderr()}${io.stdout()}`);
+  // Event-driven, no polling timer: resolved by the `listening` log line, rejected when the child exits first, so
+  // nothing is left running after a test whose child never listened.
+  const admin = new Promise<number>((resolve, reject) => {
+    const scan = () => {
       for (const line of io.stdout().split('\n')) {
         if (!line.startsWith('{')) continue;
         const rec = JSON.parse(line) as { event?: string; admin?: { port: number } | null };
-        if (rec.event === 'listening' && rec.admin) return rec.admin.port;
+        if (rec.event === 'listening' && rec.admin) {
+          child.stdout?.off('data', scan);
+          resolve(rec.admin.port);
+          return;
+        }
       }
-      return null;
-    },
-    HANG_DEADLINE_MS,
-  );
+    };
+    child.stdout?.on('data', scan);
+    void io.exited.then((code) => {
+      child.stdout?.off('data', scan);
+      reject(new Error(`svcdns exited ${code} before it logged its listening addresses: ${io.stderr()}${io.stdout()}`));
+    });
+  });
   admin.catch(() => {}); // awaited by the tests that need it
   return {
     child,
