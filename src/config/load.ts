@@ -2,9 +2,10 @@
 // the file (or variable/flag), the key path, the bad value and the rule (architecture rule 5).
 
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
+import { aliasLine } from '../backends/yaml-lines.ts';
 
 export interface ConfigIssue {
   /** e.g. `backends[0].path` */
@@ -307,24 +308,6 @@ export function parseConfigLocated(text: string, file: string, overrides: Config
     return undefined;
   };
   return { config: validateConfig(obj, file, lineOf, overrides), lineOf };
-}
-
-/** Line of the first alias that resolves to nothing (else of the first alias): where toJS() gave up. */
-function aliasLine(doc: Document, lines: LineCounter): number | undefined {
-  let first: number | undefined;
-  let unresolved: number | undefined;
-  visit(doc, {
-    Alias(_, node) {
-      const line = node.range ? lines.linePos(node.range[0]).line : undefined;
-      first ??= line;
-      if (node.resolve(doc) === undefined) {
-        unresolved = line;
-        return visit.BREAK;
-      }
-      return undefined;
-    },
-  });
-  return unresolved ?? first;
 }
 
 export function loadConfigFile(file: string, overrides: ConfigOverrides = {}): Config {

@@ -5,7 +5,7 @@
 // (architecture rule 5), so an operator can fix the file from the log line alone.
 
 import { isIP } from 'node:net';
-import { LineCounter, isMap, isNode, parseDocument, visit } from 'yaml';
+import { LineCounter, isMap, isNode, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import { z } from 'zod';
 import { canonicalAddress, instanceLabel } from '../../model/names.ts';
@@ -13,6 +13,7 @@ import type { Instance, Port } from '../../model/service.ts';
 import { serviceKey } from '../../model/service.ts';
 import { BackendError } from '../backend.ts';
 import { labelSchema } from '../schema.ts';
+import { aliasLine } from '../yaml-lines.ts';
 
 export const CHECK_INTERVAL_MS = 10_000;
 export const CHECK_TIMEOUT_MS = 2_000;
@@ -229,7 +230,7 @@ export function parseServicesFile(text: string, fileName: string, defaultScope: 
     } catch (err) {
       // Not a syntax error (doc.errors is empty): an alias whose anchor is not set before it, or too many aliases.
       const line = aliasLine(doc, yaml().lc);
-      throw badData(fileName, [`${line === null ? '' : `line ${line}: `}invalid YAML: ${(err as Error).message}`], err);
+      throw badData(fileName, [`${line === undefined ? '' : `line ${line}: `}invalid YAML: ${(err as Error).message}`], err);
     }
   }
   if (data === null || data === undefined) {
@@ -362,7 +363,7 @@ function collect(issue: Issue, base: readonly PropertyKey[], data: unknown, line
 
 /** `line 12: services[1].instances[0].address: "10.0.0.300" must be an IPv4 or IPv6 address`. */
 function describe(path: readonly PropertyKey[], value: unknown, rule: string, line: number | null): string {
-  const where = `${line === null ? '' : `line ${line}: `}${formatPath(path) || '(top level)'}: `;
+  const where = `${line === undefined ? '' : `line ${line}: `}${formatPath(path) || '(top level)'}: `;
   return value === undefined || typeof value === 'object' ? `${where}${rule}` : `${where}${showValue(value)} ${rule}`;
 }
 
@@ -408,24 +409,6 @@ function findLine(doc: Document, lc: LineCounter, path: readonly PropertyKey[], 
     if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
   }
   return null;
-}
-
-/** Line of the first alias that resolves to nothing (else of the first alias): where toJS() gave up. */
-function aliasLine(doc: Document, lc: LineCounter): number | null {
-  let first: number | null = null;
-  let unresolved: number | null = null;
-  visit(doc, {
-    Alias(_, node) {
-      const line = node.range ? lc.linePos(node.range[0]).line : null;
-      first ??= line;
-      if (node.resolve(doc) === undefined) {
-        unresolved = line;
-        return visit.BREAK;
-      }
-      return undefined;
-    },
-  });
-  return unresolved ?? first;
 }
 
 /**
