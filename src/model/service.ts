@@ -11,7 +11,7 @@ export interface Port {
 }
 
 /**
- * One healthy instance (backends only ever emit healthy ones, §6.1).
+ * One healthy instance (backends only ever serve healthy ones, §6.1; unhealthy ones are Service.unhealthy).
  * Invariants: `address` is canonical text (dotted IPv4, or RFC 5952 IPv6 — lowercase, `::` compressed);
  * `weight` is an integer 1..65535; `tags` are lowercase DNS labels.
  */
@@ -44,7 +44,46 @@ export interface Service {
    * Undefined: the backend reports no more than its healthy instances, whose tags and port names are then the set.
    */
   readonly knownTags?: readonly string[] | undefined;
+  /**
+   * Registered instances that DNS does not serve, and why (the status page and /v1/services only; no answer reads
+   * it, §6.1). Absent or empty: none, or the backend does not report them. `reason` is a stable string (a
+   * constant or an interned one, never a check's output) so an unchanged registry yields an unchanged Service.
+   */
+  readonly unhealthy?: readonly UnhealthyInstance[] | undefined;
 }
+
+/** A registered instance that is not served (Service.unhealthy). Only unhealthy instances get one. */
+export interface UnhealthyInstance {
+  /** The instance's address as registered (canonical when it is an IP, else the registry's text). */
+  readonly address: string;
+  /** The instance's name when it has one (§2.6), for the page. */
+  readonly name?: string | undefined;
+  /** Why it is not served: `not ready`, `check web-health critical`, `healthy: false`... Stable per state. */
+  readonly reason: string;
+}
+
+/** Whether two unhealthy lists say the same (same order: each backend emits them sorted). */
+export function sameUnhealthy(a: readonly UnhealthyInstance[] | undefined, b: readonly UnhealthyInstance[] | undefined): boolean {
+  if (a === b) return true;
+  const x = a ?? NO_UNHEALTHY;
+  const y = b ?? NO_UNHEALTHY;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) {
+    const p = x[i]!;
+    const q = y[i]!;
+    if (p !== q && (p.address !== q.address || p.name !== q.name || p.reason !== q.reason)) return false;
+  }
+  return true;
+}
+
+const NO_UNHEALTHY: readonly UnhealthyInstance[] = Object.freeze([]);
+
+/** Unhealthy entries sorted by address, then name, then reason: the order every backend emits. */
+export function sortUnhealthy(list: UnhealthyInstance[]): UnhealthyInstance[] {
+  return list.sort((p, q) => cmp(p.address, q.address) || cmp(p.name ?? '', q.name ?? '') || cmp(p.reason, q.reason));
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The tags and port names a service is known to carry (§2.2): `knownTags` plus those of its healthy instances. */
 export function tagsOf(svc: Service, into: Set<string>): Set<string> {

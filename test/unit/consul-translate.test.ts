@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { translateHealth, signature } from '../../src/backends/consul/translate.ts';
+import { makeService, sameServed, translateHealth, signature } from '../../src/backends/consul/translate.ts';
 
 const serf = (node: string, status = 'passing') => ({
   Node: node,
@@ -163,4 +163,76 @@ test('signature is order-independent of Consul entry order and changes with weig
   assert.equal(signature(a.instances, undefined), signature(b.instances, undefined));
   const c = translateHealth([entry({ weights: { Passing: 3, Warning: 1 } }), entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2' })], opts());
   assert.notEqual(signature(a.instances, undefined), signature(c.instances, undefined));
+});
+
+// Consul's maintenance mode (`consul maint -enable [-service=ID]`) registers these critical checks.
+const maintenance = (node: string, serviceId: string | null) => ({
+  Node: node,
+  CheckID: serviceId === null ? '_node_maintenance' : `_service_maintenance:${serviceId}`,
+  Name: serviceId === null ? 'Node Maintenance Mode' : 'Service Maintenance Mode',
+  Status: 'critical',
+  Notes: 'kernel upgrade',
+  Output: '',
+  ServiceID: serviceId ?? '',
+  ServiceName: serviceId === null ? '' : 'web',
+  ServiceTags: [],
+});
+
+test('§6.1 Service.unhealthy: each instance not served is listed with the check that keeps it out (status page)', () => {
+  const body = [
+    entry({ node: 'a', nodeAddr: '10.0.0.1', id: 'w1', checks: [serf('a', 'critical'), svcCheck('a', 'w1', 'passing')] }),
+    entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2', checks: [serf('b'), svcCheck('b', 'w2', 'critical')] }),
+    entry({ node: 'c', nodeAddr: '10.0.0.3', id: 'w3' }),
+    entry({ node: 'd', nodeAddr: '10.0.0.4', id: 'w4', checks: [serf('d'), maintenance('d', 'w4')] }),
+    entry({ node: 'e', nodeAddr: '10.0.0.5', id: 'w5', checks: [maintenance('e', null), serf('e')] }),
+    entry({ node: 'f', nodeAddr: '10.0.0.6', id: 'w6', addr: 'web.example.com' }),
+    entry({ node: 'g', nodeAddr: '10.0.0.7', id: 'w7', checks: [serf('g'), svcCheck('g', 'w7', 'warning')] }),
+  ];
+  const r = translateHealth(body, opts());
+  assert.deepEqual(r.instances.map((i) => i.address), ['10.0.0.3', '10.0.0.7']);
+  assert.deepEqual(r.unhealthy, [
+    { address: '10.0.0.1', name: 'w1', reason: 'node check serfHealth critical' },
+    { address: '10.0.0.2', name: 'w2', reason: 'check service:w2 critical' },
+    { address: '10.0.0.4', name: 'w4', reason: 'maintenance' },
+    { address: '10.0.0.5', name: 'w5', reason: 'node maintenance' },
+    { address: 'web.example.com', name: 'w6', reason: 'address is not an IP' },
+  ]);
+  // onlyPassing: a warning keeps the instance out too, and says so.
+  const p = translateHealth(body, opts(true));
+  assert.deepEqual(p.unhealthy!.find((u) => u.name === 'w7'), { address: '10.0.0.7', name: 'w7', reason: 'check service:w7 warning (onlyPassing)' });
+  // All healthy: no list at all (nothing is allocated for healthy instances).
+  assert.equal(translateHealth([entry({})], opts()).unhealthy, undefined);
+});
+
+test('Service.unhealthy reasons are stable: a check whose Output changes gives the same reason string object', () => {
+  const run = (output: string) =>
+    translateHealth([entry({ id: 'w1', checks: [serf('node-a'), { ...svcCheck('node-a', 'w1', 'critical'), Output: output }] })], opts()).unhealthy!;
+  const a = run('HTTP GET http://10.0.0.1:8080/health: 503 Service Unavailable Output: at 12:00:01');
+  const b = run('HTTP GET http://10.0.0.1:8080/health: 503 Service Unavailable Output: at 12:00:11');
+  assert.equal(a[0]!.reason, 'check service:w1 critical');
+  assert.equal(a[0]!.reason, b[0]!.reason);
+  assert.deepEqual(a, b);
+  assert.equal(signature([], undefined, [], a), signature([], undefined, [], b));
+});
+
+test('makeService/sameServed: a change in the unhealthy list alone is a new Service that keeps the served arrays', () => {
+  const healthy = entry({ node: 'a', nodeAddr: '10.0.0.1', id: 'w1' });
+  const before = translateHealth([healthy, entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2', checks: [serf('b'), svcCheck('b', 'w2', 'critical')] })], opts());
+  const prev = makeService('web', 'dc1', before.instances, undefined, before.knownTags, before.unhealthy);
+  // The same reply again: unchanged (the caller keeps prev).
+  const same = translateHealth([healthy, entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2', checks: [serf('b'), svcCheck('b', 'w2', 'critical')] })], opts());
+  assert.equal(sameServed(prev, same.instances, undefined, same.knownTags, same.unhealthy), true);
+  // w2 goes into maintenance instead: served the same, listed differently.
+  const after = translateHealth([healthy, entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2', checks: [serf('b'), maintenance('b', 'w2')] })], opts());
+  assert.equal(sameServed(prev, after.instances, undefined, after.knownTags, after.unhealthy), false);
+  const next = makeService('web', 'dc1', after.instances, undefined, after.knownTags, after.unhealthy, prev);
+  assert.notEqual(next, prev);
+  assert.equal(next.instances, prev.instances);
+  assert.equal(next.knownTags, prev.knownTags);
+  assert.deepEqual(next.unhealthy, [{ address: '10.0.0.2', name: 'w2', reason: 'maintenance' }]);
+  // It recovers: no unhealthy list, served data changed.
+  const healed = translateHealth([healthy, entry({ node: 'b', nodeAddr: '10.0.0.2', id: 'w2' })], opts());
+  const last = makeService('web', 'dc1', healed.instances, undefined, healed.knownTags, healed.unhealthy, next);
+  assert.equal(last.unhealthy, undefined);
+  assert.deepEqual(last.instances.map((i) => i.address), ['10.0.0.1', '10.0.0.2']);
 });

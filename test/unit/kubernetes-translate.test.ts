@@ -3,7 +3,18 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildService, fromEndpointSlice, fromEndpoints, type Contribution } from '../../src/backends/kubernetes/translate.ts';
+import {
+  REASON_FQDN,
+  REASON_NOT_IP,
+  REASON_NOT_IPV6,
+  REASON_NOT_READY,
+  REASON_TERMINATING,
+  REASON_TERMINATING_SERVING,
+  buildService,
+  fromEndpointSlice,
+  fromEndpoints,
+  type Contribution,
+} from '../../src/backends/kubernetes/translate.ts';
 
 /** The kubernetes.io docs sample EndpointSlice, with a namespace (the API always sets one). */
 const docsSlice = {
@@ -148,5 +159,78 @@ describe('kubernetes translate: legacy Endpoints (§6.1)', () => {
   it('a port without a protocol is TCP (API default)', () => {
     const ep = { metadata: { name: 'kubernetes', namespace: 'default' }, subsets: [{ addresses: [{ ip: '104.154.78.240' }], ports: [{ port: 443 }] }] };
     assert.deepEqual(build([fromEndpoints(ep)]).instances[0]!.ports, [{ name: null, port: 443, protocol: 'tcp' }]);
+  });
+});
+
+describe('kubernetes translate: Service.unhealthy, endpoints not served and why (§6.1, the status page)', () => {
+  it('EndpointSlice conditions: terminating (serving or not) and not ready, named by hostname or Pod; ready ones are not listed', () => {
+    const c = fromEndpointSlice(terminatingSlice)!;
+    const svc = build([c]);
+    assert.deepEqual(svc.instances.map((i) => i.address), ['10.12.1.202', '10.12.1.203']);
+    assert.deepEqual(svc.unhealthy, [
+      { address: '10.12.1.201', name: 'a', reason: REASON_TERMINATING_SERVING },
+      { address: '10.12.1.204', reason: REASON_NOT_READY },
+    ]);
+    assert.equal(REASON_TERMINATING_SERVING, 'terminating (serving: true)');
+    const s = structuredClone(terminatingSlice);
+    s.endpoints[0]!.conditions = { ready: false, serving: false, terminating: true };
+    assert.deepEqual(build([fromEndpointSlice(s)]).unhealthy![0], { address: '10.12.1.201', name: 'a', reason: REASON_TERMINATING });
+    // All ready: no list (nothing allocated for healthy endpoints).
+    assert.equal(fromEndpointSlice(docsSlice)!.unhealthy, undefined);
+    assert.equal(build([fromEndpointSlice(docsSlice)]).unhealthy, undefined);
+  });
+
+  it('addresses dropped by validation are listed with the reason (wrong family for the slice, FQDN slices)', () => {
+    const v6 = { ...structuredClone(docsSlice), addressType: 'IPv6', endpoints: [{ addresses: ['FD00:0:0:0::0A'], conditions: { ready: true } }, { addresses: ['10.9.9.9'] }] };
+    assert.deepEqual(fromEndpointSlice(v6)!.unhealthy, [{ address: '10.9.9.9', reason: REASON_NOT_IPV6 }]);
+    const fqdn = { ...structuredClone(docsSlice), addressType: 'FQDN', endpoints: [{ addresses: ['db.example.com'] }] };
+    assert.deepEqual(fromEndpointSlice(fqdn)!.unhealthy, [{ address: 'db.example.com', reason: REASON_FQDN }]);
+  });
+
+  it('legacy Endpoints: notReadyAddresses are listed as not ready, unless another subset serves the address', () => {
+    const ep = {
+      kind: 'Endpoints',
+      metadata: { name: 'name1', namespace: 'ns' },
+      subsets: [
+        { addresses: [{ ip: '172.17.0.1' }, { ip: '172.17.0.2' }], ports: [{ name: 'port1', port: 8989, protocol: 'TCP' }] },
+        {
+          addresses: [{ ip: '172.17.0.1' }, { ip: 'not-an-ip' }],
+          notReadyAddresses: [{ ip: '172.17.0.2' }, { ip: '172.17.0.3', hostname: 'db-3', targetRef: { kind: 'Pod', name: 'db-3-pod' } }],
+          ports: [{ name: 'port2', port: 9999, protocol: 'TCP' }],
+        },
+      ],
+    };
+    const svc = build([fromEndpoints(ep)]);
+    assert.deepEqual(svc.instances.map((i) => i.address), ['172.17.0.1', '172.17.0.2']);
+    assert.deepEqual(svc.unhealthy, [
+      { address: '172.17.0.3', name: 'db-3', reason: REASON_NOT_READY },
+      { address: 'not-an-ip', reason: REASON_NOT_IP },
+    ]);
+  });
+
+  it('several slices merge their unhealthy lists; an address ready in one slice is not listed from another', () => {
+    const a = { ...structuredClone(docsSlice), metadata: { ...docsSlice.metadata, name: 'example-a' }, endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.9'], conditions: { ready: false } }] };
+    const b = { ...structuredClone(docsSlice), metadata: { ...docsSlice.metadata, name: 'example-b' }, endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: false } }, { addresses: ['10.0.0.5'], conditions: { terminating: true } }] };
+    const svc = build([fromEndpointSlice(a), fromEndpointSlice(b)]);
+    assert.deepEqual(svc.instances.map((i) => i.address), ['10.0.0.1']);
+    assert.deepEqual(svc.unhealthy, [
+      { address: '10.0.0.5', reason: REASON_TERMINATING },
+      { address: '10.0.0.9', reason: REASON_NOT_READY },
+    ]);
+  });
+
+  it('buildService: the same unhealthy set keeps the object; a change in it alone is a new object with the same served arrays', () => {
+    const c1 = fromEndpointSlice(terminatingSlice)!;
+    const prev = buildService(c1.scope, c1.service, [c1], undefined);
+    assert.equal(buildService(c1.scope, c1.service, [fromEndpointSlice(structuredClone(terminatingSlice))!], prev), prev);
+    const s = structuredClone(terminatingSlice);
+    s.endpoints[3]!.conditions = { ready: false, serving: false, terminating: true }; // 10.12.1.204 now terminating
+    const next = buildService(c1.scope, c1.service, [fromEndpointSlice(s)!], prev);
+    assert.notEqual(next, prev);
+    assert.equal(next.instances, prev.instances);
+    assert.equal(next.knownTags, prev.knownTags);
+    assert.deepEqual(next.unhealthy!.map((u) => u.reason), [REASON_TERMINATING_SERVING, REASON_TERMINATING]);
+    // Reasons are the module's constants, not strings built per endpoint.
+    assert.equal(next.unhealthy![1]!.reason, REASON_TERMINATING);
   });
 });

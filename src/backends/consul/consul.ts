@@ -385,8 +385,8 @@ export class ConsulBackend implements Backend {
     }
     this.#setNodes(dc, name, w, t.nodes);
     // Same served data: keep the object (the store diffs by identity).
-    if (w.service !== null && sameServed(w.service, t.instances, this.#cfg.ttlSeconds, t.knownTags)) return;
-    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags);
+    if (w.service !== null && sameServed(w.service, t.instances, this.#cfg.ttlSeconds, t.knownTags, t.unhealthy)) return;
+    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags, t.unhealthy, w.service);
     this.#pending.set(serviceKey(dc.scope, name), w.service);
     this.#receivedAt ??= reply.receivedAtMs ?? null;
     this.#dirty = true;

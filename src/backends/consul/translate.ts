@@ -2,7 +2,8 @@
 // (§6.1 health, weights, §2.2 tags; addresses: Service.Address else Node.Address, plus lan_ipv4/lan_ipv6
 // tagged addresses). Pure: no I/O; warnings go through a callback so the caller can log each one once.
 
-import type { Instance, Port, Service } from '../../model/service.ts';
+import type { Instance, Port, Service, UnhealthyInstance } from '../../model/service.ts';
+import { sameUnhealthy, sortUnhealthy } from '../../model/service.ts';
 import { canonicalAddress, instanceLabel, isLabel } from '../../model/names.ts';
 
 export interface TranslateOptions {
@@ -22,6 +23,8 @@ export interface Translated {
   readonly nodes: string[];
   /** Entries that were not objects of the recorded shape (skipped). */
   readonly malformed: number;
+  /** Registered instances not served, and why (Service.unhealthy), sorted; undefined when there are none. */
+  readonly unhealthy: readonly UnhealthyInstance[] | undefined;
 }
 
 // Equal port and tag lists are shared between instances and services (issue 11 #4: at 10k × 10 most instances
@@ -60,10 +63,39 @@ function weightOf(weights: unknown, warning: boolean): number {
   return Math.min(65_535, Math.max(1, n));
 }
 
-/** Health of one entry: null = not served; otherwise whether any check is `warning`. */
-function healthOf(checks: unknown, serviceId: string, onlyPassing: boolean): { warning: boolean } | null {
+// Why an entry is not served (Service.unhealthy). Stable: built from the check's ID and status only, never its
+// Output (which changes on every run), and interned, so one state is one string object from poll to poll and an
+// unchanged reply keeps its Service object (sameServed). Bounded like tagLists: churn cannot grow it for ever.
+const reasons = new Map<string, string>();
+const MAX_REASONS = 50_000;
+const REASON_BAD_ADDRESS = 'address is not an IP';
+/** Consul's maintenance mode: a critical check with these reserved IDs (`consul maint`). */
+const REASON_NODE_MAINTENANCE = 'node maintenance';
+const REASON_SERVICE_MAINTENANCE = 'maintenance';
+
+function intern(text: string): string {
+  let r = reasons.get(text);
+  if (r === undefined) {
+    if (reasons.size >= MAX_REASONS) reasons.clear();
+    reasons.set(text, (r = text));
+  }
+  return r;
+}
+
+/** Why a failing check keeps its instance out: `check web-1-http critical`, `node check serfHealth critical`. */
+function checkReason(checkId: string, nodeLevel: boolean, status: string, onlyPassing: boolean): string {
+  if (checkId === '_node_maintenance') return REASON_NODE_MAINTENANCE;
+  if (checkId.startsWith('_service_maintenance:')) return REASON_SERVICE_MAINTENANCE;
+  return intern(`${nodeLevel ? 'node check' : 'check'} ${checkId} ${status === '' ? '(no status)' : status}${onlyPassing && status === 'warning' ? ' (onlyPassing)' : ''}`);
+}
+
+const PASSING = { warning: false } as const;
+const WARNING = { warning: true } as const;
+
+/** Health of one entry: a string = not served, and why; otherwise whether any check is `warning`. */
+function healthOf(checks: unknown, serviceId: string, onlyPassing: boolean): { readonly warning: boolean } | string {
   let warning = false;
-  if (!Array.isArray(checks)) return { warning };
+  if (!Array.isArray(checks)) return PASSING;
   for (const c of checks) {
     if (!isObj(c)) continue;
     // Node-level checks (serfHealth, ServiceID "") and this instance's own checks count; Consul returns only those.
@@ -72,13 +104,13 @@ function healthOf(checks: unknown, serviceId: string, onlyPassing: boolean): { w
     const status = str(c['Status']);
     if (status === 'passing') continue;
     if (status === 'warning') {
-      if (onlyPassing) return null;
+      if (onlyPassing) return checkReason(str(c['CheckID']), sid === '', status, true);
       warning = true;
       continue;
     }
-    return null; // critical, maintenance, or anything unknown: not served (fail closed)
+    return checkReason(str(c['CheckID']), sid === '', status, false); // critical, maintenance, or anything unknown: not served (fail closed)
   }
-  return { warning };
+  return warning ? WARNING : PASSING;
 }
 
 /** Tagged address text: node-level values are strings, service-level ones `{address, port}` objects. */
@@ -98,6 +130,7 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
   const byKey = new Map<string, Instance>();
   const nodes = new Set<string>();
   const known = new Set<string>();
+  let unhealthy: UnhealthyInstance[] | undefined;
   let malformed = 0;
   for (const e of entries) {
     if (!isObj(e) || !isObj(e['Node']) || !isObj(e['Service'])) {
@@ -121,12 +154,15 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
     const tags = shareTags(ownTags);
     for (const t of tags) known.add(t);
     const health = healthOf(e['Checks'], serviceId, opts.onlyPassing);
-    if (health === null) continue;
+    const svcAddr = str(svc['Address']);
+    if (typeof health === 'string') {
+      (unhealthy ??= []).push(unhealthyEntry(svcAddr !== '' ? svcAddr : str(node['Address']), serviceId, health));
+      continue;
+    }
     const svcPort = typeof svc['Port'] === 'number' && svc['Port'] > 0 && svc['Port'] < 65_536 ? svc['Port'] : 0;
     const weight = weightOf(svc['Weights'], health.warning);
 
     // Service.Address overrides the node's; the matching tagged addresses (lan_ipv4/lan_ipv6) add the other family.
-    const svcAddr = str(svc['Address']);
     const candidates: { address: string; port: number | null; what: string }[] = [];
     if (svcAddr !== '') {
       candidates.push({ address: svcAddr, port: null, what: 'Service.Address' });
@@ -141,8 +177,10 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
         if (t) candidates.push({ ...t, what: `Node.TaggedAddresses.${k}` });
       }
     }
+    let usable = false;
     for (const c of candidates) {
       const canon = canonicalAddress(c.address);
+      if (canon !== null) usable = true;
       if (canon === null) {
         opts.warn(
           `${opts.scope}/${opts.name}/${nodeName}/${serviceId}/${c.address}`,
@@ -165,15 +203,31 @@ export function translateHealth(body: unknown, opts: TranslateOptions): Translat
         byKey.set(key, name === null ? { address: canon.address, family: canon.family, ports, weight, tags } : { address: canon.address, family: canon.family, ports, weight, tags, name });
       }
     }
+    // Healthy, but no address of it can be answered: listed with the reason (the warning above went to the log).
+    if (!usable) (unhealthy ??= []).push(unhealthyEntry(candidates[0]!.address, serviceId, REASON_BAD_ADDRESS));
   }
   const instances = [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
-  return { instances, knownTags: shareTags([...known].sort()) as string[], nodes: [...nodes], malformed };
+  return { instances, knownTags: shareTags([...known].sort()) as string[], nodes: [...nodes], malformed, unhealthy: unhealthy && sortUnhealthy(unhealthy) };
+}
+
+/** An entry not served: its address (canonical when it is an IP) and its service ID, which names it in Consul. */
+function unhealthyEntry(address: string, serviceId: string, reason: string): UnhealthyInstance {
+  const a = canonicalAddress(address)?.address ?? address;
+  return serviceId === '' ? { address: a, reason } : { address: a, name: serviceId, reason };
 }
 
 const sameList = <T>(a: readonly T[], b: readonly T[]): boolean => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
-/** Whether `prev` serves exactly these instances and tags: unchanged services keep their object (store diff). */
-export function sameServed(prev: Service, instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[]): boolean {
+/**
+ * Whether `prev` serves exactly these instances and tags and lists the same unhealthy ones: unchanged services
+ * keep their object (store diff).
+ */
+export function sameServed(prev: Service, instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[], unhealthy?: readonly UnhealthyInstance[]): boolean {
+  return sameUnhealthy(prev.unhealthy, unhealthy) && sameAnswers(prev, instances, ttlSeconds, knownTags);
+}
+
+/** Whether `prev` serves exactly these instances and tags (what DNS answers read; Service.unhealthy aside). */
+function sameAnswers(prev: Service, instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[]): boolean {
   if (prev.ttlSeconds !== ttlSeconds || !sameList(prev.knownTags ?? [], knownTags) || prev.instances.length !== instances.length) return false;
   for (let k = 0; k < instances.length; k++) {
     const a = prev.instances[k]!;
@@ -184,16 +238,34 @@ export function sameServed(prev: Service, instances: readonly Instance[], ttlSec
   return true;
 }
 
-/** Cheap structural identity of a service's served data, so unchanged services keep their object (store diff). */
-export function signature(instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[] = []): string {
+/** Cheap structural identity of a service's data (served and unhealthy), so unchanged services keep their object. */
+export function signature(instances: readonly Instance[], ttlSeconds: number | undefined, knownTags: readonly string[] = [], unhealthy: readonly UnhealthyInstance[] = []): string {
   let s = `${ttlSeconds ?? ''}|${knownTags.join(',')}`;
   for (const i of instances) {
     s += `;${i.address}/${i.weight}/${i.ports.map((p) => p.port).join(',')}/${i.tags.join(',')}/${i.name ?? ''}`;
   }
+  for (const u of unhealthy) s += `;!${u.address}/${u.name ?? ''}/${u.reason}`;
   return s;
 }
 
-export function makeService(name: string, scope: string, instances: Instance[], ttlSeconds: number | undefined, knownTags?: readonly string[]): Service {
+/**
+ * The Service for a translated reply. `prev`: the one emitted before; when it serves the same (only the unhealthy
+ * list differs) the new object keeps its instance and tag arrays, so what DNS answers read is the same data.
+ */
+export function makeService(
+  name: string,
+  scope: string,
+  instances: readonly Instance[],
+  ttlSeconds: number | undefined,
+  knownTags?: readonly string[],
+  unhealthy?: readonly UnhealthyInstance[],
+  prev?: Service | null,
+): Service {
+  if (prev && knownTags !== undefined && sameAnswers(prev, instances, ttlSeconds, knownTags)) {
+    instances = prev.instances;
+    knownTags = prev.knownTags ?? knownTags;
+  }
   const svc: Service = ttlSeconds === undefined ? { name, scope, instances } : { name, scope, ttlSeconds, instances };
-  return knownTags === undefined ? svc : { ...svc, knownTags };
+  const withTags = knownTags === undefined ? svc : { ...svc, knownTags };
+  return unhealthy === undefined || unhealthy.length === 0 ? withTags : { ...withTags, unhealthy };
 }

@@ -28,8 +28,8 @@ import type { FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot } from '../../model/service.ts';
-import { serviceKey } from '../../model/service.ts';
+import { claimOwns, type Instance, type ScopeClaim, type Service, type ServiceSnapshot, type UnhealthyInstance } from '../../model/service.ts';
+import { serviceKey, sortUnhealthy } from '../../model/service.ts';
 import type { Backend, BackendCheckContext, BackendContext, BackendProblem, BackendSink } from '../backend.ts';
 import { BackendError, receiptClock } from '../backend.ts';
 import { Backoff } from '../backoff.ts';
@@ -37,13 +37,20 @@ import { backendNameSchema, labelSchema } from '../schema.ts';
 import { Checker, checkKey } from './checks.ts';
 import { loadInWorker, type RunningLoad } from './load-worker.ts';
 import { parseServicesFile } from './parse.ts';
-import type { ServiceDef, ServicesFile } from './parse.ts';
+import type { InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
 import type { SignedDef } from './parse-worker.ts';
 
 export { parseServicesFile } from './parse.ts';
 export type { CheckSpec, InstanceDef, ServiceDef, ServicesFile } from './parse.ts';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
+
+// Why a listed instance is not served (Service.unhealthy, the status page). Constants, never a probe's message
+// (`connect failed: ECONNREFUSED`, `timed out after 2000 ms`), so one state is one string however many instances.
+export const REASON_HEALTHY_FALSE = 'healthy: false';
+export const REASON_CHECK_PENDING = 'check pending (no result yet)';
+export const REASON_TCP_CHECK_CRITICAL = 'tcp check critical';
+export const REASON_HTTP_CHECK_CRITICAL = 'http check critical';
 /** Extra quiet time before an in-place edit that removes services is applied (ms). */
 export const DEFAULT_REMOVAL_DEBOUNCE_MS = 5000;
 /** Largest services file read (bytes): 10k services × 10 instances is 5-13 MB, in YAML or JSON. */
@@ -472,19 +479,34 @@ class FileBackend implements Backend {
         for (const t of i.tags) knownTags.add(t);
         for (const p of i.ports) if (p.name !== null) knownTags.add(p.name);
       }
+      let unhealthy: UnhealthyInstance[] | undefined;
       for (const i of def.instances) {
-        if (!i.healthy) continue;
-        if (i.check && this.#checkers.get(checkKey(i.check))?.status !== 'passing') continue;
+        const reason = !i.healthy ? REASON_HEALTHY_FALSE : i.check ? checkReason(i.check.kind, this.#checkers.get(checkKey(i.check))?.status) : null;
+        if (reason !== null) {
+          (unhealthy ??= []).push(unhealthyEntry(i, reason));
+          continue;
+        }
         // The definition is an Instance too (plus healthy/check): sharing it keeps one object per instance.
         instances.push(i);
       }
+      if (unhealthy) sortUnhealthy(unhealthy);
       const tags = [...knownTags].sort();
-      const sig = checked ? `c${JSON.stringify([def.ttlSeconds ?? null, instances, tags])}` : defSig;
+      const sig = checked ? `c${JSON.stringify([def.ttlSeconds ?? null, instances, tags, unhealthy ?? null])}` : defSig;
       let entry: Published;
       if (prev && prev.sig === sig) entry = prev;
       else {
         changed = true;
-        entry = { sig, service: { name: def.name, scope: def.scope, ttlSeconds: def.ttlSeconds, instances, knownTags: tags } };
+        const old = prev?.service;
+        let served: readonly Instance[] = instances;
+        let known: readonly string[] = tags;
+        // Only the unhealthy list changed (an unserved instance edited, a check gone from pending to critical):
+        // keep the served arrays, so what DNS answers read is the very same data. Compared only in that case.
+        if (old && (unhealthy !== undefined || old.unhealthy !== undefined) && JSON.stringify([old.ttlSeconds ?? null, old.instances, old.knownTags]) === JSON.stringify([def.ttlSeconds ?? null, instances, tags])) {
+          served = old.instances;
+          known = old.knownTags ?? tags;
+        }
+        const service: Service = { name: def.name, scope: def.scope, ttlSeconds: def.ttlSeconds, instances: served, knownTags: known };
+        entry = { sig, service: unhealthy === undefined ? service : { ...service, unhealthy } };
       }
       next.set(key, entry);
       services.set(key, entry.service);
@@ -503,6 +525,17 @@ class FileBackend implements Backend {
     // Health changes are published even while the file on disk is invalid; keep reporting that problem.
     if (this.#fileError) this.#report(this.#fileError);
   }
+}
+
+/** Why an instance with a check is not served, or null while its last probe passed. */
+function checkReason(kind: 'tcp' | 'http', status: 'pending' | 'passing' | 'critical' | undefined): string | null {
+  if (status === 'passing') return null;
+  if (status === 'critical') return kind === 'tcp' ? REASON_TCP_CHECK_CRITICAL : REASON_HTTP_CHECK_CRITICAL;
+  return REASON_CHECK_PENDING;
+}
+
+function unhealthyEntry(i: InstanceDef, reason: string): UnhealthyInstance {
+  return i.name === undefined ? { address: i.address, reason } : { address: i.address, name: i.name, reason };
 }
 
 /**

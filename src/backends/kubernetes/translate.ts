@@ -1,7 +1,8 @@
 // backends/kubernetes/translate: Kubernetes objects (EndpointSlice, legacy Endpoints) → served endpoints → Service.
 // Pure functions, no I/O. Accepts both raw watch JSON and the client's deserialized objects (same field names).
 
-import type { Instance, Port, Protocol, Service } from '../../model/service.ts';
+import type { Instance, Port, Protocol, Service, UnhealthyInstance } from '../../model/service.ts';
+import { sameUnhealthy, sortUnhealthy } from '../../model/service.ts';
 import { canonicalAddress, instanceLabel, isLabel } from '../../model/names.ts';
 
 /** The label the EndpointSlice controller puts on every slice of a Service. */
@@ -22,7 +23,27 @@ export interface Contribution {
   readonly portNames?: readonly string[];
   /** Addresses or ports dropped as unusable (FQDN slices, SCTP, hostnames): for debug logs only. */
   readonly skipped: number;
+  /**
+   * The object's endpoints that are not served and why (Service.unhealthy, the status page): one per address,
+   * sorted, none for an address this object serves. Absent when there are none (the usual case).
+   */
+  readonly unhealthy?: readonly UnhealthyInstance[];
 }
+
+// Why an endpoint is not served (Service.unhealthy). Constants: one string whatever the number of endpoints, and
+// an endpoint whose conditions did not change gives the same reason (no churn of the store or the answer cache).
+/** EndpointSlice `conditions.ready: false` (not terminating), or a legacy Endpoints `notReadyAddresses` entry. */
+export const REASON_NOT_READY = 'not ready';
+/** `conditions.terminating: true` and `serving: true`: the Pod is shutting down but still answers. */
+export const REASON_TERMINATING_SERVING = 'terminating (serving: true)';
+/** `conditions.terminating: true`, not serving. */
+export const REASON_TERMINATING = 'terminating';
+/** An address that is not an IP of the slice's addressType (or, in Endpoints, not an IP at all). */
+export const REASON_NOT_IPV4 = 'not an IPv4 address';
+export const REASON_NOT_IPV6 = 'not an IPv6 address';
+export const REASON_NOT_IP = 'not an IP address';
+/** `addressType: FQDN` slices (deprecated): no A/AAAA can be made from them. */
+export const REASON_FQDN = 'FQDN endpoint (no A/AAAA)';
 
 const NO_TAGS: readonly string[] = Object.freeze([]);
 const portSig = (p: Port) => `${p.name ?? ''}|${p.port}|${p.protocol}`;
@@ -95,18 +116,37 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
   const { ports, skipped: portsSkipped } = translatePorts(obj.ports);
   let skipped = portsSkipped;
   const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>();
+  let unhealthy: Map<string, UnhealthyInstance> | undefined;
+  const badAddress = want === 4 ? REASON_NOT_IPV4 : want === 6 ? REASON_NOT_IPV6 : REASON_FQDN;
   for (const ep of arr(obj.endpoints)) {
     if (!isObj(ep)) continue;
     const c = isObj(ep.conditions) ? ep.conditions : {};
-    if (c.ready === false || c.terminating === true) continue;
     const name = endpointName(ep.hostname, ep.targetRef);
+    const notServed = c.terminating === true ? (c.serving === true ? REASON_TERMINATING_SERVING : REASON_TERMINATING) : c.ready === false ? REASON_NOT_READY : null;
     for (const a of arr(ep.addresses)) {
       const ca = typeof a === 'string' ? canonicalAddress(a) : null;
-      if (!ca || ca.family !== want) { skipped++; continue; }
+      const usable = ca !== null && ca.family === want;
+      if (notServed !== null || !usable) {
+        if (!usable && notServed === null) skipped++;
+        if (typeof a === 'string') (unhealthy ??= new Map()).set(ca?.address ?? a, unhealthyEntry(ca?.address ?? a, name, usable ? notServed! : badAddress));
+        continue;
+      }
       if (!byAddr.has(ca.address)) byAddr.set(ca.address, name === null ? { family: ca.family, ports: [ports] } : { family: ca.family, ports: [ports], name });
     }
   }
-  return { scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort(), skipped };
+  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort(), skipped }, unhealthy, byAddr);
+}
+
+function unhealthyEntry(address: string, name: string | null, reason: string): UnhealthyInstance {
+  return name === null ? { address, reason } : { address, name, reason };
+}
+
+/** The contribution with its unhealthy list (sorted, none for a served address), or as is when there is none. */
+function withUnhealthy(c: Contribution, unhealthy: Map<string, UnhealthyInstance> | undefined, served: ReadonlyMap<string, unknown>): Contribution {
+  if (unhealthy === undefined) return c;
+  const list: UnhealthyInstance[] = [];
+  for (const [address, u] of unhealthy) if (!served.has(address)) list.push(u);
+  return list.length === 0 ? c : { ...c, unhealthy: sortUnhealthy(list) };
 }
 
 /** §2.6: an endpoint's instance name: its `hostname`, else the name of the Pod its `targetRef` points at. */
@@ -132,6 +172,12 @@ export function fromEndpoints(obj: unknown): Contribution | null {
   const byAddr = new Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>();
   const portNames: string[] = [];
   let skipped = 0;
+  let unhealthy: Map<string, UnhealthyInstance> | undefined;
+  const notServed = (a: unknown, reason: string) => {
+    if (!isObj(a) || typeof a.ip !== 'string') return;
+    const address = canonicalAddress(a.ip)?.address ?? a.ip;
+    (unhealthy ??= new Map()).set(address, unhealthyEntry(address, endpointName(a.hostname, a.targetRef), reason));
+  };
   for (const subset of arr(obj.subsets)) {
     if (!isObj(subset)) continue;
     const { ports, skipped: ps } = translatePorts(subset.ports);
@@ -139,14 +185,15 @@ export function fromEndpoints(obj: unknown): Contribution | null {
     for (const n of namesOf(ports)) if (!portNames.includes(n)) portNames.push(n);
     for (const a of arr(subset.addresses)) {
       const ca = isObj(a) && typeof a.ip === 'string' ? canonicalAddress(a.ip) : null;
-      if (!ca) { skipped++; continue; }
+      if (!ca) { skipped++; notServed(a, REASON_NOT_IP); continue; }
       const e = byAddr.get(ca.address);
       const name = endpointName((a as Obj).hostname, (a as Obj).targetRef);
       if (e) e.ports.push(ports);
       else byAddr.set(ca.address, name === null ? { family: ca.family, ports: [ports] } : { family: ca.family, ports: [ports], name });
     }
+    for (const a of arr(subset.notReadyAddresses)) notServed(a, isObj(a) && typeof a.ip === 'string' && canonicalAddress(a.ip) !== null ? REASON_NOT_READY : REASON_NOT_IP);
   }
-  return { scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort(), skipped };
+  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort(), skipped }, unhealthy, byAddr);
 }
 
 /**
@@ -172,9 +219,11 @@ export function buildService(
   }
   let instances: readonly Instance[];
   let knownTags: readonly string[];
+  let unhealthy: readonly UnhealthyInstance[] | undefined;
   if (many === undefined) {
     instances = only?.endpoints ?? NO_INSTANCES;
     knownTags = only?.portNames ?? NO_TAGS;
+    unhealthy = only?.unhealthy;
   } else {
     const byAddr = new Map<string, Instance[]>();
     const known = new Set<string>();
@@ -194,10 +243,28 @@ export function buildService(
     }
     instances = merged;
     knownTags = [...known].sort();
+    unhealthy = mergeUnhealthy(many, byAddr);
   }
-  if (prev && sameInstances(prev.instances, instances) && sameStrings(prev.knownTags ?? NO_TAGS, knownTags)) return prev;
-  return { name, scope, instances, knownTags };
+  if (prev && sameInstances(prev.instances, instances) && sameStrings(prev.knownTags ?? NO_TAGS, knownTags)) {
+    if (sameUnhealthy(prev.unhealthy, unhealthy)) return prev;
+    // Only the unhealthy set changed (the status page shows it; DNS does not read it): a new object that keeps
+    // the served arrays, so what answers read is the very same data.
+    instances = prev.instances;
+    knownTags = prev.knownTags ?? knownTags;
+  }
+  return unhealthy === undefined ? { name, scope, instances, knownTags } : { name, scope, instances, knownTags, unhealthy };
 }
+
+/** Several objects' unhealthy endpoints: one per address that none of them serves, sorted; undefined for none. */
+function mergeUnhealthy(contributions: readonly Contribution[], served: ReadonlyMap<string, unknown>): readonly UnhealthyInstance[] | undefined {
+  let byAddr: Map<string, UnhealthyInstance> | undefined;
+  for (const c of contributions) {
+    for (const u of c.unhealthy ?? NO_UNHEALTHY) if (!served.has(u.address) && !byAddr?.has(u.address)) (byAddr ??= new Map()).set(u.address, u);
+  }
+  return byAddr === undefined ? undefined : sortUnhealthy([...byAddr.values()]);
+}
+
+const NO_UNHEALTHY: readonly UnhealthyInstance[] = Object.freeze([]);
 
 const NO_INSTANCES: readonly Instance[] = Object.freeze([]);
 
