@@ -361,6 +361,28 @@ export function rssMb(pid: number | undefined): number {
   }
 }
 
+/**
+ * Where a svcdns process's memory is (issue 11 item 4), from its own metrics and /proc: RSS; the V8 heap used and
+ * reserved (total), of which the young generation; Buffer/external memory; the bytes its answer caches account
+ * for; and RSS outside the V8 heap (code, the Node runtime, malloc). MB.
+ */
+export interface MemoryBreakdown { rss: number; heapUsed: number; heapTotal: number; newSpace: number; external: number; cache: number }
+export async function memoryBreakdown(adminPort: number, pid: number | undefined): Promise<MemoryBreakdown> {
+  const m = await scrape(adminPort);
+  const mb = (n: number) => n / 1048576;
+  return {
+    rss: rssMb(pid),
+    heapUsed: mb(metric(m, 'svcdns_nodejs_heap_size_used_bytes')),
+    heapTotal: mb(metric(m, 'svcdns_nodejs_heap_size_total_bytes')),
+    newSpace: mb(m.get('svcdns_nodejs_heap_space_size_total_bytes{space="new"}') ?? m.get('svcdns_nodejs_heap_space_size_total_bytes{space="new_space"}') ?? NaN),
+    external: mb(metric(m, 'svcdns_nodejs_external_memory_bytes')),
+    cache: mb(metric(m, 'svcdns_dns_cache_bytes')),
+  };
+}
+export function memoryLine(b: MemoryBreakdown): string {
+  return `RSS ${f(b.rss)} = V8 heap ${f(b.heapTotal)} reserved (${f(b.heapUsed)} used; young generation ${f(b.newSpace)}) + ${f(b.rss - b.heapTotal)} outside the heap (runtime, code, malloc; external/Buffers ${f(b.external)}); answer cache accounts for ${f(b.cache)}`;
+}
+
 /** Clock ticks per second of /proc/<pid>/stat times (getconf CLK_TCK; 100 on Linux). */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  cpuSeconds, DnsClient, dnsperf, f, freePort, have, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, DnsClient, dnsperf, f, freePort, have, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 
@@ -274,7 +274,9 @@ async function startSvcdns(cfg: RealisticConfig, dir: string, backendYaml: strin
   const admin = await freePort();
   const path = join(dir, 'svcdns.yaml');
   writeFileSync(path, `listen: "127.0.0.1:${port}"\nadmin: { listen: "127.0.0.1:${admin}" }\nlog: { level: warn }\n${extra}backends:\n${backendYaml}`);
-  const child = start(process.execPath, [cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env } });
+  // BENCH_SVCDNS_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env.BENCH_SVCDNS_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = start(process.execPath, [...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env } });
   return { child, port, admin };
 }
 
@@ -374,6 +376,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
     await synced(client, s.port, state, s.child);
     const syncMs = performance.now() - t0;
     const rssAfterSyncMb = rssMb(s.child.pid);
+    notes.push(`${kind} memory after sync (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
     console.log(`${kind}: fake seeded with ${cfg.services} × ${cfg.perService} in ${f(seedMs / 1000, 1)} s; svcdns answered every service ${f(syncMs / 1000, 1)} s after spawn; RSS ${f(rssAfterSyncMb)} MB`);
 
     // Warm-up: one pass fills the answer cache and the JIT; not reported.
@@ -391,6 +394,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       }
     }
     const rssAfterLoadMb = rssMb(s.child.pid);
+    notes.push(`${kind} memory after the load phases (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
 
     const gap = kind === 'consul' ? 600 : 0; // Consul: one token per 500 ms per watch loop (burst 2), by design
     const m0 = await scrape(s.admin);

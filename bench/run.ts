@@ -14,7 +14,8 @@
 //      BENCH_SECONDS (5) and BENCH_ROUNDS (3) for the one-name runs; BENCH_PHASE_SECONDS (8) per realistic load
 //      phase; BENCH_SERVICES (10000) and BENCH_ENDPOINTS (10) for the realistic size; BENCH_REF=<git revision>
 //      measures that commit's server (git archive) instead of the working tree (the in-process parts 2 and 3
-//      always use the working tree's src/).
+//      always use the working tree's src/); BENCH_SVCDNS_ARGS: extra node flags for the realistic part's svcdns
+//      processes ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=1").
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -24,7 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 import {
-  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, percentiles, propagationMetric, rng, rssMb, scrape, sleep,
+  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, memoryBreakdown, memoryLine, percentiles, propagationMetric, rng, rssMb, scrape, sleep,
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
@@ -306,12 +307,14 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     await synced(client, s.port, state, s.child);
     const syncMs = performance.now() - t0;
     const rssAfterSyncMb = rssMb(s.child.pid);
+    notes.push(`file memory after sync (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
     console.log(`file: svcdns answered every service ${f(syncMs / 1000, 1)} s after spawn (${cfg.services} × ${cfg.perService} JSON); RSS ${f(rssAfterSyncMb)} MB`);
     await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), warmArgs(cfg), false);
     const row = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
     console.log(`  0/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
     const ref = await reference('file');
     const rssAfterLoadMb = rssMb(s.child.pid);
+    notes.push(`file memory after the load phase (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
     const missFile = join(tmp, 'miss.txt');
     writeMissFile(missFile);
     const missRow = await loadPhase(cfg, 'svcdns file, miss-only', s.port, s.admin, s.child.pid, missFile, null, cfg.phaseSeconds, null, null);

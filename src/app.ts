@@ -83,6 +83,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     onGeneration: (g) => store.served(g),
   }, metrics.local, metrics.zones);
   metrics.cachedNames = () => processor.cachedNames;
+  metrics.cachedBytes = () => processor.cachedBytes;
   const configDir = opts.configPath ? dirname(resolve(opts.configPath)) : process.cwd();
   let current = config;
 

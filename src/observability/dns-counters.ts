@@ -98,7 +98,9 @@ const DURATION = RESPONSE_SIZE + MAX_ZONES * 2 * SIZE_CELLS;
 const ACL_ACTIONS = DURATION + MAX_ZONES * N_TYPES * DURATION_CELLS;
 const RATE_LIMITED = ACL_ACTIONS + 3;
 const TCP_PER_SOURCE = RATE_LIMITED + 2;
-const CELLS = TCP_PER_SOURCE + 1;
+/** Bytes the thread's answer cache accounts for (a gauge, like CACHED_NAMES). */
+const CACHED_BYTES = TCP_PER_SOURCE + 1;
+const CELLS = CACHED_BYTES + 1;
 
 /** qtype → index into TYPE_LABELS (shared, read-only after construction). */
 const TYPE_INDEX = (() => {
@@ -228,6 +230,10 @@ export class DnsCounters implements DnsMetrics {
     this.cells[CACHED_NAMES] = n;
   }
 
+  set cachedBytes(n: number) {
+    this.cells[CACHED_BYTES] = n;
+  }
+
   // ---- reading (scrape time) ----
 
   /** Responses of one (zone, type, rcode, transport) cell, summed over blocks. */
@@ -280,6 +286,9 @@ export class DnsCounters implements DnsMetrics {
   }
   static cachedNames(blocks: readonly DnsCounters[]): number {
     return sum(blocks, CACHED_NAMES);
+  }
+  static cachedBytes(blocks: readonly DnsCounters[]): number {
+    return sum(blocks, CACHED_BYTES);
   }
 }
 

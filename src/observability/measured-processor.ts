@@ -57,6 +57,10 @@ export class MeasuredProcessor extends QueryProcessor {
     return this.#next === null ? super.cachedNames : this.#next.cachedNames;
   }
 
+  override get cachedBytes(): number {
+    return this.#next === null ? super.cachedBytes : this.#next.cachedBytes;
+  }
+
   /**
    * Route queries to `next` from now on (its cache starts empty: answer options changed). `domains`: the
    * domains in effect from now on, when they may have changed.

@@ -177,6 +177,8 @@ export class Metrics implements DnsMetrics {
   readonly #lastReload: client.Gauge;
   /** A function returning the number of cached names (set by the app; the processor may be swapped). */
   cachedNames: () => number = () => 0;
+  /** A function returning the bytes the main thread's answer cache accounts for (set by the app). */
+  cachedBytes: () => number = () => 0;
   /** Zone slots of the "zone" label (shared with the main thread's MeasuredProcessor). */
   readonly zones: ZoneSlots;
   /** The bound DNS listen addresses (the "server" label; set by the app once bound). */
@@ -336,6 +338,14 @@ export class Metrics implements DnsMetrics {
       registers: [r],
       collect() {
         this.set(self.cachedNames() + DnsCounters.cachedNames(self.#blocks));
+      },
+    });
+    new client.Gauge({
+      name: 'svcdns_dns_cache_bytes',
+      help: 'Bytes the encoded-answer caches account for (encoded answers plus measured per-entry heap), all threads.',
+      registers: [r],
+      collect() {
+        this.set(self.cachedBytes() + DnsCounters.cachedBytes(self.#blocks));
       },
     });
     new client.Counter({

@@ -197,6 +197,7 @@ export class WorkerPool {
         const c = new DnsCounters(slot.counters);
         c.tcpConnections(0);
         c.cachedNames = 0;
+        c.cachedBytes = 0;
         if (this.#stopping) return;
         if (Date.now() - slot.startedMs > WORKER_HEALTHY_AFTER_MS) slot.backoff.reset();
         const delay = slot.backoff.next();

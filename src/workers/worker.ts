@@ -91,7 +91,10 @@ async function main(): Promise<void> {
     onError: (err, where) => logger.warn({ event: 'socket_error', where, err: err.message }, 'socket error'),
     onTcpConnections: (open) => counters.tcpConnections(open),
   });
-  const gauge = setInterval(() => (counters.cachedNames = processor.cachedNames), CACHE_GAUGE_INTERVAL_MS);
+  const gauge = setInterval(() => {
+    counters.cachedNames = processor.cachedNames;
+    counters.cachedBytes = processor.cachedBytes;
+  }, CACHE_GAUGE_INTERVAL_MS);
   gauge.unref();
 
   let initialised!: () => void;
