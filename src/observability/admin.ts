@@ -5,7 +5,8 @@
 import http from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import type { Store } from '../store/store.ts';
+import { serviceKey } from '../model/service.ts';
+import type { MergedService, Store } from '../store/store.ts';
 import type { Metrics } from './metrics.ts';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.ts';
 
@@ -64,7 +65,11 @@ export function readiness(store: Store, now: number, draining = false): Readines
   return { ready: notSynced.length === 0 && !draining, draining, notSynced, stale: backends.filter((b) => b.stale).map((b) => b.name), backends };
 }
 
-/** The merged view as JSON: every name the server answers, its scope, healthy instances and source backends. */
+/**
+ * The merged view as JSON: every name the server answers, its scope, healthy instances, the registered instances
+ * DNS does not serve and why (each backend's Service.unhealthy, §6.1), and source backends. Read from the main
+ * thread's store, which keeps the unhealthy lists (workers' replicas do not get them).
+ */
 export function servicesView(store: Store): unknown {
   const services = [];
   for (const s of store.services()) {
@@ -81,9 +86,22 @@ export function servicesView(store: Store): unknown {
         tags: i.tags,
         name: i.name ?? null,
       })),
+      unhealthy: unhealthyOf(store, s),
     });
   }
   return { generation: store.generation, serial: store.serial, backends: store.status(), services };
+}
+
+/** A merged name's unhealthy instances: those of each contributing backend's Service, in backend order. */
+function unhealthyOf(store: Store, s: MergedService): { address: string; name: string | null; reason: string; backend: string }[] {
+  const out: { address: string; name: string | null; reason: string; backend: string }[] = [];
+  for (const backend of s.backends) {
+    const snap = store.snapshotOf(backend);
+    const scope = s.scope ?? snap?.defaultScope;
+    if (!snap || scope == null) continue;
+    for (const u of snap.services.get(serviceKey(scope, s.name))?.unhealthy ?? []) out.push({ address: u.address, name: u.name ?? null, reason: u.reason, backend });
+  }
+  return out;
 }
 
 /** Body of /v1/status (the status page): readiness with staleness, cache figures, end-to-end propagation. */

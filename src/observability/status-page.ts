@@ -6,9 +6,10 @@
 // registry, so the script builds the DOM with createElement/textContent only (never innerHTML with data), and the
 // page is served with a Content-Security-Policy that allows no inline script at all (the script is /status.js).
 //
-// Health: backends hand over healthy instances only (§6.1), so an unhealthy instance is not in the model. The page
-// shows what DNS answers: each service's healthy instances, a service with none flagged "no healthy instance"
-// (NODATA, §5.3), and per backend the healthy counts and why data may be old (stale since, last error).
+// Health: DNS answers from healthy instances only (§6.1); backends also list the registered instances they do not
+// serve and why (Service.unhealthy: `not ready`, `check service:web-2 critical`, `healthy: false`...). The page
+// shows each service's healthy instances, then its unhealthy ones (struck through, with the reason), a service with
+// no healthy one flagged "no healthy instance" (NODATA, §5.3), and per backend why data may be old.
 
 export const STATUS_PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -25,6 +26,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   th { background: #f4f4f4; } code { font-size: .95em; }
   .ok { color: #176f2c; font-weight: 600; } .warn { color: #a15c00; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
   .muted { color: #777; } .figures td:first-child { width: 16em; }
+  .unhealthy code { color: #777; text-decoration: line-through; } .unhealthy .reason { color: #b3261e; }
 </style>
 </head>
 <body>
@@ -37,7 +39,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <h2>Answer cache</h2>
 <table id="cache" class="figures"><tbody></tbody></table>
 <h2>Services</h2>
-<table id="services"><thead><tr><th>service</th><th>scope</th><th>backends</th><th>health</th><th>instances (healthy)</th></tr></thead><tbody></tbody></table>
+<table id="services"><thead><tr><th>service</th><th>scope</th><th>backends</th><th>health</th><th>instances</th></tr></thead><tbody></tbody></table>
 <script src="/status.js"></script>
 </body>
 </html>
@@ -107,10 +109,24 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
         line.appendChild(el('code', inst.address + (ports ? ' ' + ports : '')));
         if (inst.name) line.appendChild(el('span', ' ' + inst.name, 'muted'));
         if (inst.tags.length) line.appendChild(el('span', ' [' + inst.tags.join(', ') + ']', 'muted'));
+        line.dataset.address = inst.address;
         list.appendChild(line);
       }
+      var bad = s.unhealthy || [];
+      for (var j = 0; j < bad.length; j++) {
+        var u = bad[j];
+        var uline = el('div', null, 'unhealthy');
+        uline.appendChild(el('code', u.address));
+        if (u.name) uline.appendChild(el('span', ' ' + u.name, 'muted'));
+        uline.appendChild(el('span', ' unhealthy: ', 'muted'));
+        uline.appendChild(el('span', u.reason, 'reason'));
+        uline.dataset.address = u.address;
+        list.appendChild(uline);
+      }
       var n = s.instances.length;
-      var health = n > 0 ? el('span', n + ' healthy', 'ok') : el('span', 'no healthy instance (NODATA)', 'bad');
+      var health = el('span');
+      health.appendChild(n > 0 ? el('span', n + ' healthy', 'ok') : el('span', 'no healthy instance (NODATA)', 'bad'));
+      if (bad.length) health.appendChild(el('span', ', ' + bad.length + ' unhealthy', 'warn'));
       var tr = row([s.name, s.scope === null ? '(unscoped)' : s.scope, s.backends.join(', '), health, list]);
       tr.dataset.service = s.name;
       tr.dataset.scope = s.scope === null ? '' : s.scope;

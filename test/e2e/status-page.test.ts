@@ -1,6 +1,7 @@
 // e2e test of the admin status page (issue 14 #3) in a real headless Chromium (Debian `chromium`, driven by
 // playwright-core): the real app with a real file backend in a temp dir; the page renders backends, services,
-// instances, cache and propagation figures; a registry change (the file rewritten) appears without a reload; a
+// instances (healthy, and unhealthy with the reason: Service.unhealthy, §6.1), cache and propagation figures; a
+// registry change (the file rewritten: an instance added, then one marked unhealthy) appears without a reload; a
 // registry name carrying markup is shown as text, never run or parsed.
 
 import assert from 'node:assert/strict';
@@ -18,8 +19,9 @@ import { requireTool } from './harness.ts';
 // reports about it: the file backend's error quotes the offending service name (shown as the last error).
 const HOSTILE = '<img src=x onerror=window.__pwned=1>';
 
+/** `web` with these addresses (a trailing `!` marks the instance `healthy: false`), and `empty` with none healthy. */
 const file = (addrs: string[]) =>
-  `services:\n  - name: web\n    instances:\n${addrs.map((a) => `      - { address: ${a}, port: 8080, tags: [blue] }\n`).join('')}` +
+  `services:\n  - name: web\n    instances:\n${addrs.map((a) => `      - { address: ${a.replace('!', '')}, port: 8080, tags: [blue]${a.endsWith('!') ? ', healthy: false' : ''} }\n`).join('')}` +
   `  - name: empty\n    instances:\n      - { address: 10.0.9.9, port: 80, healthy: false }\n`;
 
 /** Debian's chromium with a fresh profile (playwright-core passes it as --user-data-dir). */
@@ -58,7 +60,11 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
       const web = page.locator('#services tr[data-service="web"][data-scope="default"]');
       await web.locator('text=10.0.0.1 8080/tcp').waitFor();
       assert.match(await web.innerText(), /1 healthy/);
-      assert.match(await page.locator('#services tr[data-service="empty"][data-scope="default"]').innerText(), /no healthy instance/);
+      const empty = page.locator('#services tr[data-service="empty"][data-scope="default"]');
+      assert.match(await empty.innerText(), /no healthy instance \(NODATA\), 1 unhealthy/);
+      // The unhealthy instance is listed, distinctly, with its reason (file: `healthy: false`).
+      assert.match(await empty.locator('.unhealthy[data-address="10.0.9.9"]').innerText(), /^10\.0\.9\.9 unhealthy: healthy: false$/);
+      assert.equal(await web.locator('.unhealthy').count(), 0);
       assert.match(await page.locator('#cache').innerText(), /hits\s+\d+/);
 
       // A registry change appears on the page without a reload: wait for the DOM to change.
@@ -71,6 +77,16 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
       await prop.waitFor();
       assert.match(await prop.innerText(), /^static\s+\d+\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+ ms$/);
 
+      // A registry change that makes one instance unhealthy: it moves from the healthy list to the unhealthy one.
+      await writeFile(path.join(dir, 'services.yaml'), file(['10.0.0.1', '10.0.0.2!']));
+      const down = web.locator('.unhealthy[data-address="10.0.0.2"]');
+      await down.waitFor();
+      assert.match(await down.innerText(), /unhealthy: healthy: false$/);
+      assert.equal(await down.locator('.reason').innerText(), 'healthy: false');
+      assert.match(await web.innerText(), /1 healthy, 1 unhealthy/);
+      assert.equal(await web.locator('div:not(.unhealthy)[data-address="10.0.0.2"]').count(), 0, 'no longer listed as healthy');
+      assert.ok(!answerData(await query(srv.port, 'web.service.sd.internal', 'A')).includes('10.0.0.2'), 'DNS no longer answers it (§6.1)');
+
       // Escaping: a file naming a service with markup; the backend goes stale quoting it, shown as text.
       await writeFile(path.join(dir, 'services.yaml'), `services:\n  - name: ${JSON.stringify(HOSTILE)}\n    instances:\n      - { address: 10.0.0.3, port: 80 }\n`);
       await backend.locator('text=stale').waitFor();
@@ -79,7 +95,7 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
       assert.equal(await page.locator('img').count(), 0, 'no element was parsed from registry text');
       assert.equal(await page.evaluate('typeof window.__pwned'), 'undefined', 'the onerror handler never ran');
       // Stale keeps serving the last good data (§6.3), and the page still shows it.
-      assert.match(await web.innerText(), /2 healthy/);
+      assert.match(await web.innerText(), /1 healthy, 1 unhealthy/);
       if (process.env.SVCDNS_STATUS_SCREENSHOT) await page.screenshot({ path: process.env.SVCDNS_STATUS_SCREENSHOT, fullPage: true });
       assert.deepEqual(errors, []);
     } finally {
