@@ -145,6 +145,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
           replicator: new StoreReplicator(store),
           metrics,
           logger,
+          generation: () => store.generation,
+          onServed: (g, atMs) => store.served(g, atMs),
         })
       : null;
   const dns = pool

@@ -139,11 +139,13 @@ export class Store {
 
   /**
    * An answer of `generation` is being served (the processor's first of that generation, an integer compare per
-   * query): every change received until then is now visible, observed once each.
+   * query): every change received until then is now visible, observed once each. `atMs`: when it was served, if
+   * not now (a worker thread's report, workers/pool.ts; a report for an older generation observes nothing: the
+   * first answer of the current one will, with the longer time).
    */
-  served(generation: number): void {
+  served(generation: number, atMs?: number): void {
     if (this.#unserved.size === 0 || generation !== this.#generation) return;
-    const now = performance.timeOrigin + performance.now();
+    const now = atMs ?? performance.timeOrigin + performance.now();
     for (const [backend, atMs] of this.#unserved) this.#propagated?.(backend, Math.max(0, now - atMs) / 1000);
     this.#unserved.clear();
   }

@@ -3,6 +3,9 @@
 // every Consul/Kubernetes watch however many threads answer. A worker that dies is logged and restarted with
 // backoff while its siblings keep answering; its counter block is kept, so metrics do not go backwards. A
 // (re)started worker binds only once it holds the main store's state (§5.4): no empty replica ever answers.
+// Services reach the workers without `unhealthy` (the status page reads the main store; DNS never reads it).
+// Propagation (issue 14 #4): each batch carries the main store's generation; the first worker to answer from it
+// reports back, and the main thread observes svcdns_propagation_seconds once per change (Store.served).
 
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -12,6 +15,7 @@ import type { BoundAddress, ListenSpec, UdpReceiveBuffer } from '../dns/server.t
 import { DnsCounters } from '../observability/dns-counters.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QueryLogConfig } from '../observability/query-log.ts';
+import type { Service } from '../model/service.ts';
 import type { ReplicaMessage, StoreReplicator } from '../store/replication.ts';
 import type { GuardConfig } from '../dns/guard.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './worker.ts';
@@ -27,6 +31,10 @@ export interface PoolOptions extends Omit<WorkerInit, 'index' | 'counters'> {
   readonly replicator: StoreReplicator;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** The main store's generation now (the state the messages posted so far bring a replica to). */
+  readonly generation?: () => number;
+  /** A worker served its first answer from main generation `generation` at `atMs` (epoch ms): Store.served. */
+  readonly onServed?: (generation: number, atMs: number) => void;
 }
 
 interface Slot {
@@ -78,7 +86,7 @@ export class WorkerPool {
   async start(): Promise<void> {
     // Changes reach every running worker in order; a (re)starting worker first gets the full state (initial()).
     this.#unsubscribe = this.#o.replicator.subscribe((m) => {
-      this.#batch.push(m);
+      this.#batch.push(forWorkers(m));
       if (this.#flushQueued) return;
       this.#flushQueued = true;
       queueMicrotask(() => this.#flush());
@@ -142,7 +150,7 @@ export class WorkerPool {
     if (this.#batch.length === 0) return;
     const ms = this.#batch;
     this.#batch = [];
-    this.#broadcast({ t: 'replica', ms });
+    this.#broadcast({ t: 'replica', ms, gen: this.#o.generation?.() ?? -1 });
   }
 
   #spawn(slot: Slot, listen: readonly ListenSpec[]): Promise<BoundAddress[]> {
@@ -168,7 +176,7 @@ export class WorkerPool {
     slot.worker = w;
     // Queued until the worker listens; it binds its sockets only after applying this (§5.4: no empty replica
     // ever answers). Answer options and query log went in `init`; later changes reach it by #broadcast.
-    w.postMessage({ t: 'init', ms: o.replicator.initial() } satisfies ToWorker);
+    w.postMessage({ t: 'init', ms: o.replicator.initial().map(forWorkers), gen: o.generation?.() ?? -1 } satisfies ToWorker);
     slot.ready = false;
     slot.startedMs = Date.now();
     return new Promise<BoundAddress[]>((resolve, reject) => {
@@ -177,6 +185,10 @@ export class WorkerPool {
         void w.terminate();
       }, WORKER_START_TIMEOUT_MS);
       w.on('message', (msg: FromWorker) => {
+        if (msg.t === 'served') {
+          o.onServed?.(msg.gen, msg.atMs);
+          return;
+        }
         if (msg.t !== 'ready') return;
         clearTimeout(timer);
         slot.ready = true;
@@ -213,4 +225,22 @@ export class WorkerPool {
       });
     });
   }
+}
+
+/**
+ * A replica message as workers get it: services without `unhealthy` (workers answer DNS, which never reads it, and
+ * the status page reads the main store), so it is neither cloned nor kept per worker. Services without one are
+ * passed as they are (no copy); the message itself is copied only when one of its services had a list.
+ */
+function forWorkers(m: ReplicaMessage): ReplicaMessage {
+  if (m.t !== 'apply') return m;
+  if (m.services && m.services.some(([, svc]) => svc.unhealthy !== undefined)) return { ...m, services: m.services.map(([k, svc]) => [k, strip(svc)] as const) };
+  if (m.changes && m.changes.some(([, svc]) => svc?.unhealthy !== undefined)) return { ...m, changes: m.changes.map(([k, svc]) => [k, svc && strip(svc)] as const) };
+  return m;
+}
+
+function strip(svc: Service): Service {
+  if (svc.unhealthy === undefined) return svc;
+  const { unhealthy: _, ...served } = svc;
+  return served;
 }

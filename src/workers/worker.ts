@@ -37,9 +37,12 @@ export type ToWorker =
    * sockets only after applying it: with SO_REUSEPORT the kernel sends a bound socket traffic at once, and an
    * empty replica would answer NXDOMAIN for everything (§5.4).
    */
-  | { readonly t: 'init'; readonly ms: readonly ReplicaMessage[] }
-  /** The store events of one main-thread turn, applied in one turn here (no query sees half of them). */
-  | { readonly t: 'replica'; readonly ms: readonly ReplicaMessage[] }
+  | { readonly t: 'init'; readonly ms: readonly ReplicaMessage[]; readonly gen: number }
+  /**
+   * The store events of one main-thread turn, applied in one turn here (no query sees half of them). `gen`: the
+   * main store's generation once they are applied (what this replica then holds), for propagation.
+   */
+  | { readonly t: 'replica'; readonly ms: readonly ReplicaMessage[]; readonly gen: number }
   | { readonly t: 'answer'; readonly answer: AnswerOptions; readonly maxUdpPayloadBytes: number }
   | { readonly t: 'queryLog'; readonly queryLog: QueryLogConfig }
   | { readonly t: 'guard'; readonly guard: GuardConfig }
@@ -47,7 +50,13 @@ export type ToWorker =
 
 export type FromWorker =
   | { readonly t: 'ready'; readonly addresses: readonly { host: string; port: number }[]; readonly udpReceiveBuffer: UdpReceiveBuffer | null }
-  | { readonly t: 'stopped' };
+  | { readonly t: 'stopped' }
+  /**
+   * The first answer from the replica holding the main store's generation `gen` was served at `atMs` (epoch ms,
+   * performance.timeOrigin + now): the main thread observes svcdns_propagation_seconds (Store.served), once per
+   * change however many workers report it.
+   */
+  | { readonly t: 'served'; readonly gen: number; readonly atMs: number };
 
 /** How often a worker publishes its cache size into its counter block (ms). */
 const CACHE_GAUGE_INTERVAL_MS = 1000;
@@ -65,10 +74,20 @@ async function main(): Promise<void> {
     logger.error({ event: 'query_internal_error', err: err instanceof Error ? err.stack ?? err.message : String(err), total }, 'exception while answering a query (answered SERVFAIL)');
   };
   const replica = new StoreReplica(new Store());
+  // Propagation (issue 14 #4): the main generation this replica holds, and the last one reported as served. The
+  // processor calls onGeneration at its first answer of each local generation (an integer compare per query);
+  // only then is a message posted, one per replica batch at most.
+  let mainGen = -1;
+  let reportedGen = -1;
+  const onGeneration = () => {
+    if (mainGen <= reportedGen) return;
+    reportedGen = mainGen;
+    port.postMessage({ t: 'served', gen: mainGen, atMs: performance.timeOrigin + performance.now() } satisfies FromWorker);
+  };
   const processorFor = (answer: AnswerOptions, maxUdp: number) =>
-    new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters });
+    new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters, onGeneration });
   const processor = new MeasuredProcessor(
-    { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters },
+    { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters, onGeneration },
     counters,
     init.answer.domains,
   );
@@ -103,10 +122,13 @@ async function main(): Promise<void> {
     switch (msg.t) {
       case 'init':
         for (const m of msg.ms) replica.apply(m);
+        // A change not yet answered by any worker when this one (re)started is answered by its first query too.
+        mainGen = msg.gen;
         initialised();
         break;
       case 'replica':
         for (const m of msg.ms) replica.apply(m);
+        mainGen = msg.gen;
         break;
       case 'answer':
         processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes), msg.answer.domains);

@@ -2,7 +2,7 @@
 // dir; a change to the file is timed from its change notification to the first DNS answer that reflects it, as
 // `svcdns_propagation_seconds{backend}` on /metrics. Observed once per change, not per query. The same for a
 // Consul health change (from the blocking query's return) and a Kubernetes watch event (from its arrival),
-// against the fakes.
+// against the fakes. With `workers: 2` the worker threads answer and report their first answer of each change.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -67,6 +67,42 @@ describe('end-to-end propagation (issue 14 #4)', () => {
       // answer the test received.
       assert.ok(observed >= (0.9 * DEBOUNCE_MS) / 1000, `observed ${observed} s includes the ${DEBOUNCE_MS} ms debounce after the notification`);
       assert.ok(observed <= upper, `observed ${observed} s, inside the ${upper} s from write to answer`);
+    } finally {
+      await srv?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('workers: 2: a change is observed once, by the first worker answer from it, however many workers then answer from it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-prop-workers-'));
+    let srv: TestServer | null = null;
+    try {
+      await writeFile(path.join(dir, 'services.yaml'), file('10.0.0.1'));
+      srv = await startServer({ workers: 2, backends: [{ type: 'file', name: 'static', path: 'services.yaml', debounceMs: DEBOUNCE_MS }] }, { configDir: dir });
+      const s = srv;
+      assert.equal(s.app.workers?.live, 2);
+      // Fresh sockets (distinct source ports): the kernel spreads them over both workers (SO_REUSEPORT).
+      const fromMany = () => Promise.all(Array.from({ length: 20 }, () => query(s.port, 'web.service.sd.internal', 'A')));
+      await waitFor(async () => (await fromMany()).every((r) => answerData(r).includes('10.0.0.1')));
+      const before = await s.app.metrics.text();
+      const count0 = sample(before, 'svcdns_propagation_seconds_count', 'static') ?? 0;
+      const sum0 = sample(before, 'svcdns_propagation_seconds_sum', 'static') ?? 0;
+      const t0 = performance.now();
+      await writeFile(path.join(dir, 'services.yaml'), file('10.0.0.2'));
+      // Every worker answers from the new data: each has served its first answer of it.
+      await waitFor(async () => (await fromMany()).every((r) => answerData(r).includes('10.0.0.2')));
+      const upper = (performance.now() - t0) / 1000;
+      // The worker reports travel to the main thread as messages: wait for the observation, then check it was one.
+      const text = await waitFor(async () => {
+        const t = await s.app.metrics.text();
+        return (sample(t, 'svcdns_propagation_seconds_count', 'static') ?? 0) > count0 ? t : null;
+      });
+      for (let i = 0; i < 3; i++) await fromMany();
+      const again = await s.app.metrics.text();
+      assert.equal(sample(again, 'svcdns_propagation_seconds_count', 'static'), count0 + 1, 'one observation for the one change, not one per worker');
+      const observed = sample(text, 'svcdns_propagation_seconds_sum', 'static')! - sum0;
+      assert.ok(observed >= (0.9 * DEBOUNCE_MS) / 1000, `observed ${observed} s includes the ${DEBOUNCE_MS} ms debounce`);
+      assert.ok(observed <= upper, `observed ${observed} s, inside the ${upper} s from write to answers`);
     } finally {
       await srv?.stop();
       await rm(dir, { recursive: true, force: true });
