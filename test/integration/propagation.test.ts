@@ -100,7 +100,7 @@ describe('end-to-end propagation (issue 14 #4)', () => {
       for (let i = 0; i < 3; i++) await fromMany();
       const again = await s.app.metrics.text();
       assert.equal(sample(again, 'svcdns_propagation_seconds_count', 'static'), count0 + 1, 'one observation for the one change, not one per worker');
-      const observed = sample(text, 'svcdns_propagation_seconds_sum', 'static')! - sum0;
+      const observed = sample(text!, 'svcdns_propagation_seconds_sum', 'static')! - sum0;
       assert.ok(observed >= (0.9 * DEBOUNCE_MS) / 1000, `observed ${observed} s includes the ${DEBOUNCE_MS} ms debounce`);
       assert.ok(observed <= upper, `observed ${observed} s, inside the ${upper} s from write to answers`);
     } finally {
