@@ -14,6 +14,8 @@ import {
   cpuSeconds, DnsClient, dnsperf, f, freePort, have, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
+// The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
+import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
 export interface RealisticConfig {
   readonly tmp: string;
@@ -276,7 +278,7 @@ async function startSvcdns(cfg: RealisticConfig, dir: string, backendYaml: strin
   writeFileSync(path, `listen: "127.0.0.1:${port}"\nadmin: { listen: "127.0.0.1:${admin}" }\nlog: { level: warn }\n${extra}backends:\n${backendYaml}`);
   // BENCH_SVCDNS_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = (process.env.BENCH_SVCDNS_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const child = start(process.execPath, [...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env } });
+  const child = start(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env } });
   return { child, port, admin };
 }
 

@@ -1,7 +1,7 @@
 // cli: argv → config → app, signals, exit codes (0 ok, 1 runtime failure, 2 bad usage or bad config).
 
 // First: on an old Node it exits with a clear message before any other module runs.
-import './require-node.ts';
+import { missingServerFlags, SERVER_NODE_FLAGS } from './require-node.ts';
 import { readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
@@ -138,6 +138,11 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
     return err instanceof ConfigError ? EXIT_CONFIG : EXIT_RUNTIME;
   }
   const logger = createLogger(config.log.level as LogLevel);
+  const missingFlags = missingServerFlags(process.execArgv, process.env.NODE_OPTIONS);
+  if (missingFlags.length > 0) {
+    logger.info({ event: 'node_flags_missing', missing: missingFlags, want: SERVER_NODE_FLAGS },
+      'started without the Node flags the launchers pass: the V8 young generation may grow to 128 MB of RSS (README "Memory")');
+  }
   // From here on a signal must not take its default action (kill): sockets may already answer while startApp
   // runs. Signals received while starting are held and handled once it has started (see `let stopping`).
   const heldSignals: string[] = [];

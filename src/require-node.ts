@@ -17,3 +17,19 @@ if (problem !== null) {
   process.stderr.write(`${problem}\n`);
   process.exit(1);
 }
+
+/**
+ * Node flags every shipped launcher passes to the server (package.json `start`, bin/svcdns.js's shebang, the
+ * Dockerfile, the systemd unit, `npm run bench`; test/unit/package.test.ts checks they agree). Issue 11 item 4:
+ * on a large machine Node 24 lets the young generation grow to 128 MB (2 × 64 MB semi-spaces), which a DNS
+ * server that allocates almost nothing per query never needs, and which the kernel then counts as RSS for the
+ * life of the process. 2 MB semi-spaces cost a few more scavenges while a 10k-service registry syncs and ~100 MB
+ * less RSS. V8 reads this flag only when the heap is created, so it must be on the command line (or NODE_OPTIONS).
+ */
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
+/** The SERVER_NODE_FLAGS this process was not started with (its execArgv and NODE_OPTIONS), by flag name. */
+export function missingServerFlags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].map((a) => a.split('=')[0]!.replace(/_/g, '-'));
+  return SERVER_NODE_FLAGS.filter((f) => !given.includes(f.split('=')[0]!));
+}

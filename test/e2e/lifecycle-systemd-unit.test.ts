@@ -65,8 +65,10 @@ test('systemd unit: non-root, sandboxed, reload = SIGHUP, stop bound above the d
   // ExecStart: node + dist/cli.js + options the CLI accepts (checked by running its parser with --help appended).
   const exec = (one('ExecStart') ?? '').split(/\s+/);
   assert.match(exec[0]!, /^\/.*\/node$/);
-  assert.match(exec[1]!, /\/dist\/cli\.js$/);
-  const args = exec.slice(2);
+  // The Node flags every launcher passes (SERVER_NODE_FLAGS; test/e2e/launchers.test.ts), then the build.
+  const flags = exec.slice(1).findIndex((a) => !a.startsWith('--')) + 1;
+  assert.match(exec[flags]!, /\/dist\/cli\.js$/);
+  const args = exec.slice(flags + 1);
   assert.deepEqual(args.slice(0, 2), ['--config', '/etc/svcdns/svcdns.yaml']);
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);

@@ -316,7 +316,8 @@ describe('deploy/kubernetes manifests', () => {
     assert.equal(froms.length, 2);
     assert.match(df, /^ARG NODE_IMAGE=node:24[-\w.]*$/m);
     assert.match(df, /^USER node$/m);
-    assert.match(df, /^ENTRYPOINT \["node", "dist\/cli\.js"\]$/m);
+    // After the Node flags every launcher passes (SERVER_NODE_FLAGS, checked in test/e2e/launchers.test.ts).
+    assert.match(df, /^ENTRYPOINT \["node", ("--[^"]+", )*"dist\/cli\.js"\]$/m);
     assert.match(df, /^CMD \["--config", "\/etc\/svcdns\/svcdns\.yaml"\]$/m);
     const dep = one('Deployment').spec.template.spec.containers[0];
     assert.deepEqual(dep.args, ['--config', '/etc/svcdns/svcdns.yaml']);
