@@ -466,7 +466,7 @@ export class Store {
     let byName = this.#scoped.get(scope);
     const old = byName?.get(name);
     const merged = parts.length === 0 ? undefined : merge(name, scope, parts);
-    this.#changed(`s:${scope}/${name}`);
+    if (!sameAnswers(old, merged)) this.#changed(`s:${scope}/${name}`);
     if (merged) {
       if (!byName) {
         this.#scoped.set(scope, (byName = new Map()));
@@ -498,7 +498,7 @@ export class Store {
     const hadAny = this.#unscoped.size > 0;
     if (merged) this.#unscoped.set(name, merged);
     else this.#unscoped.delete(name);
-    this.#changed(`s:/${name}`);
+    if (!sameAnswers(old, merged)) this.#changed(`s:/${name}`);
     if (hadAny !== this.#unscoped.size > 0) this.#changed('U');
     this.#reindexAddrs('', old, merged);
     this.#reindexTags('', old, merged);
@@ -621,6 +621,19 @@ function merge(name: string, scope: string | null, parts: [string, Service][]): 
     }
   }
   return { name, scope, ttlSeconds: ttl, instances, tags: tags.size === 0 ? NO_TAGS : tags, backends };
+}
+
+/**
+ * Whether a recomputed name answers exactly as before: the very same instances array (immutable; a backend whose
+ * Service changed only in what DNS does not read, Service.unhealthy, keeps it), TTL and tags. Then its cached
+ * answers stay (`s:` is not logged as changed); the generation still moves, for /v1/services readers.
+ */
+function sameAnswers(old: MergedService | undefined, now: MergedService | undefined): boolean {
+  if (old === undefined || now === undefined || old.instances !== now.instances || old.ttlSeconds !== now.ttlSeconds) return false;
+  if (old.tags === now.tags) return true;
+  if (old.tags.size !== now.tags.size) return false;
+  for (const t of old.tags) if (!now.tags.has(t)) return false;
+  return true;
 }
 
 const NO_TAGS: ReadonlySet<string> = new Set();
