@@ -62,6 +62,8 @@ interface BackendEntry {
   sinceMs: number;
   lastError: { code: string; message: string } | null;
   instances: number;
+  /** `[name]`, frozen: the `backends` of every MergedService this backend alone feeds (one array, not 10k). */
+  readonly only: readonly string[];
 }
 
 const EMPTY_MAP: ReadonlyMap<string, Service> = new Map();
@@ -86,12 +88,16 @@ export class Store {
   /** scope → name → merged. */
   readonly #scoped = new Map<string, Map<string, MergedService>>();
   readonly #unscoped = new Map<string, MergedService>();
-  /** Address reference counts per view: key '' for the unscoped view, else the scope. */
-  readonly #addrs = new Map<string, Map<string, number>>();
   /** Per view (same keys as #addrs): how many services carry each tag, for `_T.service[.S].D` (§2.5). */
   readonly #tagViews = new Map<string, Map<string, number>>();
-  /** Address → every merged service (all views) with a healthy instance at it: PTR answers (§3.8). */
-  readonly #ptr = new Map<string, MergedService[]>();
+  /**
+   * Address → every merged service (all views) with a healthy instance at it: PTR answers (§3.8) and, by the
+   * scopes of those services, `.addr` names (§2.4). Each list is immutable and shared by every address whose list
+   * is the same (the 10 addresses of one service share one list): one array per service, not one per address.
+   */
+  readonly #ptr = new Map<string, readonly MergedService[]>();
+  /** Tag sets by content ('\n'-joined sorted tags), shared by every MergedService carrying the same set. */
+  readonly #tagSets = new Map<string, { readonly set: ReadonlySet<string>; refs: number }>();
   /** Reverse name (`0.10.in-addr.arpa`) → addresses in #ptr below it: the reverse empty non-terminals (§2.5). */
   readonly #revNames = new Map<string, number>();
   readonly #listeners = new Set<StoreListener>();
@@ -229,6 +235,7 @@ export class Store {
       sinceMs: this.#now(),
       lastError: null,
       instances: 0,
+      only: Object.freeze([name]),
     });
     this.#unsynced++;
     this.#emit({ kind: 'register', name, type });
@@ -399,7 +406,8 @@ export class Store {
   /** Whether some healthy instance in this view has the address (§2.4). `address` is canonical text. */
   hasAddress(scope: string | null, address: string): boolean {
     if (this.#track !== null) this.#track.add(`a:${scope ?? ''}/${address}`);
-    return (this.#addrs.get(scope ?? '')?.get(address) ?? 0) > 0;
+    const list = this.#ptr.get(address);
+    return list !== undefined && inView(list, scope);
   }
 
   /**
@@ -458,15 +466,15 @@ export class Store {
 
   #recomputeScoped(scope: string, name: string): void {
     const key = serviceKey(scope, name);
-    const parts: [string, Service][] = [];
+    const parts: [BackendEntry, Service][] = [];
     for (const b of this.#backends.values()) {
       const svc = b.snapshot?.services.get(key);
-      if (svc) parts.push([b.name, svc]);
+      if (svc) parts.push([b, svc]);
     }
     let byName = this.#scoped.get(scope);
     const old = byName?.get(name);
-    const merged = parts.length === 0 ? undefined : merge(name, scope, parts);
-    if (!sameAnswers(old, merged)) this.#changed(`s:${scope}/${name}`);
+    const merged = parts.length === 0 ? undefined : this.#merge(name, scope, parts);
+    if (this.#changes !== null && !sameAnswers(old, merged)) this.#changes.add(`s:${scope}/${name}`);
     if (merged) {
       if (!byName) {
         this.#scoped.set(scope, (byName = new Map()));
@@ -480,90 +488,144 @@ export class Store {
         this.#changed(`S:${scope}`);
       }
     }
-    this.#reindexAddrs(scope, old, merged);
     this.#reindexTags(scope, old, merged);
     this.#reindexPtr(old, merged);
+    if (old) this.#releaseTags(old.tags);
   }
 
   #recomputeUnscoped(name: string): void {
-    const parts: [string, Service][] = [];
+    const parts: [BackendEntry, Service][] = [];
     for (const b of this.#backends.values()) {
       const ds = b.snapshot?.defaultScope;
       if (ds == null) continue;
       const svc = b.snapshot!.services.get(serviceKey(ds, name));
-      if (svc) parts.push([b.name, svc]);
+      if (svc) parts.push([b, svc]);
     }
     const old = this.#unscoped.get(name);
-    const merged = parts.length === 0 ? undefined : merge(name, null, parts);
+    const merged = parts.length === 0 ? undefined : this.#merge(name, null, parts);
     const hadAny = this.#unscoped.size > 0;
     if (merged) this.#unscoped.set(name, merged);
     else this.#unscoped.delete(name);
-    if (!sameAnswers(old, merged)) this.#changed(`s:/${name}`);
+    if (this.#changes !== null && !sameAnswers(old, merged)) this.#changes.add(`s:/${name}`);
     if (hadAny !== this.#unscoped.size > 0) this.#changed('U');
-    this.#reindexAddrs('', old, merged);
     this.#reindexTags('', old, merged);
     this.#reindexPtr(old, merged);
+    if (old) this.#releaseTags(old.tags);
+  }
+
+  /** Merge one name's services from several backends: instances de-duplicated by address + ports (§6.2). */
+  #merge(name: string, scope: string | null, parts: [BackendEntry, Service][]): MergedService {
+    if (parts.length === 1) {
+      const [backend, svc] = parts[0]!;
+      // The backend's own instances array, shared (no copy): a MergedService adds ~100 B, not a copy per instance.
+      return { name, scope, ttlSeconds: svc.ttlSeconds, instances: svc.instances, tags: this.#internTags(tagsOf(svc, new Set())), backends: backend.only };
+    }
+    const seen = new Set<string>();
+    const instances: Instance[] = [];
+    let ttl: number | undefined;
+    const backends: string[] = [];
+    const tags = new Set<string>();
+    for (const [backend, svc] of parts) {
+      backends.push(backend.name);
+      tagsOf(svc, tags);
+      if (svc.ttlSeconds !== undefined) ttl = ttl === undefined ? svc.ttlSeconds : Math.min(ttl, svc.ttlSeconds);
+      for (const inst of svc.instances) {
+        const sig = `${inst.address}|${inst.ports.map((p) => `${p.port}/${p.protocol}`).sort().join(',')}`;
+        if (seen.has(sig)) continue;
+        seen.add(sig);
+        instances.push(inst);
+      }
+    }
+    return { name, scope, ttlSeconds: ttl, instances, tags: this.#internTags(tags), backends };
+  }
+
+  /** The shared set equal to `tags` (interned by content, reference counted); NO_TAGS for none. */
+  #internTags(tags: Set<string>): ReadonlySet<string> {
+    if (tags.size === 0) return NO_TAGS;
+    const key = tagKey(tags);
+    const had = this.#tagSets.get(key);
+    if (had) {
+      had.refs++;
+      return had.set;
+    }
+    this.#tagSets.set(key, { set: tags, refs: 1 });
+    return tags;
+  }
+
+  /** A MergedService holding `tags` was replaced or removed. */
+  #releaseTags(tags: ReadonlySet<string>): void {
+    if (tags.size === 0) return;
+    const key = tagKey(tags);
+    const had = this.#tagSets.get(key);
+    if (had && --had.refs === 0) this.#tagSets.delete(key);
   }
 
   /**
-   * PTR index (§3.8): swap `old` for `now` under each of their addresses. Costs what #reindexAddrs costs (the
-   * instances of the one changed service). `p:A` changes only when A's PTR answer can: A came or went in this
-   * service, or the names of its instances at A did; `r:R` when R gains its first address or loses its last.
+   * PTR index (§3.8) and, by the scopes of its lists, the `.addr` names (§2.4): swap `old` for `now` under each
+   * of their addresses (one view: both have the same scope). Costs the instances of the one changed service.
+   * Lists are immutable and shared: each distinct list before the change maps to one new list, so the addresses
+   * of one service keep sharing theirs. `p:A` changes only when A's PTR answer can: A came or went in this service,
+   * or the names of its instances at A did; `a:V/A` when A enters or leaves view V; `r:R` when R gains its first
+   * address or loses its last.
    */
   #reindexPtr(old: MergedService | undefined, now: MergedService | undefined): void {
-    const before = old ? namesByAddress(old) : NO_NAMES;
-    const after = now ? namesByAddress(now) : NO_NAMES;
+    const any = old ?? now;
+    if (any === undefined) return;
+    const scope = any.scope; // null (the unscoped view) is a view too: not `old?.scope ?? now?.scope`
+    const track = this.#changes !== null;
+    const before = old ? namesByAddress(old, track) : NO_NAMES;
+    const after = now ? namesByAddress(now, track) : NO_NAMES;
+    // One memo per kind of step: remove `old`, add `now`, or both (the address stays, in this service).
+    const removed = new Map<readonly MergedService[], readonly MergedService[]>();
+    const added = new Map<readonly MergedService[], readonly MergedService[]>();
+    const both = new Map<readonly MergedService[], readonly MergedService[]>();
     for (const [address, sig] of before) {
-      const list = this.#ptr.get(address)!;
-      const i = list.indexOf(old!);
-      if (i >= 0) list.splice(i, 1);
-      if (after.get(address) !== sig) this.#changed(`p:${address}`);
-      if (list.length === 0) {
-        this.#ptr.delete(address);
-        this.#reverseCount(address, -1);
-      }
+      const stays = after.has(address);
+      this.#ptrStep(address, old, stays ? now : undefined, stays ? both : removed, scope);
+      if (track && after.get(address) !== sig) this.#changes!.add(`p:${address}`);
     }
-    for (const [address, sig] of after) {
-      let list = this.#ptr.get(address);
-      if (!list) {
-        this.#ptr.set(address, (list = []));
-        this.#reverseCount(address, 1);
-      }
-      if (now!.scope === null) list.unshift(now!);
-      else list.push(now!);
-      if (before.get(address) !== sig) this.#changed(`p:${address}`);
+    for (const address of after.keys()) {
+      if (before.has(address)) continue;
+      this.#ptrStep(address, undefined, now, added, scope);
+      if (track) this.#changes!.add(`p:${address}`);
     }
   }
 
-  /** Count an address in or out of every ancestor of its reverse name (`in-addr.arpa` … the /24's name). */
+  #ptrStep(address: string, remove: MergedService | undefined, add: MergedService | undefined, memo: Map<readonly MergedService[], readonly MergedService[]>, scope: string | null): void {
+    const cur = this.#ptr.get(address) ?? NO_SERVICES;
+    let next = memo.get(cur);
+    if (next === undefined) {
+      next = ptrList(cur, remove, add);
+      memo.set(cur, next);
+    }
+    if (next.length === 0) {
+      this.#ptr.delete(address);
+      if (cur.length > 0) this.#reverseCount(address, -1);
+    } else {
+      this.#ptr.set(address, next);
+      if (cur.length === 0) this.#reverseCount(address, 1);
+    }
+    if (this.#changes !== null && inView(cur, scope) !== inView(next, scope)) this.#changes.add(`a:${scope ?? ''}/${address}`);
+  }
+
+  /**
+   * Count an address in or out of its reverse name's parent (the /24's name, or the /124's nibble name) and, when
+   * that name gains its first address or loses its last, count the parent in or out of its own parent, up to
+   * `in-addr.arpa`/`ip6.arpa`: each name's count is how many names (or addresses) just below it have an address
+   * (§2.5). A first sync costs one map update per address, not one per ancestor.
+   */
   #reverseCount(address: string, delta: 1 | -1): void {
-    let name = reverseName(address, address.includes(':') ? 6 : 4);
-    for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.')) {
-      name = name.slice(dot + 1);
-      if (name === 'arpa') break;
+    let name = parentReverseName(address);
+    for (;;) {
       const c = (this.#revNames.get(name) ?? 0) + delta;
       if (c <= 0) this.#revNames.delete(name);
       else this.#revNames.set(name, c);
-      if (c === 0 || (c === 1 && delta === 1)) this.#changed(`r:${name}`);
+      if (!(c <= 0 || (c === 1 && delta === 1))) return; // still some below, and was before: its parent unchanged
+      this.#changed(`r:${name}`);
+      const up = name.slice(name.indexOf('.') + 1);
+      if (up === 'arpa') return;
+      name = up;
     }
-  }
-
-  #reindexAddrs(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
-    let counts = this.#addrs.get(view);
-    if (!counts) this.#addrs.set(view, (counts = new Map()));
-    if (old) for (const i of old.instances) {
-      const c = (counts.get(i.address) ?? 0) - 1;
-      if (c <= 0) {
-        counts.delete(i.address);
-        this.#changed(`a:${view}/${i.address}`); // may come back below: a key too many is only a miss
-      } else counts.set(i.address, c);
-    }
-    if (now) for (const i of now.instances) {
-      const c = counts.get(i.address) ?? 0;
-      if (c === 0) this.#changed(`a:${view}/${i.address}`);
-      counts.set(i.address, c + 1);
-    }
-    if (counts.size === 0) this.#addrs.delete(view);
   }
 
   #reindexTags(view: string, old: MergedService | undefined, now: MergedService | undefined): void {
@@ -598,31 +660,6 @@ export class Store {
   }
 }
 
-/** Merge one name's services from several backends: instances de-duplicated by address + ports (§6.2). */
-function merge(name: string, scope: string | null, parts: [string, Service][]): MergedService {
-  if (parts.length === 1) {
-    const [backend, svc] = parts[0]!;
-    return { name, scope, ttlSeconds: svc.ttlSeconds, instances: svc.instances, tags: tagSet(svc), backends: [backend] };
-  }
-  const seen = new Set<string>();
-  const instances: Instance[] = [];
-  let ttl: number | undefined;
-  const backends: string[] = [];
-  const tags = new Set<string>();
-  for (const [backend, svc] of parts) {
-    backends.push(backend);
-    tagsOf(svc, tags);
-    if (svc.ttlSeconds !== undefined) ttl = ttl === undefined ? svc.ttlSeconds : Math.min(ttl, svc.ttlSeconds);
-    for (const inst of svc.instances) {
-      const sig = `${inst.address}|${inst.ports.map((p) => `${p.port}/${p.protocol}`).sort().join(',')}`;
-      if (seen.has(sig)) continue;
-      seen.add(sig);
-      instances.push(inst);
-    }
-  }
-  return { name, scope, ttlSeconds: ttl, instances, tags: tags.size === 0 ? NO_TAGS : tags, backends };
-}
-
 /**
  * Whether a recomputed name answers exactly as before: the very same instances array (immutable; a backend whose
  * Service changed only in what DNS does not read, Service.unhealthy, keeps it), TTL and tags. Then its cached
@@ -643,10 +680,15 @@ const NO_NAMES: ReadonlyMap<string, string> = new Map();
 /**
  * Each address of the service → the names of its instances there that a PTR can give (sorted, `|`-joined; ''
  * for none): a name shadowed by one of the service's tags is left out (tags win, §2.6), as the answer does.
+ * `names` false (nothing records change keys, e.g. a first sync): the addresses only, every value ''.
  */
-function namesByAddress(svc: MergedService): Map<string, string> {
+function namesByAddress(svc: MergedService, names: boolean): Map<string, string> {
   const out = new Map<string, string>();
   for (const i of svc.instances) {
+    if (!names) {
+      out.set(i.address, '');
+      continue;
+    }
     const had = out.get(i.address);
     const n = i.name !== undefined && !svc.tags.has(i.name) ? i.name : '';
     if (had === undefined) out.set(i.address, n);
@@ -655,8 +697,39 @@ function namesByAddress(svc: MergedService): Map<string, string> {
   return out;
 }
 
-/** One service's known tags (§2.2); services without any share one empty set. */
-function tagSet(svc: Service): ReadonlySet<string> {
-  const s = tagsOf(svc, new Set());
-  return s.size === 0 ? NO_TAGS : s;
+/** `cur` without `remove`, then with `add` (unscoped views first, scopes after, in arrival order): a new exact-size array. */
+function ptrList(cur: readonly MergedService[], remove: MergedService | undefined, add: MergedService | undefined): readonly MergedService[] {
+  let n = 0;
+  for (const m of cur) if (m !== remove) n++;
+  if (add !== undefined) n++;
+  if (n === 0) return NO_SERVICES;
+  const out = new Array<MergedService>(n);
+  let k = 0;
+  if (add !== undefined && add.scope === null) out[k++] = add;
+  for (const m of cur) if (m !== remove) out[k++] = m;
+  if (add !== undefined && add.scope !== null) out[k++] = add;
+  return out;
+}
+
+/** Whether a PTR list has a service of the view (null: the unscoped one): `.addr` names in it exist (§2.4). */
+function inView(list: readonly MergedService[], scope: string | null): boolean {
+  for (const m of list) if (m.scope === scope) return true;
+  return false;
+}
+
+/** The reverse name one label above an address's own (`0.0.10.in-addr.arpa` for 10.0.0.1). */
+function parentReverseName(address: string): string {
+  if (!address.includes(':')) {
+    const a = address.indexOf('.');
+    const b = address.indexOf('.', a + 1);
+    const c = address.indexOf('.', b + 1);
+    return `${address.slice(b + 1, c)}.${address.slice(a + 1, b)}.${address.slice(0, a)}.in-addr.arpa`;
+  }
+  return reverseName(address, 6).slice(2);
+}
+
+/** A tag set's interning key: its tags sorted, '\n'-joined (tags are DNS labels: no newline). */
+function tagKey(tags: ReadonlySet<string>): string {
+  if (tags.size === 1) for (const t of tags) return t;
+  return [...tags].sort().join('\n');
 }

@@ -100,3 +100,39 @@ describe('store: the changed-keys hint', () => {
     assert.equal(st.status()[0]!.instances, 2);
   });
 });
+
+describe('store: compact indexes (issue 11 item 4)', () => {
+  it('§3.8 §2.4 the addresses of one service share one immutable PTR list; removals update both views and their change keys', () => {
+    const st = new Store();
+    st.register('a', 'kubernetes', () => true);
+    const web = svc('web', [inst('10.0.0.1', ['http:80']), inst('10.0.0.2', ['http:80'])]);
+    const api = svc('api', [inst('10.0.1.1', ['http:80'])], { scope: 'prod' });
+    st.apply('a', snap([web, api]));
+    const list = st.servicesAt('10.0.0.1');
+    assert.deepEqual(list.map((m) => m.scope), [null, 'default'], 'unscoped view first (§3.8)');
+    assert.equal(st.servicesAt('10.0.0.2'), list, 'one list for the service, not one per address');
+    assert.ok(st.hasAddress(null, '10.0.0.1') && st.hasAddress('default', '10.0.0.1') && !st.hasAddress('prod', '10.0.0.1'));
+    assert.ok(st.hasAddress('prod', '10.0.1.1') && !st.hasAddress(null, '10.0.1.1'));
+    assert.equal(st.service(null, 'web')!.tags, st.service('prod', 'api')!.tags, 'equal tag sets are one set');
+
+    const g = st.generation;
+    st.apply('a', snap([svc('web', [inst('10.0.0.2', ['http:80'])]), api]));
+    assert.deepEqual(list.map((m) => m.scope), [null, 'default'], 'a list handed out is never mutated');
+    assert.deepEqual(st.servicesAt('10.0.0.1'), []);
+    assert.ok(!st.hasAddress(null, '10.0.0.1') && !st.hasAddress('default', '10.0.0.1'));
+    assert.ok(st.hasAddress(null, '10.0.0.2') && st.hasAddress('default', '10.0.0.2'));
+    const keys = st.changedSince(g)!;
+    for (const k of ['a:/10.0.0.1', 'a:default/10.0.0.1', 'p:10.0.0.1']) assert.ok(keys.has(k), `${k} in ${[...keys].join(' ')}`);
+    assert.ok(!keys.has('a:/10.0.0.2') && !keys.has('a:default/10.0.0.2'), 'an address that stays in the view is not a change');
+
+    // The default scope moves: the unscoped view loses web; its `.addr` names go, the scoped ones stay.
+    const g2 = st.generation;
+    st.apply('a', snap([svc('web', [inst('10.0.0.2', ['http:80'])]), api], 'prod'));
+    assert.ok(!st.hasAddress(null, '10.0.0.2') && st.hasAddress('default', '10.0.0.2') && st.hasAddress(null, '10.0.1.1'));
+    assert.ok(st.hasReverseBelow('0.0.10.in-addr.arpa') && st.hasReverseBelow('10.in-addr.arpa'));
+    const moved = st.changedSince(g2)!;
+    assert.ok(moved.has('a:/10.0.0.2') && moved.has('a:/10.0.1.1') && !moved.has('a:default/10.0.0.2'), [...moved].join(' '));
+    st.unregister('a');
+    assert.ok(!st.hasReverseBelow('0.0.10.in-addr.arpa') && !st.hasReverseBelow('10.in-addr.arpa') && !st.hasReverseBelow('in-addr.arpa'));
+  });
+});
