@@ -121,7 +121,20 @@ function delta(name: string, before: ServiceSnapshot, s: ServiceSnapshot): Repli
     for (const key of before.services.keys()) if (!s.services.has(key)) k.push(key);
     keys = k;
   }
-  return { t: 'apply', name, defaultScope: s.defaultScope, changes: [...keys].map((k) => [k, s.services.get(k) ?? null] as const) };
+  const changes: (readonly [string, Service | null])[] = [];
+  for (const k of keys) {
+    const svc = s.services.get(k) ?? null;
+    if (!onlyUnhealthyChanged(before.services.get(k), svc)) changes.push([k, svc]);
+  }
+  return { t: 'apply', name, defaultScope: s.defaultScope, changes };
+}
+
+/**
+ * A new Service object that serves the very same arrays as the old one: only Service.unhealthy changed, which
+ * replicas (DNS workers) do not use. Not shipped, so the replica's cached answers of that name stay.
+ */
+function onlyUnhealthyChanged(old: Service | undefined, now: Service | null): boolean {
+  return old !== undefined && now !== null && old !== now && old.instances === now.instances && old.knownTags === now.knownTags && old.ttlSeconds === now.ttlSeconds;
 }
 
 /** Worker side: applies messages to its own Store. */

@@ -126,10 +126,15 @@ async function main(): Promise<void> {
         mainGen = msg.gen;
         initialised();
         break;
-      case 'replica':
+      case 'replica': {
+        const gen = replica.store.generation;
         for (const m of msg.ms) replica.apply(m);
         mainGen = msg.gen;
+        // The main store moved for nothing this replica answers from (Service.unhealthy, which replication does
+        // not ship): its answers already reflect that generation, and no new local one will report it.
+        if (replica.store.generation === gen) onGeneration();
         break;
+      }
       case 'answer':
         processor.swap(processorFor(msg.answer, msg.maxUdpPayloadBytes), msg.answer.domains);
         break;

@@ -78,41 +78,52 @@ describe('/v1/services: unhealthy instances and why (issue 14 #3, §6.1)', () =>
     }
   });
 
-  it('a change in the unhealthy list alone moves the generation and keeps the cached DNS answers of the name (§6.4)', async () => {
-    const fake = await ConsulFake.start();
-    let srv: TestServer | null = null;
-    try {
-      fake.addNode({ name: 'node-a', address: '10.0.0.1' });
-      fake.addNode({ name: 'node-b', address: '10.0.0.2' });
-      fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
-      fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ status: 'critical' }] });
-      srv = await startServer({ ...ADMIN, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] }, { extra: { serveAdmin: true } });
-      const s = srv;
-      const web = () => serviceOf(s, 'web', 'dc1');
-      await waitFor(async () => (await web())?.unhealthy.length === 1);
-      const name = 'web.service.dc1.sd.internal';
-      assert.deepEqual(answerData(await query(s.port, name, 'A')), ['10.0.0.1']);
-      assert.deepEqual(answerData(await query(s.port, name, 'A')), ['10.0.0.1']); // cached now
-      const gen0 = (await web())!.generation;
-      const cache0 = (await getJson(s, '/v1/status')).cache;
+  for (const workers of [1, 2]) {
+    it(`workers: ${workers}: a change in the unhealthy list alone moves the generation and keeps the cached DNS answers of the name (§6.4)`, async () => {
+      const fake = await ConsulFake.start();
+      let srv: TestServer | null = null;
+      try {
+        fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+        fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+        fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
+        fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ status: 'critical' }] });
+        srv = await startServer(
+          { ...ADMIN, workers, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
+          { extra: { serveAdmin: true } },
+        );
+        const s = srv;
+        const web = () => serviceOf(s, 'web', 'dc1');
+        await waitFor(async () => (await web())?.unhealthy.length === 1);
+        const name = 'web.service.dc1.sd.internal';
+        // Fresh sockets (distinct source ports): with workers the kernel spreads them over every worker, so each
+        // one answers, and caches, the name.
+        const ask = () => Promise.all(Array.from({ length: 20 }, () => query(s.port, name, 'A')));
+        for (const r of await ask()) assert.deepEqual(answerData(r), ['10.0.0.1']);
+        for (const r of await ask()) assert.deepEqual(answerData(r), ['10.0.0.1']); // cached now, in every thread
+        const gen0 = (await web())!.generation;
+        const status0 = await getJson(s, '/v1/status');
 
-      fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ id: '_service_maintenance:web-2', status: 'critical' }] });
-      await waitFor(async () => (await web())?.unhealthy[0]?.reason === 'maintenance');
-      assert.ok((await web())!.generation > gen0, 'the generation moved: the status page fetches /v1/services again');
-      assert.deepEqual(answerData(await query(s.port, name, 'A')), ['10.0.0.1']);
-      const cache1 = (await getJson(s, '/v1/status')).cache;
-      assert.equal(cache1.misses, cache0.misses, 'the answer came from the cache: nothing it read changed');
-      assert.equal(cache1.hits, cache0.hits + 1);
+        fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ id: '_service_maintenance:web-2', status: 'critical' }] });
+        await waitFor(async () => (await web())?.unhealthy[0]?.reason === 'maintenance');
+        assert.ok((await web())!.generation > gen0, 'the generation moved: the status page fetches /v1/services again');
+        for (const r of await ask()) assert.deepEqual(answerData(r), ['10.0.0.1']);
+        const status1 = await getJson(s, '/v1/status');
+        assert.equal(status1.cache.misses, status0.cache.misses, 'every answer came from the cache: nothing it read changed');
+        assert.equal(status1.cache.hits, status0.cache.hits + 20);
+        // The change is observed once as propagation, like any other the backend received.
+        const count = (st: any) => st.propagation.find((p: any) => p.backend === 'reg')?.count ?? 0;
+        await waitFor(async () => count(await getJson(s, '/v1/status')) === count(status0) + 1);
 
-      // A change DNS does read still drops it: web-2 recovers.
-      fake.setCheck('web-2', 'passing', { checkId: '_service_maintenance:web-2' });
-      await waitFor(async () => answerData(await query(s.port, name, 'A')).length === 2);
-      assert.deepEqual((await web())!.unhealthy, []);
-    } finally {
-      await srv?.stop();
-      await fake.close();
-    }
-  });
+        // A change DNS does read still drops it: web-2 recovers.
+        fake.setCheck('web-2', 'passing', { checkId: '_service_maintenance:web-2' });
+        await waitFor(async () => (await ask()).every((r) => answerData(r).length === 2));
+        assert.deepEqual((await web())!.unhealthy, []);
+      } finally {
+        await srv?.stop();
+        await fake.close();
+      }
+    });
+  }
 
   it('Kubernetes: not ready and terminating endpoints (EndpointSlice) and notReadyAddresses (legacy Endpoints), named by their Pod', async () => {
     const fake = await KubeApiServerFake.start();
