@@ -1,0 +1,43 @@
+// Unit (real HTTP on 127.0.0.1): ConsulHttp, the Consul backend's HTTP client. A blocking query that comes back
+// with the index it was sent changed nothing (Consul's wait expired): its body is discarded unread, because at
+// 10k services the watches cycle through their blocking slots ~100 times a second (issue 11: idle CPU). Any other
+// reply is read and parsed as before.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { ConsulHttp } from '../../src/backends/consul/http.ts';
+import { BackendError } from '../../src/backends/backend.ts';
+
+/** A stand-in agent whose every reply carries X-Consul-Index 42 and a body that is not JSON. */
+async function agent(): Promise<{ port: number; close: () => Promise<void>; paths: string[] }> {
+  const paths: string[] = [];
+  const server = http.createServer((req, res) => {
+    paths.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '42' });
+    res.end('not json: a body that would fail JSON.parse');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, paths, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+test('ConsulHttp: a blocking query answered with the index it sent is "unchanged" and its body is not parsed', async () => {
+  const a = await agent();
+  const c = new ConsulHttp({ endpoint: { protocol: 'http:', host: '127.0.0.1', port: a.port }, token: null, tokenSource: 'none', tls: null }, { maxConnections: 2, consistency: 'default' });
+  try {
+    const same = await c.get('/v1/health/service/web', { query: { index: '42', wait: '1s' }, timeoutMs: 20_000 });
+    assert.equal(same.unchanged, true);
+    assert.equal(same.index, 42);
+    assert.equal(same.body, null);
+    assert.match(a.paths[0]!, /index=42/);
+    // Another index back (a change), or no index sent (a fresh read): read and parsed, so the bad body fails.
+    await assert.rejects(c.get('/v1/health/service/web', { query: { index: '41', wait: '1s' }, timeoutMs: 20_000 }),
+      (e: unknown) => e instanceof BackendError && e.code === 'SVCDNS_BACKEND_BAD_DATA');
+    await assert.rejects(c.get('/v1/health/service/web', { timeoutMs: 20_000 }),
+      (e: unknown) => e instanceof BackendError && e.code === 'SVCDNS_BACKEND_BAD_DATA');
+  } finally {
+    c.destroy();
+    await a.close();
+  }
+});
