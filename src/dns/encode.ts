@@ -255,6 +255,12 @@ export interface EncodeContext {
   readonly scratch: Buffer;
   /** Set by encode(): offset of the SOA serial in the returned response, or -1 (patched at serve time, §1.3). */
   serialAt: number;
+  /**
+   * Where the response's bytes are copied from the scratch: the answer cache's own storage for an answer it
+   * keeps (issue 11 #4: never the shared pool, where a kept answer pins a slab of dead responses). Without it,
+   * a Buffer from the shared pool (a one-shot response).
+   */
+  readonly keep?: ((scratch: Buffer, len: number) => Buffer) | undefined;
 }
 
 /**
@@ -431,7 +437,7 @@ function writeInto(
 }
 
 function copyOut(ctx: EncodeContext, len: number): Buffer {
-  return Buffer.from(ctx.scratch.subarray(0, len));
+  return ctx.keep !== undefined ? ctx.keep(ctx.scratch, len) : Buffer.from(ctx.scratch.subarray(0, len));
 }
 
 /**

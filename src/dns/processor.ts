@@ -42,35 +42,32 @@ export interface ProcessorOptions {
 }
 
 interface Slot {
-  // The key within a name. Not the class (IN and ANY get the same records, and the question is the client's
-  // own bytes) nor the DO bit (patched into our OPT at serve time): a client cycling them must not force a miss
-  // per query (issue 11 #6).
-  readonly qtype: number;
-  readonly limit: number;
-  readonly edns: boolean;
-  readonly variants: readonly Buffer[];
+  /**
+   * The key within a name: qtype, size class and EDNS (slotKey). Not the class (IN and ANY get the same records,
+   * and the question is the client's own bytes) nor the DO bit (patched into our OPT at serve time): a client
+   * cycling them must not force a miss per query (issue 11 #6).
+   */
+  readonly key: number;
+  /**
+   * The encoded answer (the first variant), in the cache's arena, its question name lowercase: it is also the
+   * name the entry is confirmed against (sameName), so an entry keeps no name buffer of its own.
+   */
+  readonly v: Buffer;
+  /** Every variant when there are several (`v` is the first), else null. */
+  readonly more: readonly Buffer[] | null;
+  /** Offset of the SOA serial in `v` (written at serve time, §1.3), -1 without one; per variant with `more`. */
+  readonly serialAt: number | readonly number[];
   readonly truncated: boolean;
   readonly rcode: number;
-  /** Per variant, the offset of its SOA serial (written at serve time, §1.3), or null when there is no SOA. */
-  readonly serialAt: readonly number[] | null;
   /**
-   * Rotatable A/AAAA answer (one variant): `blocks` records of `block` bytes right after the question, each
-   * owner a pointer to the question. Every response rotates all of them (§3.5) and shows the first `shown`:
-   * the `maxAnswers` cap (§3.6) or what fits the size limit (§4.2, TC set in the variant's header only then),
-   * so every record gets its turn first. 0 blocks: serve the precomputed variants instead.
+   * Rotatable A/AAAA answer: `blocks` records of `block` bytes right after the question, each owner a pointer to
+   * the question. Every response rotates all of them at serve time (§3.5: two range copies) and shows the first
+   * `shown`: the `maxAnswers` cap (§3.6) or what fits the size limit (§4.2, TC set in `v`'s header only then),
+   * so every record gets its turn first. 0 blocks: serve the variants instead.
    */
   readonly blocks: number;
   readonly block: number;
   readonly shown: number;
-  /**
-   * Up to PRECOMPUTED_ROTATIONS blocks: every rotation, built into one buffer of its own at the first hit (each
-   * rotation `len` bytes at r × len), so a miss encodes once and a hit on a warm name is one copy. A buffer off
-   * the shared pool: kept small Buffers pin whole 8 KB pool slabs full of served responses (measured 11.7 KB a
-   * warm 10-record name when each rotation was its own pool Buffer). Null: not built yet, or too many blocks.
-   */
-  rotations: Buffer | null;
-  /** Responses served from this slot (saturates): rotations are built on the second. */
-  served: number;
   /**
    * Rotatable SRV answer: every record, and every glue record, kept once; each response starts at another
    * record and takes records while they fit with their glue (§3.5, §3.6, §4.2). Null: serve the variants.
@@ -123,13 +120,61 @@ class SrvScratch {
 }
 
 interface NameEntry {
-  /** The lowercase name's bytes: the key is only its hash, so a hit is confirmed against these. */
-  readonly name: Buffer;
-  slots: Slot[];
-  bytes: number;
-  /** The change keys every slot's answer was read from; ANY_CHANGE when some plan did not say. */
-  readonly deps: ReadonlySet<string> | readonly string[];
+  /** At least one; the first one's `v` holds the lowercase name (sameName). */
+  readonly slots: readonly Slot[];
+  readonly bytes: number;
+  /**
+   * The change keys every slot's answer was read from: one key (the usual case: no array) or several;
+   * ANY_CHANGE when some plan did not say.
+   */
+  readonly deps: Deps;
 }
+
+/** An entry's change keys: one, or several distinct ones. */
+type Deps = string | readonly string[];
+
+/** Cached names indexed under one change key: one hash (the usual case), a few, or a set past INDEX_ARRAY_MAX. */
+type Hashes = number | number[] | Set<number>;
+/** Past this many names under one key the index holds a Set (removal stays O(1) when many names read one key). */
+const INDEX_ARRAY_MAX = 16;
+
+/**
+ * Storage for the bytes the cache keeps (issue 11 #4): slabs only the cache allocates from, never Node's
+ * shared 8 KB pool, where one long-lived cached answer kept a whole slab of dead responses alive (measured
+ * 5.8–8.4 KB a cached name among hits, for 0.1–0.7 KB of answer). Bump allocation, 8-byte aligned (Int32Array
+ * views); a slab is freed by the GC once none of its answers is referenced. An answer over ARENA_OWN_BYTES
+ * gets a buffer of its own.
+ */
+class Arena {
+  #slab: Buffer = Buffer.allocUnsafeSlow(0);
+  #off = 0;
+  /** Copy `len` bytes of `src` into the arena (encode's `keep`: an arrow, so passing it allocates nothing). */
+  readonly keep = (src: Buffer, len: number): Buffer => {
+    const out = this.alloc(len);
+    src.copy(out, 0, 0, len);
+    return out;
+  };
+
+  alloc(len: number): Buffer {
+    if (len > ARENA_OWN_BYTES) return Buffer.allocUnsafeSlow(len);
+    if (this.#off + len > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(ARENA_SLAB_BYTES);
+      this.#off = 0;
+    }
+    const out = this.#slab.subarray(this.#off, this.#off + len);
+    this.#off = (this.#off + len + 7) & ~7;
+    return out;
+  }
+
+  ints(n: number): Int32Array {
+    const b = this.alloc(4 * n);
+    return new Int32Array(b.buffer, b.byteOffset, n);
+  }
+}
+
+/** Arena slab size: small, so a slab a few long-lived answers still hold wastes little. */
+const ARENA_SLAB_BYTES = 16 * 1024;
+const ARENA_OWN_BYTES = 4 * 1024;
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Wire sizes of an A / AAAA record whose owner is a compression pointer, and of our OPT record. */
@@ -137,23 +182,18 @@ const A_RECORD_BYTES = 16;
 const AAAA_RECORD_BYTES = 28;
 const OPT_RECORD_BYTES = 11;
 /**
- * What the cache really holds per entry (issue 11 #6: the budget used to assume 512 B of overhead an entry where
- * one cost ~1.5 KB). Fitted to bench/miss-cost.ts (V8 heap plus Buffer memory after a full GC, Node 24 x64; A,
- * SRV, NXDOMAIN and three-slot entries within ±7 %): the NameEntry with its slots array, its name Buffer and the
- * LRU's node; per slot, the Slot object and its arrays; per Buffer, the object plus twice its length (fitted,
- * not derived: small Buffers live in shared 8 KB pool slabs, which a cached Buffer can keep alive); per
- * SRV layout, the object and its Int32Array (4 bytes an index); per dependency key, the key string, its place
- * in the entry's set and the index's Map entry and Set of names.
+ * What the cache really holds per entry (issue 11 #4, #6), fitted to bench/miss-cost.ts (V8 heap plus Buffer
+ * memory after a full GC, Node 24 x64, names asked among hits on other names as a server sees them): the
+ * NameEntry with its slots array, the LRU's node and the hash in the index; per slot, the Slot object; per
+ * Buffer, its view object (the bytes themselves sit in the arena, counted once, rounded to 8); per SRV layout,
+ * the object and its Int32Array view (4 bytes an index); per dependency key, the key string and its place in
+ * the index.
  */
 const ENTRY_BYTES = 360;
 const SLOT_BYTES = 300;
 const BUFFER_BYTES = 160;
 const SRV_LAYOUT_BYTES = 220;
 const DEP_BYTES = 280;
-/** A buffer of all rotations (its own ArrayBuffer), beyond its bytes. */
-const ROTATIONS_BYTES = 300;
-/** A/AAAA answers with at most this many records keep each rotation once built; larger ones rotate per hit. */
-const PRECOMPUTED_ROTATIONS = 32;
 /**
  * Slots kept per name: types × the four size classes (no EDNS, and EDNS at 512, 1232 or maxUdpPayload), room for
  * eight types. More is a client iterating over types, not a hot name.
@@ -163,7 +203,7 @@ const MAX_SLOTS_PER_NAME = 32;
 const EDNS_DEFAULT_BYTES = 1232;
 /** Index key of names whose plan gave no dependencies: dropped on every change. */
 const ANY_CHANGE = '*';
-const ANY_DEPS: readonly string[] = [ANY_CHANGE];
+const NO_DEPS: readonly string[] = Object.freeze([]);
 /** The cache is under pressure past this fraction of its budget: NXDOMAINs asked once are not cached then. */
 const PRESSURE_FRACTION = 0.75;
 /** Doorkeeper slots (a power of two): names answered NXDOMAIN once, by hash. 256 KB. */
@@ -179,13 +219,14 @@ export class QueryProcessor {
   readonly #nameScratch = Buffer.allocUnsafe(256);
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   readonly #srvScratch = new SrvScratch();
+  readonly #arena = new Arena();
   /** Name hashes of NXDOMAINs answered once but not cached (see #admit), one per slot. */
   readonly #doorkeeper = new Int32Array(DOORKEEPER_SLOTS);
   /** Past this many cached bytes, NXDOMAINs go through the doorkeeper. */
   readonly #pressureBytes: number;
   readonly #cache: LRUCache<number, NameEntry>;
   /** Change key → hashes of the cached names read from it (kept in step with the cache by `dispose`). */
-  #byDep = new Map<string, Set<number>>();
+  #byDep = new Map<string, Hashes>();
   #generation = -1;
   readonly #onGeneration: ((generation: number) => void) | undefined;
 
@@ -204,7 +245,7 @@ export class QueryProcessor {
       maxSize: cacheBytes,
       sizeCalculation: (e) => e.bytes,
       // Evicted, replaced or deleted: unindex (replacement re-indexes the new entry right after set()).
-      dispose: (e, hash) => this.#unindex(e, hash),
+      dispose: (e, hash) => this.#unindex(e.deps, hash),
     });
   }
 
@@ -274,21 +315,33 @@ export class QueryProcessor {
     // Size classes, not the client's exact size: a client cycling through EDNS sizes must not force a miss per
     // query (a miss on a big SRV answer costs milliseconds). Answering smaller than a client allows is legal.
     const limit = tcp ? MAX_MESSAGE_BYTES : q.edns ? this.#udpClass(q.ednsUdpSize) : CLASSIC_UDP_BYTES;
+    const key = slotKey(q.qtype, limit, q.edns);
 
     const gen = this.#responder.generation;
     if (gen !== this.#generation) this.#invalidate(gen);
     let entry = this.#cache.get(q.nameHash);
-    if (entry && !sameName(entry.name, q)) entry = undefined; // a hash collision: a miss, replaced below
-    const slot = entry ? findSlot(entry, q, limit) : undefined;
-    if (slot && !q.qnameCompressed) {
+    // The key is only the name's hash: a collision (or a name we cannot compare, compressed) is a miss.
+    if (entry && (q.qnameCompressed || !sameName(entry, msg, q))) entry = undefined;
+    const slot = entry ? findSlot(entry, key) : undefined;
+    if (slot) {
       this.#metrics.cache(true);
       this.#metrics.response(q.qtype, slot.rcode, tcp, slot.truncated);
       return this.#serve(slot, q, msg);
     }
     this.#metrics.cache(false);
     const plan = this.#responder.plan(q.qname, q.qtype);
-    const ctx = { query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch, serialAt: -1 };
-    let serialAt: number[] | null = null;
+    // Decided before encoding, so that what is kept is encoded straight into the arena and what is not never is.
+    // A flood of distinct unknown names (random labels) would evict the answers clients ask again: once the
+    // cache is under pressure, a name that does not exist is cached only when it is asked a second time.
+    // A compressed question is not cached (its question bytes cannot be reused verbatim).
+    const keep =
+      !q.qnameCompressed &&
+      (entry !== undefined || plan.rcode !== RCODE.NXDOMAIN || this.#cache.calculatedSize <= this.#pressureBytes || this.#admit(q.nameHash));
+    const ctx = {
+      query: q, msg, limit, ourUdpSize: this.#maxUdp, scratch: this.#scratch, serialAt: -1,
+      keep: keep ? this.#arena.keep : undefined,
+    };
+    let serialAt: number | number[] = -1;
     let variants: Buffer[] | null = null;
     let blocks = 0;
     let block = 0;
@@ -296,24 +349,24 @@ export class QueryProcessor {
     let srv: SrvLayout | null = null;
     const n = plan.answers.length;
     if (
-      plan.order !== 'fixed' && n > 1 && plan.authority.length === 0 && !q.qnameCompressed &&
+      keep && plan.order !== 'fixed' && n > 1 && plan.authority.length === 0 &&
       plan.answers.every((r) => r.type === TYPE.SRV)
     ) {
       // One ordering of every record, rotated at serve time: the cap and the size limit are applied per
       // response, so every record gets its turn first over UDP too, with a miss costing one encode.
       const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
       const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES }, plan, base);
-      srv = srvLayout(buf, q.questionEnd, base, limit, plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n, q.edns);
+      srv = srvLayout(buf, q.questionEnd, base, limit, plan.maxAnswers > 0 ? Math.min(plan.maxAnswers, n) : n, q.edns, keep ? this.#arena : null);
       if (srv !== null) variants = [buf];
     }
-    if (variants === null && plan.order !== 'fixed' && n > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
+    if (keep && variants === null && plan.order !== 'fixed' && n > 1 && plan.additional.length === 0 && plan.authority.length === 0) {
       const t = plan.answers[0]!.type;
       if ((t === TYPE.A || t === TYPE.AAAA) && plan.answers.every((r) => r.type === t)) {
         // Every record is encoded (up to the 64 KB a message can hold), whatever this response's size limit:
         // rotating over all of them gives every record its turn first over UDP too (§3.5), and the cap and the
         // size limit are applied per response, by showing the first `shown` blocks of the rotation.
         const base = plan.order === 'random' ? shuffled(plan.answers, this.#random) : plan.answers;
-        const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES }, plan, base);
+        const buf = encode({ ...ctx, limit: MAX_MESSAGE_BYTES, keep: undefined }, plan, base);
         const count = buf.readUInt16BE(6);
         const size = t === TYPE.A ? A_RECORD_BYTES : AAAA_RECORD_BYTES;
         const opt = q.edns ? OPT_RECORD_BYTES : 0;
@@ -325,9 +378,9 @@ export class QueryProcessor {
           shown = Math.min(wanted, count, fit);
           if (shown < wanted) buf[2]! |= 0x02;
           else buf[2]! &= ~0x02;
-          // One buffer, rotated per response (at most two range copies): a miss encodes once and stores one
-          // buffer instead of one per rotation (issue 11 #6: a miss must cost little more than a hit).
-          variants = [buf];
+          // One buffer, rotated per response: a miss encodes once and the cache keeps the answer once, not once
+          // per rotation (issue 11 #4: a warm 10-record name kept 2.1 KB of rotations).
+          variants = [doubled(this.#arena, buf, q.questionEnd, count, size, shown)];
           blocks = count;
           block = size;
         }
@@ -341,7 +394,7 @@ export class QueryProcessor {
           serials.push(ctx.serialAt);
           return b;
         });
-        serialAt = serials.every((at) => at < 0) ? null : serials;
+        serialAt = serials.length === 1 ? serials[0]! : serials.every((at) => at < 0) ? -1 : serials;
         return out;
       };
       variants = encodeAll(orderings(plan, this.#random));
@@ -354,50 +407,40 @@ export class QueryProcessor {
     const first = variants[0]!;
     const truncated = srv !== null ? pickSrv(srv, this.#srvScratch, 0) < srv.cap : (first[2]! & 0x02) !== 0;
     this.#metrics.response(q.qtype, plan.rcode, tcp, truncated);
-    if (!entry && plan.rcode === RCODE.NXDOMAIN && this.#cache.calculatedSize > this.#pressureBytes && !this.#admit(q.nameHash)) {
-      // A flood of distinct unknown names (random labels) would evict the answers clients ask again: once the
-      // cache is under pressure, a name that does not exist is cached only when it is asked a second time.
-      return first;
-    }
-    if (q.qnameCompressed) {
-      // Not cached (its question bytes cannot be reused verbatim): any variant will do.
+    if (!keep) {
+      // Not cached: any variant will do.
       return variants.length === 1 ? first : variants[Math.floor(this.#random() * variants.length)]!;
     }
+    // The entry's name for sameName: the question, lowercase (every response overwrites it with the client's).
+    lowerQuestion(first, q.questionEnd);
     const newSlot: Slot = {
-      qtype: q.qtype,
-      limit,
-      edns: q.edns,
-      variants,
+      key,
+      v: first,
+      more: variants.length > 1 ? variants : null,
+      serialAt,
       truncated,
       rcode: plan.rcode,
-      serialAt,
       blocks,
       block,
       shown,
-      rotations: null,
-      served: 0,
       srv,
       next: 0,
     };
-    // The responder's own set when it gives one (iterated again on every change): no copy per miss.
-    const deps = plan.deps === undefined ? ANY_DEPS : plan.deps instanceof Set || Array.isArray(plan.deps) ? (plan.deps as ReadonlySet<string> | readonly string[]) : [...plan.deps];
+    const deps = depsOf(plan.deps);
     let stored: NameEntry;
     if (entry) {
       // A new entry object: lru-cache re-measures an entry only when a different value is set.
       const slots = entry.slots.length >= MAX_SLOTS_PER_NAME ? entry.slots.slice(1) : entry.slots.slice();
       slots.push(newSlot);
-      const union = new Set(entry.deps);
-      for (const d of deps) union.add(d);
-      const all = [...union];
-      stored = { name: entry.name, slots, bytes: entryBytes(entry.name, slots, all), deps: all };
+      const all = unionDeps(entry.deps, deps);
+      stored = { slots, bytes: entryBytes(slots, all), deps: all };
     } else {
-      const name = Buffer.from(q.nameBytes.subarray(0, q.nameLen));
       const slots = [newSlot];
-      stored = { name, slots, bytes: entryBytes(name, slots, deps), deps };
+      stored = { slots, bytes: entryBytes(slots, deps), deps };
     }
     this.#cache.set(q.nameHash, stored);
     // Index only what the cache kept (an entry over the whole budget is not stored, and was disposed already).
-    if (this.#cache.peek(q.nameHash) === stored) this.#index(stored, q.nameHash);
+    if (this.#cache.peek(q.nameHash) === stored) this.#index(stored.deps, q.nameHash);
     return this.#serve(newSlot, q, msg);
   }
 
@@ -417,56 +460,64 @@ export class QueryProcessor {
   #dropDep(key: string): void {
     const hashes = this.#byDep.get(key);
     if (hashes === undefined) return;
+    // Out of the index first: each delete's dispose unindexes the name from its other keys, not from this one.
     this.#byDep.delete(key);
-    for (const h of hashes) this.#cache.delete(h); // dispose unindexes it from its other keys
+    if (typeof hashes === 'number') this.#cache.delete(hashes);
+    else for (const h of hashes) this.#cache.delete(h);
   }
 
-  #index(e: NameEntry, hash: number): void {
-    for (const d of e.deps) {
-      let set = this.#byDep.get(d);
-      if (set === undefined) this.#byDep.set(d, (set = new Set()));
-      set.add(hash);
-    }
+  #index(deps: Deps, hash: number): void {
+    if (typeof deps === 'string') this.#indexKey(deps, hash);
+    else for (const d of deps) this.#indexKey(d, hash);
   }
 
-  #unindex(e: NameEntry, hash: number): void {
-    for (const d of e.deps) {
-      const set = this.#byDep.get(d);
-      if (set === undefined) continue;
-      set.delete(hash);
-      if (set.size === 0) this.#byDep.delete(d);
+  #indexKey(key: string, hash: number): void {
+    const cur = this.#byDep.get(key);
+    if (cur === undefined) this.#byDep.set(key, hash);
+    else if (typeof cur === 'number') this.#byDep.set(key, [cur, hash]);
+    else if (Array.isArray(cur)) {
+      if (cur.length < INDEX_ARRAY_MAX) cur.push(hash);
+      else this.#byDep.set(key, new Set(cur).add(hash));
+    } else cur.add(hash);
+  }
+
+  #unindex(deps: Deps, hash: number): void {
+    if (typeof deps === 'string') this.#unindexKey(deps, hash);
+    else for (const d of deps) this.#unindexKey(d, hash);
+  }
+
+  #unindexKey(key: string, hash: number): void {
+    const cur = this.#byDep.get(key);
+    if (cur === undefined) return;
+    if (typeof cur === 'number') {
+      if (cur === hash) this.#byDep.delete(key);
+    } else if (Array.isArray(cur)) {
+      const i = cur.indexOf(hash);
+      if (i < 0) return;
+      cur[i] = cur[cur.length - 1]!;
+      cur.pop();
+      if (cur.length === 1) this.#byDep.set(key, cur[0]!);
+    } else {
+      cur.delete(hash);
+      if (cur.size === 0) this.#byDep.delete(key);
     }
   }
 
   /** A response from a cached slot: copied (or rotated), then this query's ID, RD, CD and spelling patched in. */
   #serve(slot: Slot, q: Query, msg: Buffer): Buffer {
     let out: Buffer;
-    let v: Buffer;
     if (slot.srv !== null) {
-      v = slot.variants[0]!;
       out = rotateSrv(slot.srv, this.#srvScratch, this.#pick(slot, slot.srv.n));
     } else if (slot.blocks > 0) {
-      v = slot.variants[0]!;
-      const r = this.#pick(slot, slot.blocks);
-      let all = slot.rotations;
-      if (all === null && slot.served > 0 && slot.blocks <= PRECOMPUTED_ROTATIONS) {
-        slot.rotations = all = allRotations(v, q.questionEnd, slot.blocks, slot.block, slot.shown);
-      }
-      if (all === null) out = rotate(v, q.questionEnd, slot.blocks, slot.block, slot.shown, r);
-      else {
-        const len = all.length / slot.blocks;
-        out = Buffer.allocUnsafe(len);
-        all.copy(out, 0, r * len, (r + 1) * len);
-      }
-      if (slot.served === 0) slot.served = 1;
+      out = rotate(slot.v, q.questionEnd, slot.blocks, slot.block, slot.shown, this.#pick(slot, slot.blocks));
     } else {
-      const n = slot.variants.length;
-      const i = n === 1 ? 0 : this.#pick(slot, n);
-      v = slot.variants[i]!;
+      const more = slot.more;
+      const i = more === null ? 0 : this.#pick(slot, more.length);
+      const v = more === null ? slot.v : more[i]!;
       out = Buffer.allocUnsafe(v.length);
       v.copy(out);
       // The serial of now (§1.3): a negative answer stays cached across changes that did not touch its name.
-      const at = slot.serialAt === null ? -1 : slot.serialAt[i]!;
+      const at = typeof slot.serialAt === 'number' ? slot.serialAt : slot.serialAt[i]!;
       if (at >= 0) out.writeUInt32BE(this.#responder.serial >>> 0, at);
     }
     out[0] = q.id >> 8;
@@ -476,7 +527,7 @@ export class QueryProcessor {
     out[3] = (out[3]! & 0xef) | (q.flags & 0x10);
     // Same name length (the cache key is the lowercase name): the client's spelling, type and class overwrite
     // ours in place.
-    msg.copy(out, HEADER_BYTES, HEADER_BYTES, q.questionEnd);
+    copyRange(msg, HEADER_BYTES, q.questionEnd, out, HEADER_BYTES);
     // RFC 3225 §3: DO copied from the query into our OPT, which is always the last record (its flags' high byte
     // sits 4 bytes before the end).
     if (q.edns) {
@@ -504,66 +555,128 @@ export class QueryProcessor {
   }
 }
 
+/** A slot's key: qtype, the size limit's class (512, 1232, another EDNS size, TCP) and EDNS, in one small integer. */
+function slotKey(qtype: number, limit: number, edns: boolean): number {
+  const cls = limit === MAX_MESSAGE_BYTES ? 3 : limit === CLASSIC_UDP_BYTES ? 0 : limit === EDNS_DEFAULT_BYTES ? 1 : 2;
+  return (qtype << 3) | (cls << 1) | (edns ? 1 : 0);
+}
+
+/** A plan's dependencies as an entry keeps them: one key as the string itself; ANY_CHANGE when it did not say. */
+function depsOf(deps: Iterable<string> | undefined): Deps {
+  if (deps === undefined) return ANY_CHANGE;
+  const keys = deps instanceof Set ? (deps as Set<string>) : new Set(deps);
+  if (keys.size === 0) return NO_DEPS;
+  if (keys.size === 1) for (const k of keys) return k;
+  return [...keys];
+}
+
+function unionDeps(a: Deps, b: Deps): Deps {
+  if (a === b) return a;
+  const all = new Set(typeof a === 'string' ? [a] : a);
+  if (typeof b === 'string') all.add(b);
+  else for (const k of b) all.add(k);
+  if (all.size === (typeof a === 'string' ? 1 : a.length)) return a; // nothing new: keep the old keys
+  return [...all];
+}
+
 /** An entry's real cost in bytes (see ENTRY_BYTES): what the byte budget counts. */
-function entryBytes(name: Buffer, slots: readonly Slot[], deps: ReadonlySet<string> | readonly string[]): number {
-  let n = ENTRY_BYTES + name.length;
+function entryBytes(slots: readonly Slot[], deps: Deps): number {
+  let n = ENTRY_BYTES;
   for (const sl of slots) {
-    n += SLOT_BYTES;
-    for (const v of sl.variants) n += BUFFER_BYTES + 2 * v.length;
-    if (sl.srv !== null) n += SRV_LAYOUT_BYTES + 4 * sl.srv.ints.length;
-    // Counted as a warm name holds them (every rotation built, one buffer off the pool); cold names count high.
-    if (sl.blocks > 0 && sl.blocks <= PRECOMPUTED_ROTATIONS) n += ROTATIONS_BYTES + sl.blocks * (sl.variants[0]!.length - (sl.blocks - sl.shown) * sl.block);
-    if (sl.serialAt !== null) n += 16 + 8 * sl.serialAt.length;
+    n += SLOT_BYTES + BUFFER_BYTES + arenaBytes(sl.v.length);
+    if (sl.more !== null) {
+      n += 16 + 4 * sl.more.length;
+      for (let i = 1; i < sl.more.length; i++) n += BUFFER_BYTES + arenaBytes(sl.more[i]!.length);
+    }
+    if (typeof sl.serialAt !== 'number') n += 16 + 8 * sl.serialAt.length;
+    if (sl.srv !== null) n += SRV_LAYOUT_BYTES + arenaBytes(4 * sl.srv.ints.length);
   }
-  for (const d of deps) n += DEP_BYTES + d.length;
+  if (typeof deps === 'string') n += DEP_BYTES + deps.length;
+  else for (const d of deps) n += DEP_BYTES + d.length;
   return n;
 }
 
-function sameName(name: Buffer, q: Query): boolean {
-  const n = q.nameLen;
-  if (name.length !== n) return false;
-  const b = q.nameBytes;
-  for (let i = 0; i < n; i++) if (name[i] !== b[i]) return false;
+/** Bytes `len` takes in the arena (8-byte aligned), or on its own past ARENA_OWN_BYTES. */
+function arenaBytes(len: number): number {
+  return (len + 7) & ~7;
+}
+
+/** Lowercase the question name of `v` in place (`end`: where the question ends; label lengths are < 64). */
+function lowerQuestion(v: Buffer, end: number): void {
+  for (let i = HEADER_BYTES; i < end - 4; i++) {
+    const b = v[i]!;
+    if (b >= 0x41 && b <= 0x5a) v[i] = b | 0x20;
+  }
+}
+
+/**
+ * Whether the query asks the entry's name: its question name, lowercase, byte for byte (a wire name is
+ * self-delimiting, so equal bytes up to the query's root label mean the same name).
+ */
+function sameName(entry: NameEntry, msg: Buffer, q: Query): boolean {
+  const v = entry.slots[0]!.v;
+  const end = q.questionEnd - 4;
+  if (v.length < end) return false;
+  for (let i = HEADER_BYTES; i < end; i++) {
+    const b = msg[i]!;
+    const c = v[i]!;
+    // Most clients ask in lowercase: one comparison a byte, the case fold only for an uppercase letter.
+    if (c !== b && (b < 0x41 || b > 0x5a || c !== (b | 0x20))) return false;
+  }
   return true;
 }
 
-function findSlot(entry: NameEntry, q: Query, limit: number): Slot | undefined {
+function findSlot(entry: NameEntry, key: number): Slot | undefined {
   const slots = entry.slots;
   for (let i = 0; i < slots.length; i++) {
     const s = slots[i]!;
-    if (s.qtype === q.qtype && s.limit === limit && s.edns === q.edns) return s;
+    if (s.key === key) return s;
   }
   return undefined;
 }
 
+/** Bytes copied with a loop below this length (a Buffer copy call costs ~50 ns, more than a short loop). */
+const SHORT_COPY = 64;
+
+function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const len = to - from;
+  if (len >= SHORT_COPY) return src.copy(dst, at, from, to);
+  for (let i = 0; i < len; i++) dst[at + i] = src[from + i]!;
+  return len;
+}
+
 /**
- * `v` with its `count` fixed-size answer records (starting at `start`, `size` bytes each) rotated to begin at
- * record `r`, keeping `shown` of them (ANCOUNT patched); header, question and trailing OPT unchanged.
+ * The A/AAAA answer `buf` (its `count` records of `size` bytes from `start`) as the cache keeps it, in the
+ * arena: the records followed by the first `shown - 1` of them again, so that any rotation's `shown` records
+ * are one contiguous run (a hit is one range copy, as a precomputed rotation was, for `shown - 1` records of
+ * memory instead of `count` whole responses).
+ */
+function doubled(arena: Arena, buf: Buffer, start: number, count: number, size: number, shown: number): Buffer {
+  const records = start + count * size;
+  const again = Math.max(0, shown - 1) * size;
+  const out = arena.alloc(buf.length + again);
+  buf.copy(out, 0, 0, records);
+  buf.copy(out, records, start, start + again);
+  buf.copy(out, records + again, records);
+  out[6] = shown >> 8; // ANCOUNT as every response has it
+  out[7] = shown & 0xff;
+  return out;
+}
+
+/**
+ * The response from a doubled `v` (see doubled) whose records start at record `r`: `shown` of them (ANCOUNT
+ * patched); header and trailing OPT copied. The question is left for the caller, which writes the client's
+ * own (#serve).
  */
 function rotate(v: Buffer, start: number, count: number, size: number, shown: number, r: number): Buffer {
-  const out = Buffer.allocUnsafe(start + shown * size + (v.length - start - count * size));
-  rotateInto(v, start, count, size, shown, r, out, 0);
+  const tail = shown > 0 ? start + (count + shown - 1) * size : start + count * size;
+  const len = v.length;
+  const out = Buffer.allocUnsafe(start + shown * size + (len - tail));
+  // Loops, not copy calls, for the few bytes around the records (header past the ID; OPT): cheaper per hit.
+  for (let i = 2; i < HEADER_BYTES; i++) out[i] = v[i]!;
+  let o = start + v.copy(out, start, start + r * size, start + (r + shown) * size);
+  for (let i = tail; i < len; i++) out[o++] = v[i]!;
   return out;
-}
-
-/** Every rotation of `v` (see rotate), rotation r at r × its length, in one buffer off the shared pool. */
-function allRotations(v: Buffer, start: number, count: number, size: number, shown: number): Buffer {
-  const len = start + shown * size + (v.length - start - count * size);
-  const out = Buffer.allocUnsafeSlow(len * count);
-  for (let r = 0; r < count; r++) rotateInto(v, start, count, size, shown, r, out, r * len);
-  return out;
-}
-
-function rotateInto(v: Buffer, start: number, count: number, size: number, shown: number, r: number, out: Buffer, at: number): void {
-  const tail = start + count * size;
-  v.copy(out, at, 0, start);
-  // The window [r, r + shown) wraps around the end at most once: two contiguous runs of records.
-  const first = Math.min(shown, count - r);
-  let o = at + start + v.copy(out, at + start, start + r * size, start + (r + first) * size);
-  if (first < shown) o += v.copy(out, o, start, start + (shown - first) * size);
-  v.copy(out, o, tail);
-  out[at + 6] = shown >> 8;
-  out[at + 7] = shown & 0xff;
 }
 
 /** Fixed SRV fields before the target: type, class, TTL, RDLENGTH (10) after the owner pointer (2), then 6. */
@@ -577,7 +690,7 @@ const POINTER_LIMIT = 0x4000;
  * response whose glue targets could sit past where pointers reach, or a single record that does not fit with
  * its glue (then the precomputed variants decide, answers alone if need be).
  */
-function srvLayout(v: Buffer, start: number, base: readonly Rec[], limit: number, cap: number, edns: boolean): SrvLayout | null {
+function srvLayout(v: Buffer, start: number, base: readonly Rec[], limit: number, cap: number, edns: boolean, arena: Arena | null): SrvLayout | null {
   const n = base.length;
   if (v.readUInt16BE(6) !== n || v.readUInt16BE(8) !== 0 || (v[2]! & 0x02) !== 0) return null;
   const g = v.readUInt16BE(10) - (edns ? 1 : 0);
@@ -640,7 +753,10 @@ function srvLayout(v: Buffer, start: number, base: readonly Rec[], limit: number
     const j = ints[GLUE + i]!;
     if (start + ints[END + i]! - ints[i]! + 2 + ints[TO + j]! - ints[FROM + j]! + tail > limit) return null;
   }
-  return { v, start, n, g, ints, tail, cap, limit };
+  // Kept: the indexes move into the arena too (no ArrayBuffer of their own per entry).
+  const kept = arena === null ? ints : arena.ints(ints.length);
+  if (kept !== ints) kept.set(ints);
+  return { v, start, n, g, ints: kept, tail, cap, limit };
 }
 
 /**
