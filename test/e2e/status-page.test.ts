@@ -13,6 +13,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { ConsulFake } from '../fakes/consul-fake.ts';
 import { requireTool } from './harness.ts';
 
 // A served name must be a DNS label, so markup from the registry reaches the page through what the backend
@@ -101,6 +102,51 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
     } finally {
       await browser?.close();
       await srv?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an unhealthy Consul instance whose service ID carries markup is listed, with its check as the reason, as text (§6.1)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-status-consul-'));
+    const fake = await ConsulFake.start();
+    let srv: TestServer | null = null;
+    let browser: BrowserContext | null = null;
+    try {
+      fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+      fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+      fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
+      fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080 });
+      srv = await startServer(
+        { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
+        { extra: { serveAdmin: true } },
+      );
+      const a = srv.app.adminAddress!;
+      browser = await launch(path.join(dir, 'chromium-profile'));
+      const page = await browser.newPage();
+      page.setDefaultTimeout(HANG_DEADLINE_MS);
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://${a.host}:${a.port}/`);
+      const web = page.locator('#services tr[data-service="web"][data-scope="dc1"]');
+      await web.locator('text=2 healthy').waitFor();
+      assert.equal(await web.locator('.unhealthy').count(), 0);
+
+      // A registry change: web-2's check goes critical, and an instance registered with markup as its ID fails.
+      fake.setCheck('web-2', 'critical');
+      fake.register({ id: HOSTILE, service: 'web', node: 'node-b', port: 9090, checks: [{ id: 'hostile-check', status: 'critical' }] });
+      const down = web.locator('.unhealthy[data-address="10.0.0.2"]');
+      await web.locator('.unhealthy').nth(1).waitFor();
+      assert.match(await web.innerText(), /1 healthy, 2 unhealthy/);
+      const texts = await down.allInnerTexts();
+      assert.ok(texts.includes('10.0.0.2 web-2 unhealthy: check service:web-2 critical'), JSON.stringify(texts));
+      assert.ok(texts.includes(`10.0.0.2 ${HOSTILE} unhealthy: check hostile-check critical`), JSON.stringify(texts));
+      assert.equal(await page.locator('img').count(), 0, 'no element was parsed from registry text');
+      assert.equal(await page.evaluate('typeof window.__pwned'), 'undefined', 'the onerror handler never ran');
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser?.close();
+      await srv?.stop();
+      await fake.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
