@@ -49,6 +49,8 @@ const snap = snapshots[0]!;
 let instances = 0;
 for (const s of snap.services.values()) instances += s.instances.length;
 mark(`synced: ${snap.services.size} services, ${instances} instances (backend tables + informer cache)`);
+// K_HEAPSNAPSHOT=file: a V8 heap snapshot of the synced backend (before the store), to see what its tables hold.
+if (process.env.K_HEAPSNAPSHOT) (await import('node:v8')).writeHeapSnapshot(process.env.K_HEAPSNAPSHOT);
 const store = new (Store as unknown as new (...a: unknown[]) => { register(n: string, t: string, o: (s: string | null) => boolean): void; apply(n: string, s: unknown): void })();
 store.register('kubernetes', 'kubernetes', () => true);
 const ta = performance.now();

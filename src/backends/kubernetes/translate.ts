@@ -1,7 +1,7 @@
 // backends/kubernetes/translate: Kubernetes objects (EndpointSlice, legacy Endpoints) → served endpoints → Service.
 // Pure functions, no I/O. Accepts both raw watch JSON and the client's deserialized objects (same field names).
 
-import type { Instance, Port, Protocol, Service, UnhealthyInstance } from '../../model/service.ts';
+import type { Instance, Port, Service, UnhealthyInstance } from '../../model/service.ts';
 import { sameUnhealthy, sortUnhealthy } from '../../model/service.ts';
 import { canonicalAddress, instanceLabel, isLabel } from '../../model/names.ts';
 
@@ -74,14 +74,18 @@ function translatePorts(raw: unknown): { ports: readonly Port[]; skipped: number
       continue;
     }
     const rawName = (str(p.name) ?? '').toLowerCase();
-    ports.push({ name: rawName !== '' && isLabel(rawName) ? rawName : null, port, protocol: proto.toLowerCase() as Protocol });
+    // The protocol as a constant: one 'tcp' string for every port, not one per port (issue 11 item 4).
+    ports.push({ name: rawName !== '' && isLabel(rawName) ? rawName : null, port, protocol: proto === 'TCP' ? 'tcp' : 'udp' });
   }
   return { ports: sortedPorts(ports), skipped };
 }
 
-/** Ports sorted by portSig and de-duplicated: the order every Instance of this module carries. */
+/**
+ * Ports sorted by portSig and de-duplicated: the order every Instance of this module carries. Always an
+ * exact-size array (a pushed-to array keeps room for 17: 10k slices' port lists cost 1.3 MB more, issue 11 item 4).
+ */
 function sortedPorts(ports: readonly Port[]): readonly Port[] {
-  if (ports.length < 2) return ports;
+  if (ports.length < 2) return ports.slice();
   const bySig = new Map<string, Port>();
   for (const p of ports) bySig.set(portSig(p), p);
   return [...bySig.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, p]) => p);
@@ -89,11 +93,13 @@ function sortedPorts(ports: readonly Port[]): readonly Port[] {
 
 /** address → its port lists (one per subset/slice it appears in) → sorted Instances with merged ports. */
 function toInstances(byAddr: Map<string, { family: 4 | 6; ports: (readonly Port[])[]; name?: string | undefined }>): Instance[] {
-  const out: Instance[] = [];
-  for (const address of [...byAddr.keys()].sort()) {
+  const addresses = [...byAddr.keys()].sort();
+  const out = new Array<Instance>(addresses.length); // exact size: this array is what the Service serves
+  for (let k = 0; k < addresses.length; k++) {
+    const address = addresses[k]!;
     const e = byAddr.get(address)!;
     const ports = e.ports.length === 1 ? e.ports[0]! : sortedPorts(e.ports.flat());
-    out.push(e.name === undefined ? { address, family: e.family, ports, weight: 1, tags: NO_TAGS } : { address, family: e.family, ports, weight: 1, tags: NO_TAGS, name: e.name });
+    out[k] = e.name === undefined ? { address, family: e.family, ports, weight: 1, tags: NO_TAGS } : { address, family: e.family, ports, weight: 1, tags: NO_TAGS, name: e.name };
   }
   return out;
 }
@@ -134,7 +140,7 @@ export function fromEndpointSlice(obj: unknown): Contribution | null {
       if (!byAddr.has(ca.address)) byAddr.set(ca.address, name === null ? { family: ca.family, ports: [ports] } : { family: ca.family, ports: [ports], name });
     }
   }
-  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort(), skipped }, unhealthy, byAddr);
+  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: namesOf(ports).sort().slice(), skipped }, unhealthy, byAddr);
 }
 
 function unhealthyEntry(address: string, name: string | null, reason: string): UnhealthyInstance {
@@ -193,7 +199,7 @@ export function fromEndpoints(obj: unknown): Contribution | null {
     }
     for (const a of arr(subset.notReadyAddresses)) notServed(a, isObj(a) && typeof a.ip === 'string' && canonicalAddress(a.ip) !== null ? REASON_NOT_READY : REASON_NOT_IP);
   }
-  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort(), skipped }, unhealthy, byAddr);
+  return withUnhealthy({ scope, service, endpoints: toInstances(byAddr), portNames: portNames.sort().slice(), skipped }, unhealthy, byAddr);
 }
 
 /**
