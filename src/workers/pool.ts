@@ -186,7 +186,8 @@ export class WorkerPool {
       }, WORKER_START_TIMEOUT_MS);
       w.on('message', (msg: FromWorker) => {
         if (msg.t === 'served') {
-          o.onServed?.(msg.gen, msg.atMs);
+          // The worker's monotonic stamp on this thread's receiptClock: now, minus how long ago it was taken.
+          o.onServed?.(msg.gen, performance.timeOrigin + performance.now() - Number(process.hrtime.bigint() - msg.atNs) / 1e6);
           return;
         }
         if (msg.t !== 'ready') return;

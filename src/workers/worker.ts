@@ -52,11 +52,12 @@ export type FromWorker =
   | { readonly t: 'ready'; readonly addresses: readonly { host: string; port: number }[]; readonly udpReceiveBuffer: UdpReceiveBuffer | null }
   | { readonly t: 'stopped' }
   /**
-   * The first answer from the replica holding the main store's generation `gen` was served at `atMs` (epoch ms,
-   * performance.timeOrigin + now): the main thread observes svcdns_propagation_seconds (Store.served), once per
-   * change however many workers report it.
+   * The first answer from the replica holding the main store's generation `gen` was served at `atNs`
+   * (process.hrtime: the one monotonic clock every thread of the process shares; each thread's timeOrigin is its
+   * own start's wall clock, which a clock step between two starts would set apart): the main thread observes
+   * svcdns_propagation_seconds (Store.served), once per change however many workers report it.
    */
-  | { readonly t: 'served'; readonly gen: number; readonly atMs: number };
+  | { readonly t: 'served'; readonly gen: number; readonly atNs: bigint };
 
 /** How often a worker publishes its cache size into its counter block (ms). */
 const CACHE_GAUGE_INTERVAL_MS = 1000;
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
   const onGeneration = () => {
     if (mainGen <= reportedGen) return;
     reportedGen = mainGen;
-    port.postMessage({ t: 'served', gen: mainGen, atMs: performance.timeOrigin + performance.now() } satisfies FromWorker);
+    port.postMessage({ t: 'served', gen: mainGen, atNs: process.hrtime.bigint() } satisfies FromWorker);
   };
   const processorFor = (answer: AnswerOptions, maxUdp: number) =>
     new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters, onGeneration });
