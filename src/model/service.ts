@@ -56,7 +56,10 @@ export interface Service {
 export interface UnhealthyInstance {
   /** The instance's address as registered (canonical when it is an IP, else the registry's text). */
   readonly address: string;
-  /** The instance's name when it has one (§2.6), for the page. */
+  /**
+   * What names the instance, for the page (display only, never a DNS name): Kubernetes the endpoint's hostname or
+   * Pod, the static file's `id` (§2.6); Consul the service ID as registered, host-name label or not.
+   */
   readonly name?: string | undefined;
   /** Why it is not served: `not ready`, `check web-health critical`, `healthy: false`... Stable per state. */
   readonly reason: string;
