@@ -8,7 +8,7 @@
 
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { configSchema } from '../src/backends/consul/config.ts';
@@ -67,6 +67,8 @@ try {
   await sleep(2000);
   const snap = last as ServiceSnapshot;
   const h1 = heap();
+  // C_HEAPSNAPSHOT=file: a V8 heap snapshot of the synced backend (before the copy and the store).
+  if (process.env.C_HEAPSNAPSHOT) writeHeapSnapshot(process.env.C_HEAPSNAPSHOT);
   const copy = structuredClone([...snap.services.values()]);
   const h2 = heap();
   const served = h2 - h1;

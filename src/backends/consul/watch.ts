@@ -23,10 +23,19 @@ export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
+/**
+ * Something queued for a permit (Semaphore.wait): granted a release function, or null when withdrawn. A
+ * BlockingLoop is one itself, so 10,000 loops queued for a blocking slot hold no Promise, AbortController or
+ * closure each while they wait (issue 11 item 4: those were ~1 KB a loop).
+ */
+export interface SemaphoreWaiter {
+  grant(release: (() => void) | null): void;
+}
+
 /** FIFO counting semaphore. acquire() resolves to a release function, or null when aborted while queued. */
 export class Semaphore {
   #free: number;
-  readonly #queue: { grant: (r: (() => void) | null) => void; signal: AbortSignal; onAbort: () => void }[] = [];
+  readonly #queue: SemaphoreWaiter[] = [];
 
   constructor(size: number) {
     this.#free = size;
@@ -52,20 +61,38 @@ export class Semaphore {
       this.#free--;
       return Promise.resolve(this.#releaser());
     }
-    return new Promise((grant) => {
-      const entry = {
-        grant,
-        signal,
-        onAbort: () => {
-          const i = this.#queue.indexOf(entry);
-          if (i >= 0) this.#queue.splice(i, 1);
-          grant(null);
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        if (this.withdraw(entry)) resolve(null);
+      };
+      const entry: SemaphoreWaiter = {
+        grant: (release) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(release);
         },
       };
-      signal.addEventListener('abort', entry.onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
       if (first) this.#queue.unshift(entry);
       else this.#queue.push(entry);
     });
+  }
+
+  /** Queue `w` for a permit; granted at once (synchronously) when one is free. */
+  wait(w: SemaphoreWaiter): void {
+    if (this.#free > 0) {
+      this.#free--;
+      w.grant(this.#releaser());
+      return;
+    }
+    this.#queue.push(w);
+  }
+
+  /** Take `w` out of the queue; false when it was not queued (already granted). It is not called back. */
+  withdraw(w: SemaphoreWaiter): boolean {
+    const i = this.#queue.indexOf(w);
+    if (i < 0) return false;
+    this.#queue.splice(i, 1);
+    return true;
   }
 
   #releaser(): () => void {
@@ -74,12 +101,8 @@ export class Semaphore {
       if (done) return;
       done = true;
       const next = this.#queue.shift();
-      if (next) {
-        next.signal.removeEventListener('abort', next.onAbort);
-        next.grant(this.#releaser());
-      } else {
-        this.#free++;
-      }
+      if (next) next.grant(this.#releaser());
+      else this.#free++;
     };
   }
 }
@@ -98,6 +121,17 @@ export class TokenBucket {
     this.#now = now;
     this.#tokens = capacity;
     this.#last = now();
+  }
+
+  /** Take a token if one is available now (no waiting, no allocation). */
+  tryTake(): boolean {
+    if (this.#intervalMs <= 0) return true;
+    const t = this.#now();
+    this.#tokens = Math.min(this.#capacity, this.#tokens + (t - this.#last) / this.#intervalMs);
+    this.#last = t;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 
   /** Take a token; resolves when one is available (false when aborted). */
@@ -152,16 +186,23 @@ export interface LoopOptions {
  *   we hold, and a blocking query on it would wait, and then report "no change", for ever (issue 10 #13). A
  *   blocking query whose connection is reset is re-sent at once by http.ts as such a fresh read (`reread`).
  */
-export class BlockingLoop {
+export class BlockingLoop implements SemaphoreWaiter {
   readonly #o: LoopOptions;
-  readonly #abort = new AbortController();
   readonly #bucket: TokenBucket;
   readonly #backoff: Backoff;
   #index = 0;
   #running = false;
   #poked = false;
   #holdingBlocking = false;
-  #queueAbort: AbortController | null = null;
+  #stopped = false;
+  /**
+   * Aborts what the loop awaits now (a request, a sleep) on stop(). Made per operation, not once per loop: a loop
+   * queued for a slot holds none (10,000 loops each held a controller, its signal and the signal's listener map).
+   */
+  #inflight: AbortController | null = null;
+  /** The pool this loop is queued in, and the resolver of that wait (this loop is the queue entry itself). */
+  #queuedIn: Semaphore | null = null;
+  #slot: ((release: (() => void) | null) => void) | null = null;
   /** Requests sent with index 0 — exposed for tests. */
   zeroIndexRequests = 0;
 
@@ -176,7 +217,7 @@ export class BlockingLoop {
   }
 
   get stopped(): boolean {
-    return this.#abort.signal.aborted;
+    return this.#stopped;
   }
 
   /** A blocking query of this loop is in flight: Consul itself answers it when the resource changes. */
@@ -191,8 +232,10 @@ export class BlockingLoop {
   }
 
   stop(): void {
-    this.#abort.abort();
-    this.#queueAbort?.abort(); // a loop queued for a slot leaves the queue
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#inflight?.abort();
+    this.#leaveQueue(); // a loop queued for a slot leaves the queue
   }
 
   /**
@@ -201,40 +244,73 @@ export class BlockingLoop {
    * turn. A loop holding a blocking query needs nothing: Consul wakes it, or the next query returns at once.
    */
   poke(): void {
-    if (this.#index === 0 || this.stopped) return; // its next request is an immediate read anyway
+    if (this.#index === 0 || this.#stopped) return; // its next request is an immediate read anyway
     if (this.#holdingBlocking) return; // Consul answers the held query when the resource changes
     this.#poked = true;
-    this.#queueAbort?.abort();
+    if (this.#queuedIn === this.#o.pools.blocking) this.#leaveQueue();
+  }
+
+  /** Semaphore callback: the permit this loop queued for (null: it left the queue). */
+  grant(release: (() => void) | null): void {
+    const slot = this.#slot;
+    this.#slot = null;
+    this.#queuedIn = null;
+    if (slot !== null) slot(release);
+    else release?.(); // nobody waits for it any more: hand it on
+  }
+
+  /** Wait for a permit of `pool`; null when stop() or poke() took the loop out of the queue. */
+  #permit(pool: Semaphore): Promise<(() => void) | null> {
+    return new Promise((resolve) => {
+      this.#slot = resolve;
+      this.#queuedIn = pool;
+      pool.wait(this);
+    });
+  }
+
+  #leaveQueue(): void {
+    const pool = this.#queuedIn;
+    if (pool !== null && pool.withdraw(this)) this.grant(null);
+  }
+
+  /** A signal for the next await, aborted by stop(). */
+  #signal(): AbortSignal {
+    const c = new AbortController();
+    this.#inflight = c;
+    if (this.#stopped) c.abort();
+    return c.signal;
+  }
+
+  async #sleep(ms: number): Promise<boolean> {
+    const ok = await sleep(ms, this.#signal());
+    this.#inflight = null;
+    return ok && !this.#stopped;
   }
 
   async #run(): Promise<void> {
-    const signal = this.#abort.signal;
     let lastSentZero = false;
     let haveToken = false;
-    while (!signal.aborted) {
-      if (!haveToken && !(await this.#bucket.take(signal))) return;
+    while (!this.#stopped) {
+      if (!haveToken && !this.#bucket.tryTake()) {
+        const ok = await this.#bucket.take(this.#signal());
+        this.#inflight = null;
+        if (!ok || this.#stopped) return;
+      }
       haveToken = false;
       // A poked read sends index 1 ("always safe", blocking.mdx): immediate on any live cluster, never index 0.
       const pokeRead = this.#poked && this.#index > 0;
       this.#poked = false;
       const sent = pokeRead ? 1 : this.#index;
       const blocking = sent > 0 && !pokeRead;
-      let release: (() => void) | null;
-      if (blocking) {
-        const qa = new AbortController();
-        this.#queueAbort = qa;
-        // One controller, not AbortSignal.any([signal, qa.signal]): 10,000 queued loops each held a composite
-        // signal and its listeners (stop() aborts qa too).
-        release = await this.#o.pools.blocking.acquire(qa.signal);
-        this.#queueAbort = null;
-        if (release === null) {
-          if (signal.aborted) return;
-          haveToken = true; // poked while queued: go round again and read at once, same token
-          continue;
-        }
-      } else {
-        release = await this.#o.pools.fetch.acquire(signal);
-        if (release === null) return;
+      const release = await this.#permit(blocking ? this.#o.pools.blocking : this.#o.pools.fetch);
+      if (release === null) {
+        if (this.#stopped) return;
+        haveToken = true; // poked while queued: go round again and read at once, same token
+        continue;
+      }
+      if (this.#stopped) {
+        release();
+        return;
       }
       let reply: ConsulReply;
       try {
@@ -245,20 +321,22 @@ export class BlockingLoop {
         if (sent === 0) this.zeroIndexRequests++;
         lastSentZero = sent === 0;
         this.#holdingBlocking = blocking;
-        reply = await this.#o.http.get(this.#o.path, { query, timeoutMs, signal });
+        reply = await this.#o.http.get(this.#o.path, { query, timeoutMs, signal: this.#signal() });
+        this.#inflight = null;
         this.#holdingBlocking = false;
       } catch (e) {
+        this.#inflight = null;
         this.#holdingBlocking = false;
         release();
-        if (e instanceof AbortedError || signal.aborted) return;
+        if (e instanceof AbortedError || this.#stopped) return;
         // Whatever answers next may not be the agent that gave us this index (see the class comment).
         this.#index = 0;
         await this.#o.onError(asBackendError(e));
-        if (!(await sleep(this.#backoff.next(), signal))) return;
+        if (!(await this.#sleep(this.#backoff.next()))) return;
         continue;
       }
       release();
-      if (signal.aborted) return;
+      if (this.#stopped) return;
 
       const got = reply.index;
       let changed: boolean;
@@ -283,12 +361,12 @@ export class BlockingLoop {
         try {
           this.#o.onData(reply);
         } catch (e) {
-          if (signal.aborted) return;
+          if (this.#stopped) return;
           // Unusable data: re-read after a backoff rather than block on an index we did not apply (index 1 is
           // always safe and never blocks on a live cluster, so a 0 is not sent twice in a row).
           this.#index = lastSentZero ? 1 : 0;
           await this.#o.onError(asBackendError(e));
-          if (!(await sleep(this.#backoff.next(), signal))) return;
+          if (!(await this.#sleep(this.#backoff.next()))) return;
           continue;
         }
       }
