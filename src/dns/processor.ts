@@ -182,18 +182,20 @@ const A_RECORD_BYTES = 16;
 const AAAA_RECORD_BYTES = 28;
 const OPT_RECORD_BYTES = 11;
 /**
- * What the cache really holds per entry (issue 11 #4, #6), fitted to bench/miss-cost.ts (V8 heap plus Buffer
- * memory after a full GC, Node 24 x64, names asked among hits on other names as a server sees them): the
- * NameEntry with its slots array, the LRU's node and the hash in the index; per slot, the Slot object; per
- * Buffer, its view object (the bytes themselves sit in the arena, counted once, rounded to 8); per SRV layout,
- * the object and its Int32Array view (4 bytes an index); per dependency key, the key string and its place in
- * the index.
+ * What the cache really holds per entry (issue 11 #4, #6), fitted to the V8 heap plus Buffer memory after a full
+ * GC (bench/miss-cost.ts and heap snapshots, Node 24 x64, no pointer compression: 8 bytes a field), names asked
+ * twice among hits on another name as a server holds them; A, AAAA NODATA, NXDOMAIN, SRV and three-slot
+ * entries within ±4 % of the heap measure (a heap snapshot puts single-slot entries ~10 % lower): the NameEntry,
+ * its slots array and the LRU's node (its share of lru-cache's arrays and Map, the hash a heap number); per
+ * slot, the Slot object (112 B); per Buffer, its view object (~104 B; the bytes sit in the arena, counted at
+ * their length rounded to 8); per SRV layout, the object and its Int32Array view (its indexes counted as arena
+ * bytes); per dependency key, the string and the index's entry for the name.
  */
-const ENTRY_BYTES = 360;
-const SLOT_BYTES = 300;
-const BUFFER_BYTES = 160;
-const SRV_LAYOUT_BYTES = 220;
-const DEP_BYTES = 280;
+const ENTRY_BYTES = 245;
+const SLOT_BYTES = 215;
+const BUFFER_BYTES = 100;
+const SRV_LAYOUT_BYTES = 210;
+const DEP_BYTES = 90;
 /**
  * Slots kept per name: types × the four size classes (no EDNS, and EDNS at 512, 1232 or maxUdpPayload), room for
  * eight types. More is a client iterating over types, not a hot name.
