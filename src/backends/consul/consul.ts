@@ -17,22 +17,55 @@ import { resolveAccess } from './config.ts';
 import type { ConsulReply } from './http.ts';
 import { AbortedError, ConsulHttp } from './http.ts';
 import { makeService, sameServed, translateHealth } from './translate.ts';
-import type { LoopPools } from './watch.ts';
+import type { LoopHandler, LoopOptions, LoopPools } from './watch.ts';
 import { BlockingLoop, Semaphore, sleep } from './watch.ts';
 import { SnapshotMap } from '../snapshot-map.ts';
 
 /** Bound on remembered "warn once" keys, so churn of bad names cannot grow memory without limit. */
 const MAX_WARNED_KEYS = 10_000;
 
-interface ServiceWatch {
+/** What a service watch reports to: the backend's handlers, one object for every watch. */
+interface WatchHooks {
+  health(dc: Datacenter, name: string, w: ServiceWatch, reply: ConsulReply): void;
+  ok(key: object): void;
+  fail(key: object, err: BackendError): Promise<void>;
+}
+
+/** One service's health watch. Its own loop handler, so 10,000 watches hold no closures each (issue 11 item 4). */
+class ServiceWatch implements LoopHandler {
+  readonly #dc: Datacenter;
+  readonly #hooks: WatchHooks;
+  /** Scope name (lowercase label). */
+  readonly name: string;
   /** Name as Consul spells it (path segment). */
   readonly consulName: string;
   readonly loop: BlockingLoop;
-  service: Service | null;
+  service: Service | null = null;
   /** Nodes with an instance of this service (healthy or not), for node-level check hints. */
-  nodes: string[];
+  nodes: string[] = [];
   /** The catalog reply that last listed this service (Datacenter.catalogGen), to find removed ones without a set. */
   listed: number;
+
+  constructor(dc: Datacenter, name: string, consulName: string, listed: number, hooks: WatchHooks, opts: LoopOptions, query: Readonly<Record<string, string | undefined>>) {
+    this.#dc = dc;
+    this.#hooks = hooks;
+    this.name = name;
+    this.consulName = consulName;
+    this.listed = listed;
+    this.loop = new BlockingLoop(opts, `/v1/health/service/${encodeURIComponent(consulName)}`, query, this);
+  }
+
+  onData(reply: ConsulReply): void {
+    this.#hooks.health(this.#dc, this.name, this, reply);
+  }
+
+  onOk(): void {
+    this.#hooks.ok(this.loop);
+  }
+
+  onError(err: BackendError): Promise<void> {
+    return this.#hooks.fail(this.loop, err);
+  }
 }
 
 interface Datacenter {
@@ -46,8 +79,11 @@ interface Datacenter {
   catalogGen: number;
   /** Scope name (lowercase label) → watch. */
   readonly watches: Map<string, ServiceWatch>;
-  /** Node → services with an instance there (for hints from node-level checks such as serfHealth). */
-  readonly nodeServices: Map<string, Set<string>>;
+  /**
+   * Node → services with an instance there (for hints from node-level checks such as serfHealth). Arrays, not
+   * Sets: 1,000 nodes × 100 services each cost 0.8 MB as arrays, 2.5 MB as Sets (issue 11 item 4).
+   */
+  readonly nodeServices: Map<string, string[]>;
   /** Change hints while watches outnumber blocking slots: a watch on the non-passing checks. */
   hint: BlockingLoop | null;
   hintPrev: Set<string> | null;
@@ -125,6 +161,29 @@ export class ConsulBackend implements Backend {
 
   /** Per-datacenter time (this.#now, ms) of the catalog watch's last completed request. */
   readonly #catalogReplyMs = new Map<string, number>();
+
+  /** The handlers every service watch reports to (one object, not three closures per watch). */
+  readonly #hooks: WatchHooks = {
+    health: (dc, name, w, reply) => this.#onHealth(dc, name, w, reply),
+    ok: (key) => this.#ok(key),
+    fail: (key, err) => this.#fail(key, err),
+  };
+  /** Loop options by kind for the current HTTP client: service watches share one object, catalog and hint watches another. */
+  #loopOpts: { readonly http: ConsulHttp; readonly service: LoopOptions; readonly control: LoopOptions } | null = null;
+  readonly #healthQueries = new Map<Datacenter, Readonly<Record<string, string | undefined>>>();
+
+  #loopOptions(http: ConsulHttp, kind: 'service' | 'control'): LoopOptions {
+    if (this.#loopOpts?.http !== http) {
+      const common = { http, requestTimeoutMs: this.#cfg.requestTimeoutMs, minIntervalMs: this.#cfg.minWatchIntervalMs, now: this.#now, random: this.#random };
+      this.#loopOpts = {
+        http,
+        service: { ...common, pools: this.#pools },
+        // Catalog and hint loops never queue behind the service watches.
+        control: { ...common, pools: { fetch: this.#catalogPool, blocking: this.#catalogPool, waitSeconds: () => this.#cfg.waitSeconds } },
+      };
+    }
+    return this.#loopOpts[kind];
+  }
 
   /** Scrape-time gauges over the watch loops (BackendContext.metrics; nothing on any request path). */
   #registerMetrics(ctx: BackendContext): void {
@@ -249,15 +308,7 @@ export class ConsulBackend implements Backend {
       hintPrev: null,
       sweeping: false,
       sweepAgain: false,
-      catalog: new BlockingLoop({
-        http,
-        path: '/v1/catalog/services',
-        query,
-        pools: { fetch: this.#catalogPool, blocking: this.#catalogPool, waitSeconds: () => this.#cfg.waitSeconds },
-        requestTimeoutMs: this.#cfg.requestTimeoutMs,
-        minIntervalMs: this.#cfg.minWatchIntervalMs,
-        now: this.#now,
-        random: this.#random,
+      catalog: new BlockingLoop(this.#loopOptions(http, 'control'), '/v1/catalog/services', query, {
         onData: (r) => this.#onCatalog(dc, r),
         onOk: () => {
           this.#catalogReplyMs.set(scope, this.#now());
@@ -342,27 +393,12 @@ export class ConsulBackend implements Backend {
 
   #startServiceWatch(dc: Datacenter, name: string, consulName: string, listed: number): void {
     if (this.#stopped) return;
-    const w: ServiceWatch = {
-      consulName,
-      service: null,
-      nodes: [],
-      listed,
-      loop: new BlockingLoop({
-        http: this.#http!,
-        path: `/v1/health/service/${encodeURIComponent(consulName)}`,
-        // onlyPassing: Consul drops instances with any non-passing check itself (smaller replies); translate
-        // applies the same rule again, so the result does not depend on the server honouring it.
-        query: { dc: dc.dcParam, passing: this.#cfg.onlyPassing ? '' : undefined },
-        pools: this.#pools,
-        requestTimeoutMs: this.#cfg.requestTimeoutMs,
-        minIntervalMs: this.#cfg.minWatchIntervalMs,
-        now: this.#now,
-        random: this.#random,
-        onData: (r) => this.#onHealth(dc, name, w, r),
-        onOk: () => this.#ok(w.loop),
-        onError: (e) => this.#fail(w.loop, e),
-      }),
-    };
+    // onlyPassing: Consul drops instances with any non-passing check itself (smaller replies); translate applies
+    // the same rule again, so the result does not depend on the server honouring it. One query object per
+    // datacenter, shared by its watches.
+    let query = this.#healthQueries.get(dc);
+    if (query === undefined) this.#healthQueries.set(dc, (query = { dc: dc.dcParam, passing: this.#cfg.onlyPassing ? '' : undefined }));
+    const w = new ServiceWatch(dc, name, consulName, listed, this.#hooks, this.#loopOptions(this.#http!, 'service'), query);
     dc.watches.set(name, w);
     w.loop.start();
   }
@@ -386,7 +422,8 @@ export class ConsulBackend implements Backend {
     this.#setNodes(dc, name, w, t.nodes);
     // Same served data: keep the object (the store diffs by identity).
     if (w.service !== null && sameServed(w.service, t.instances, this.#cfg.ttlSeconds, t.knownTags, t.unhealthy)) return;
-    w.service = makeService(name, dc.scope, t.instances, this.#cfg.ttlSeconds, t.knownTags, t.unhealthy, w.service);
+    // An exact-size copy: the translated array was pushed to (room for 17); this one is what the store serves.
+    w.service = makeService(name, dc.scope, t.instances.slice(), this.#cfg.ttlSeconds, t.knownTags, t.unhealthy, w.service);
     this.#pending.set(serviceKey(dc.scope, name), w.service);
     this.#receivedAt ??= reply.receivedAtMs ?? null;
     this.#dirty = true;
@@ -396,16 +433,17 @@ export class ConsulBackend implements Backend {
   #setNodes(dc: Datacenter, name: string, w: ServiceWatch, nodes: string[]): void {
     if (nodes.length === w.nodes.length && nodes.every((n, i) => n === w.nodes[i])) return;
     for (const n of w.nodes) {
-      const set = dc.nodeServices.get(n);
-      set?.delete(name);
-      if (set?.size === 0) dc.nodeServices.delete(n);
+      const list = dc.nodeServices.get(n);
+      const i = list?.indexOf(name) ?? -1;
+      if (i >= 0) list!.splice(i, 1);
+      if (list?.length === 0) dc.nodeServices.delete(n);
     }
     for (const n of nodes) {
-      let set = dc.nodeServices.get(n);
-      if (!set) dc.nodeServices.set(n, (set = new Set()));
-      set.add(name);
+      const list = dc.nodeServices.get(n);
+      if (!list) dc.nodeServices.set(n, [name]);
+      else if (!list.includes(name)) list.push(name);
     }
-    w.nodes = nodes;
+    w.nodes = nodes.slice(); // exact size: it stays for the life of the watch
   }
 
   // ---- hints: when watches outnumber blocking slots, most of them wait their turn for a slot; a blocking watch
@@ -420,15 +458,7 @@ export class ConsulBackend implements Backend {
     const want = watches > this.#blockingSlots;
     for (const dc of this.#dcs.values()) {
       if (want && dc.hint === null) {
-        const hint: BlockingLoop = new BlockingLoop({
-          http: this.#http!,
-          path: '/v1/health/state/any',
-          query: { dc: dc.dcParam, filter: 'Status != "passing"' },
-          pools: { fetch: this.#catalogPool, blocking: this.#catalogPool, waitSeconds: () => this.#cfg.waitSeconds },
-          requestTimeoutMs: this.#cfg.requestTimeoutMs,
-          minIntervalMs: this.#cfg.minWatchIntervalMs,
-          now: this.#now,
-          random: this.#random,
+        const hint: BlockingLoop = new BlockingLoop(this.#loopOptions(this.#http!, 'control'), '/v1/health/state/any', { dc: dc.dcParam, filter: 'Status != "passing"' }, {
           onData: (r) => this.#onHint(dc, r),
           onOk: () => {},
           // Hints only speed things up: their failure is logged, never turns the backend stale.

@@ -159,20 +159,23 @@ export interface LoopPools {
   readonly waitSeconds: () => number;
 }
 
+/** What loops of one kind share (one object for 10,000 service watches, not one each: issue 11 item 4). */
 export interface LoopOptions {
   readonly http: ConsulHttp;
-  readonly path: string;
-  readonly query: Readonly<Record<string, string | undefined>>;
   readonly pools: LoopPools;
   readonly requestTimeoutMs: number;
   readonly minIntervalMs: number;
   readonly now: () => number;
   readonly random?: () => number;
+}
+
+/** What one loop reports to. A service watch is its own handler (no closures per loop). */
+export interface LoopHandler {
   /** Data that may have changed (new index, or index reset). Throwing a BackendError counts as a failure. */
-  readonly onData: (reply: ConsulReply) => void;
+  onData(reply: ConsulReply): void;
   /** A request completed (with or without change): the source is reachable again. */
-  readonly onOk: () => void;
-  readonly onError: (err: BackendError) => void | Promise<void>;
+  onOk(): void;
+  onError(err: BackendError): void | Promise<void>;
 }
 
 /**
@@ -188,8 +191,12 @@ export interface LoopOptions {
  */
 export class BlockingLoop implements SemaphoreWaiter {
   readonly #o: LoopOptions;
+  readonly #path: string;
+  readonly #query: Readonly<Record<string, string | undefined>>;
+  readonly #h: LoopHandler;
   readonly #bucket: TokenBucket;
-  readonly #backoff: Backoff;
+  /** Made at the first failure: most loops never fail, and 10,000 of them need no Backoff each. */
+  #backoff: Backoff | null = null;
   #index = 0;
   #running = false;
   #poked = false;
@@ -206,10 +213,17 @@ export class BlockingLoop implements SemaphoreWaiter {
   /** Requests sent with index 0 — exposed for tests. */
   zeroIndexRequests = 0;
 
-  constructor(opts: LoopOptions) {
+  constructor(opts: LoopOptions, path: string, query: Readonly<Record<string, string | undefined>>, handler: LoopHandler) {
     this.#o = opts;
+    this.#path = path;
+    this.#query = query;
+    this.#h = handler;
     this.#bucket = new TokenBucket(2, opts.minIntervalMs, opts.now);
-    this.#backoff = new Backoff(opts.random ? { random: opts.random } : {});
+  }
+
+  #nextBackoff(): number {
+    this.#backoff ??= new Backoff(this.#o.random ? { random: this.#o.random } : {});
+    return this.#backoff.next();
   }
 
   get index(): number {
@@ -287,6 +301,25 @@ export class BlockingLoop implements SemaphoreWaiter {
     return ok && !this.#stopped;
   }
 
+  /** One request (its query object lives in this frame, which ends, not in #run's, which waits for minutes). */
+  #request(sent: number, blocking: boolean, pokeRead: boolean): Promise<ConsulReply> {
+    const waitS = blocking ? this.#o.pools.waitSeconds() : pokeRead ? 1 : 0;
+    // Consul adds up to wait/16 of jitter; beyond wait + wait/16 + requestTimeoutMs the request is hung.
+    const timeoutMs = waitS * 1000 + Math.ceil((waitS * 1000) / 16) + this.#o.requestTimeoutMs;
+    const query = sent > 0 ? { ...this.#query, index: String(sent), wait: `${waitS}s` } : this.#query;
+    return this.#o.http.get(this.#path, { query, timeoutMs, signal: this.#signal() });
+  }
+
+  /** Hand a changed reply to onData; the BackendError it threw, or null. */
+  #deliver(reply: ConsulReply): BackendError | null {
+    try {
+      this.#h.onData(reply);
+      return null;
+    } catch (e) {
+      return asBackendError(e);
+    }
+  }
+
   async #run(): Promise<void> {
     let lastSentZero = false;
     let haveToken = false;
@@ -312,16 +345,12 @@ export class BlockingLoop implements SemaphoreWaiter {
         release();
         return;
       }
-      let reply: ConsulReply;
+      let reply: ConsulReply | null;
       try {
-        const waitS = blocking ? this.#o.pools.waitSeconds() : pokeRead ? 1 : 0;
-        // Consul adds up to wait/16 of jitter; beyond wait + wait/16 + requestTimeoutMs the request is hung.
-        const timeoutMs = waitS * 1000 + Math.ceil((waitS * 1000) / 16) + this.#o.requestTimeoutMs;
-        const query = sent > 0 ? { ...this.#o.query, index: String(sent), wait: `${waitS}s` } : this.#o.query;
         if (sent === 0) this.zeroIndexRequests++;
         lastSentZero = sent === 0;
         this.#holdingBlocking = blocking;
-        reply = await this.#o.http.get(this.#o.path, { query, timeoutMs, signal: this.#signal() });
+        reply = await this.#request(sent, blocking, pokeRead);
         this.#inflight = null;
         this.#holdingBlocking = false;
       } catch (e) {
@@ -331,8 +360,8 @@ export class BlockingLoop implements SemaphoreWaiter {
         if (e instanceof AbortedError || this.#stopped) return;
         // Whatever answers next may not be the agent that gave us this index (see the class comment).
         this.#index = 0;
-        await this.#o.onError(asBackendError(e));
-        if (!(await this.#sleep(this.#backoff.next()))) return;
+        await this.#h.onError(asBackendError(e));
+        if (!(await this.#sleep(this.#nextBackoff()))) return;
         continue;
       }
       release();
@@ -357,21 +386,21 @@ export class BlockingLoop implements SemaphoreWaiter {
       }
       if (this.#index <= 0 && lastSentZero) this.#index = 1;
 
-      if (changed) {
-        try {
-          this.#o.onData(reply);
-        } catch (e) {
-          if (this.#stopped) return;
-          // Unusable data: re-read after a backoff rather than block on an index we did not apply (index 1 is
-          // always safe and never blocks on a live cluster, so a 0 is not sent twice in a row).
-          this.#index = lastSentZero ? 1 : 0;
-          await this.#o.onError(asBackendError(e));
-          if (!(await this.#sleep(this.#backoff.next()))) return;
-          continue;
-        }
+      const failure = changed ? this.#deliver(reply) : null;
+      // The suspended frame of this loop keeps its variables while it waits its turn for a slot (minutes, at 10k
+      // services): hold no reply there, or 10k loops keep 10k parsed responses (issue 11 item 4).
+      reply = null;
+      if (failure !== null) {
+        if (this.#stopped) return;
+        // Unusable data: re-read after a backoff rather than block on an index we did not apply (index 1 is
+        // always safe and never blocks on a live cluster, so a 0 is not sent twice in a row).
+        this.#index = lastSentZero ? 1 : 0;
+        await this.#h.onError(failure);
+        if (!(await this.#sleep(this.#nextBackoff()))) return;
+        continue;
       }
-      this.#backoff.reset();
-      this.#o.onOk();
+      this.#backoff?.reset();
+      this.#h.onOk();
     }
   }
 }
