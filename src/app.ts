@@ -18,7 +18,7 @@ import { QueryLog } from './observability/query-log.ts';
 import { type DnsMetrics, QueryProcessor } from './dns/processor.ts';
 import { DnsServer, type BoundAddress } from './dns/server.ts';
 import { StoreReplicator } from './store/replication.ts';
-import { Store } from './store/store.ts';
+import { STAGE_FIRST_SYNC_OVER, Store } from './store/store.ts';
 import { WorkerPool } from './workers/pool.ts';
 import type { LogLevel } from './observability/logger.ts';
 
@@ -70,7 +70,7 @@ export interface App {
 export async function startApp(opts: AppOptions): Promise<App> {
   const { config, logger } = opts;
   const now = opts.now ?? Date.now;
-  const store = new Store({ now });
+  const store = new Store({ now, stageFirstSyncOver: STAGE_FIRST_SYNC_OVER }); // a 10k first sync: short turns (issue 11 #2)
   const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
   const metrics = new Metrics({ store, logger, now, domains: config.domains, tcpMaxConnections: config.tcp.maxConnections * Math.max(1, workerCount) });
   const answerer = answererFor(store, config);

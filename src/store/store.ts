@@ -49,7 +49,21 @@ export interface BackendStatus {
 export interface StoreOptions {
   /** Injected clock (epoch ms). */
   now?: () => number;
+  /**
+   * A backend's first snapshot with at least this many services is folded in over several event-loop turns (see
+   * "Staged first sync" below) instead of one: 10k services × 10 took one 300-700 ms turn. The server's store
+   * (app.ts) uses STAGE_FIRST_SYNC_OVER. Default Infinity: every snapshot is folded in within the call (replicas,
+   * tests and benches that read the store right after apply()).
+   */
+  stageFirstSyncOver?: number;
+  /** Longest stretch (ms) of a staged first sync before it yields to the event loop. Default 8. */
+  stageTurnBudgetMs?: number;
 }
+
+/** StoreOptions.stageFirstSyncOver for the server's store (services). */
+export const STAGE_FIRST_SYNC_OVER = 5_000;
+/** StoreOptions.stageTurnBudgetMs default. */
+export const STAGE_TURN_BUDGET_MS = 8;
 
 interface BackendEntry {
   readonly name: string;
@@ -67,6 +81,14 @@ interface BackendEntry {
 }
 
 const EMPTY_MAP: ReadonlyMap<string, Service> = new Map();
+
+/** A staged first sync in progress: the backend's services, folded in order up to `next`. */
+interface Staging {
+  readonly entry: BackendEntry;
+  readonly todo: readonly Service[];
+  next: number;
+  readonly defaultScope: string | null;
+}
 
 export type StoreListener = (generation: number) => void;
 
@@ -112,9 +134,23 @@ export class Store {
   /** The change keys of the last generations: entry i is generation #logFirst + i. */
   readonly #log: (ReadonlySet<string> | null)[] = [];
   #logFirst = 1;
+  readonly #stageOver: number;
+  readonly #stageBudgetMs: number;
+  /**
+   * Staged first sync (issue 11 item 2): a backend's first big snapshot is folded in a few ms at a time. Until the
+   * last service is in, the backend stays `syncing`, so every name it could own answers either from the data
+   * folded so far or SERVFAIL (§5.4, as before its first snapshot), never NXDOMAIN; each name goes from its old
+   * answer straight to its new one (one service's recompute is one synchronous step). No generation moves while
+   * it runs, so cached answers stay those of the old view; the end marks the backend synced and drops them all.
+   * Every mutation first completes a staged sync in the same call (finishStaging), so nothing ever merges
+   * against half-folded indexes.
+   */
+  #staging: Staging | null = null;
 
   constructor(opts: StoreOptions = {}) {
     this.#now = opts.now ?? Date.now;
+    this.#stageOver = opts.stageFirstSyncOver ?? Infinity;
+    this.#stageBudgetMs = opts.stageTurnBudgetMs ?? STAGE_TURN_BUDGET_MS;
     // Seconds since the epoch at start, plus one per change: grows with the data, also across restarts (§1.3).
     this.#serialBase = Math.floor(this.#now() / 1000);
   }
@@ -223,6 +259,7 @@ export class Store {
 
   /** Declare a backend before it reports; until its first snapshot, names it could own answer SERVFAIL (§5.4). */
   register(name: string, type: string, ownsScope: (scope: string | null) => boolean, claim?: () => ScopeClaim): void {
+    this.finishStaging();
     if (this.#backends.has(name)) throw new Error(`backend ${name} registered twice`);
     this.#backends.set(name, {
       name,
@@ -245,6 +282,7 @@ export class Store {
 
   /** Drop a backend and everything it served (config reload removed it). */
   unregister(name: string): void {
+    this.finishStaging();
     const entry = this.#backends.get(name);
     if (!entry) return;
     if (entry.snapshot) this.apply(name, { services: EMPTY_MAP, defaultScope: null });
@@ -268,6 +306,7 @@ export class Store {
 
   /** The identity half of replace() (replicas receive it as its own message, followed by the apply). */
   retarget(name: string, type: string, ownsScope: (scope: string | null) => boolean, claim?: () => ScopeClaim): void {
+    this.finishStaging();
     const entry = this.#backends.get(name);
     if (!entry) throw new Error(`unknown backend ${name}`);
     this.#backends.set(name, { ...entry, type, ownsScope, claim });
@@ -292,11 +331,16 @@ export class Store {
   }
 
   #apply(name: string, snapshot: ServiceSnapshot, before: ReadonlyMap<string, Service> | null): void {
+    this.finishStaging();
     const entry = this.#backends.get(name);
     if (!entry) throw new Error(`unknown backend ${name}`);
     this.#emit({ kind: 'apply', name, snapshot });
     const prev = entry.snapshot;
     entry.snapshot = snapshot;
+    if (prev === null && entry.state === 'syncing' && snapshot.services.size >= this.#stageOver) {
+      this.#stage(entry, snapshot);
+      return;
+    }
     if (entry.state === 'syncing') this.#changes = null; // its names stop answering SERVFAIL (§5.4)
     if (entry.state === 'syncing') this.#unsynced--;
     if (entry.state !== 'synced') entry.sinceMs = this.#now();
@@ -351,11 +395,67 @@ export class Store {
     this.#bump();
   }
 
+  /** Begin a staged first sync (see #staging): the backend stays `syncing` until its last service is folded in. */
+  #stage(entry: BackendEntry, snapshot: ServiceSnapshot): void {
+    entry.lastError = null;
+    let instances = 0;
+    const todo: Service[] = [];
+    for (const svc of snapshot.services.values()) {
+      todo.push(svc);
+      instances += svc.instances.length;
+    }
+    entry.instances = instances;
+    this.#changes = null; // its names stop answering SERVFAIL at the end (§5.4): every cached answer goes then
+    const staging = { entry, todo, next: 0, defaultScope: snapshot.defaultScope };
+    this.#staging = staging;
+    this.#stageStep(staging);
+  }
+
+  /** Fold services for up to stageTurnBudgetMs, then continue after the I/O queued meanwhile (DNS queries). */
+  #stageStep(staging: Staging): void {
+    if (this.#staging !== staging) return; // finished (or superseded) meanwhile
+    const t0 = performance.now();
+    const { todo, defaultScope } = staging;
+    while (staging.next < todo.length) {
+      const svc = todo[staging.next++]!;
+      this.#recomputeScoped(svc.scope, svc.name);
+      if (svc.scope === defaultScope) this.#recomputeUnscoped(svc.name);
+      if ((staging.next & 63) === 0 && performance.now() - t0 >= this.#stageBudgetMs && staging.next < todo.length) {
+        setImmediate(() => this.#stageStep(staging));
+        return;
+      }
+    }
+    this.#staging = null;
+    const entry = staging.entry;
+    this.#unsynced--;
+    entry.state = 'synced';
+    entry.sinceMs = entry.lastSyncMs = this.#now();
+    this.#changes = null;
+    this.#bump();
+  }
+
+  /**
+   * Complete a staged first sync now, in this call (every mutation does first; tests and shutdown may too). A
+   * no-op when none runs.
+   */
+  finishStaging(): void {
+    const staging = this.#staging;
+    if (staging === null) return;
+    const { todo, defaultScope } = staging;
+    while (staging.next < todo.length) {
+      const svc = todo[staging.next++]!;
+      this.#recomputeScoped(svc.scope, svc.name);
+      if (svc.scope === defaultScope) this.#recomputeUnscoped(svc.name);
+    }
+    this.#stageStep(staging); // nothing left: marks it synced and bumps
+  }
+
   /**
    * A backend failed after (or before) syncing: keep its data, mark it stale (§6.3) or still syncing.
    * `staleSinceMs`: when this is the continuation of an earlier staleness (the supervisor knows), its start.
    */
   fail(name: string, error: { code: string; message: string }, staleSinceMs?: number): void {
+    this.finishStaging();
     const entry = this.#backends.get(name);
     if (!entry) return;
     entry.lastError = { code: error.code, message: error.message };
@@ -373,6 +473,7 @@ export class Store {
 
   /** Answers may have changed for a reason outside the data (a replica's claim update): drop cached answers. */
   invalidate(): void {
+    this.finishStaging();
     this.#changes = null;
     this.#bump();
   }

@@ -136,3 +136,61 @@ describe('store: compact indexes (issue 11 item 4)', () => {
     assert.ok(!st.hasReverseBelow('0.0.10.in-addr.arpa') && !st.hasReverseBelow('10.in-addr.arpa') && !st.hasReverseBelow('in-addr.arpa'));
   });
 });
+
+describe('store: staged first sync (issue 11 item 2)', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, k) => svc(`svc-${k}`, [inst(`10.${(k >> 8) & 255}.${k & 255}.1`, ['http:80'])]));
+
+  it('§5.4 a big first snapshot is folded over several turns: SERVFAIL-pending until the last service is in, never NXDOMAIN, then synced in one bump', async () => {
+    const st = new Store({ stageFirstSyncOver: 100, stageTurnBudgetMs: 0 });
+    st.register('k8s', 'kubernetes', () => true);
+    const g0 = st.generation;
+    const bumps: number[] = [];
+    const off = st.onChange((g) => bumps.push(g));
+    try {
+      st.apply('k8s', snap(many(1000)));
+      // The call returned after one short stretch: the backend is still syncing, so a name not folded yet is
+      // pending (the answer layer gives SERVFAIL, §5.4) and the generation has not moved (cached answers hold).
+      assert.equal(st.status()[0]!.state, 'syncing');
+      assert.equal(st.pending(null), true);
+      assert.equal(st.pending('default'), true);
+      assert.equal(st.service(null, 'svc-999'), undefined);
+      assert.equal(st.generation, g0);
+      assert.equal(st.status()[0]!.instances, 1000);
+      const folded = st.service(null, 'svc-0')!; // folded names answer the new data, whole (scoped and unscoped)
+      assert.deepEqual(folded.instances.map((i) => i.address), ['10.0.0.1']);
+      assert.ok(st.service('default', 'svc-0') && st.hasAddress(null, '10.0.0.1') && st.hasAddress('default', '10.0.0.1'));
+
+      const deadline = Date.now() + 20_000;
+      while (st.status()[0]!.state !== 'synced' && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      assert.equal(st.status()[0]!.state, 'synced');
+      assert.deepEqual(bumps, [g0 + 1], 'one generation for the whole sync');
+      assert.equal(st.changedSince(g0), null, 'every cached answer (SERVFAILs) goes');
+      assert.equal(st.anyPending, false);
+      for (const k of [0, 1, 500, 998, 999]) {
+        assert.deepEqual(st.service(null, `svc-${k}`)!.instances.map((i) => i.address), [`10.${(k >> 8) & 255}.${k & 255}.1`]);
+        assert.equal(st.servicesAt(`10.${(k >> 8) & 255}.${k & 255}.1`).length, 2);
+      }
+    } finally {
+      off();
+      st.finishStaging();
+    }
+  });
+
+  it('a change arriving while a first sync is staged completes it first, in the same call: nothing merges against half-folded indexes', () => {
+    const st = new Store({ stageFirstSyncOver: 100, stageTurnBudgetMs: 0 });
+    st.register('a', 'kubernetes', () => true);
+    st.register('b', 'file', () => true);
+    st.apply('a', snap(many(1000)));
+    assert.equal(st.service(null, 'svc-999'), undefined, 'still staged');
+    st.apply('b', snap([svc('svc-999', [inst('10.9.9.9', ['http:80'])])]));
+    assert.deepEqual(st.status().map((b) => b.state), ['synced', 'synced']);
+    assert.deepEqual(st.service(null, 'svc-999')!.instances.map((i) => i.address).sort(), ['10.3.231.1', '10.9.9.9'], '§6.2 merged with the staged data');
+    assert.deepEqual([...st.service(null, 'svc-999')!.backends].sort(), ['a', 'b']);
+    // Below the threshold a first snapshot is one synchronous step, as before.
+    const small = new Store({ stageFirstSyncOver: 100 });
+    small.register('a', 'file', () => true);
+    small.apply('a', snap(many(99)));
+    assert.equal(small.status()[0]!.state, 'synced');
+    assert.ok(small.service(null, 'svc-98'));
+  });
+});
