@@ -77,11 +77,29 @@ try {
   store.register('consul', 'consul', (s) => backend.ownsScope(s));
   store.apply('consul', snap);
   const h3 = heap();
+  // C_FLIPS=n: n health changes (a check critical, then passing again) applied through the fake while the store
+  // follows (backend → store, as in the server); then the heap again: what each change leaves behind.
+  const flips = Number(process.env.C_FLIPS ?? 0);
+  let h4 = h3;
+  if (flips > 0) {
+    const sink2: BackendSink = { snapshot: (s: ServiceSnapshot) => store.apply('consul', s), error: () => {} };
+    (sink as { snapshot: BackendSink['snapshot'] }).snapshot = sink2.snapshot;
+    for (let i = 0; i < flips; i++) {
+      const id = `svc-${(i * 7919) % services}-1`;
+      await call({ op: 'setCheck', serviceId: id, status: 'critical' });
+      await sleep(20);
+      await call({ op: 'setCheck', serviceId: id, status: 'passing' });
+      await sleep(20);
+    }
+    await sleep(3000);
+    h4 = heap();
+  }
   console.log(`consul backend memory, ${services} services × ${per} instances (V8 heap after GC; sync ${f(syncMs)} ms)`);
   console.log(`  backend synced, with its snapshot: +${f(h1 - h0, 1)} MB`);
   console.log(`    the served Services themselves (a deep copy): ${f(served, 1)} MB`);
   console.log(`    the backend's own tables (watch loops, signatures, node index, HTTP agent): ${f(h1 - h0 - served, 1)} MB`);
   console.log(`  the store's indexes on top (Services shared): +${f(h3 - h2 + served, 1)} MB`);
+  if (flips > 0) console.log(`  after ${flips} health flips followed by the store: +${f(h4 - h3, 1)} MB`);
   console.log(`  process RSS: ${f(process.memoryUsage().rss / 1048576)} MB`);
   await backend.stop();
 } finally {
