@@ -1,12 +1,14 @@
 // dns/processor: packet in → packet out. Applies the wire-level rules (§4, §5.5, §5.6), serves encoded answers
 // from the cache, and asks the Responder only on a miss. Never throws: an internal error becomes SERVFAIL.
 //
-// Cache (architecture rule 3): entries hold the fully encoded response variants for one
-// (name, type, class, size limit, EDNS, DO); a hit copies a variant and patches the ID, the echoed flags, the
-// question bytes (the client's letter case) and the SOA serial. Each name is indexed under the change keys its
-// answers were read from (Plan.deps); when the generation moves, exactly the names under the keys that changed
-// are dropped (Responder.changedSince), so no cached answer outlives the data behind it and what the change did
-// not touch stays cached (§6.4).
+// Cache (architecture rule 3): entries hold the fully encoded response for one (name, type, size class, EDNS);
+// a hit copies it (rotating A/AAAA and SRV records at serve time, §3.5) and patches the ID, the echoed flags,
+// the question bytes (the client's letter case), the DO bit and the SOA serial: one Buffer allocated per hit.
+// Cached bytes live in the cache's own arena slabs, never Node's shared Buffer pool (issue 11 #4), and the
+// byte budget counts what an entry really holds (fitted, see ENTRY_BYTES). Each name is indexed under the
+// change keys its answers were read from (Plan.deps); when the generation moves, exactly the names under the
+// keys that changed are dropped (Responder.changedSince), so no cached answer outlives the data behind it and
+// what the change did not touch stays cached (§6.4).
 
 import { LRUCache } from 'lru-cache';
 import { encode, encodeBare, orderings, shuffled, SCRATCH_BYTES, MAX_MESSAGE_BYTES } from './encode.ts';
