@@ -366,12 +366,23 @@ export function rssMb(pid: number | undefined): number {
  * reserved (total), of which the young generation; Buffer/external memory; the bytes its answer caches account
  * for; and RSS outside the V8 heap (code, the Node runtime, malloc). MB.
  */
-export interface MemoryBreakdown { rss: number; heapUsed: number; heapTotal: number; newSpace: number; external: number; cache: number }
+export interface MemoryBreakdown { rss: number; rssFile: number; heapUsed: number; heapTotal: number; newSpace: number; external: number; cache: number }
+
+/** RssFile of `pid` (MB): file-backed resident pages, mostly the node binary's code and data (shared, clean). */
+function rssFileMb(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    return Number(/RssFile:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+}
 export async function memoryBreakdown(adminPort: number, pid: number | undefined): Promise<MemoryBreakdown> {
   const m = await scrape(adminPort);
   const mb = (n: number) => n / 1048576;
   return {
     rss: rssMb(pid),
+    rssFile: rssFileMb(pid),
     heapUsed: mb(metric(m, 'svcdns_nodejs_heap_size_used_bytes')),
     heapTotal: mb(metric(m, 'svcdns_nodejs_heap_size_total_bytes')),
     newSpace: mb(m.get('svcdns_nodejs_heap_space_size_total_bytes{space="new"}') ?? m.get('svcdns_nodejs_heap_space_size_total_bytes{space="new_space"}') ?? NaN),
@@ -380,7 +391,7 @@ export async function memoryBreakdown(adminPort: number, pid: number | undefined
   };
 }
 export function memoryLine(b: MemoryBreakdown): string {
-  return `RSS ${f(b.rss)} = V8 heap ${f(b.heapTotal)} reserved (${f(b.heapUsed)} used; young generation ${f(b.newSpace)}) + ${f(b.rss - b.heapTotal)} outside the heap (runtime, code, malloc; external/Buffers ${f(b.external)}); answer cache accounts for ${f(b.cache)}`;
+  return `RSS ${f(b.rss)} = V8 heap ${f(b.heapTotal)} reserved (${f(b.heapUsed)} used; young generation ${f(b.newSpace)}) + ${f(b.rss - b.heapTotal)} outside the heap (of which ${f(b.rssFile)} file-backed: the node binary's pages; external/Buffers ${f(b.external)}; the rest malloc); answer cache accounts for ${f(b.cache)}`;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (getconf CLK_TCK; 100 on Linux). */
