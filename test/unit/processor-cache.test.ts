@@ -189,6 +189,59 @@ describe('answer cache bounds', () => {
   });
 });
 
+describe('answer cache rotation (§3.5, §3.6, §4.2)', () => {
+  // A/AAAA answers are rotated at serve time from one kept copy of the records (issue 11 #4): every window of
+  // `shown` records, wrapping around the end, must be whole, in order, and every record must come first in turn.
+  for (const [label, opts, maxAnswers, tcp, wantShown, wantTc] of [
+    ['UDP 512, no EDNS: truncated to what fits', {}, 0, false, 29, true],
+    ['EDNS 1232: truncated to what fits', { edns: 1232 }, 0, false, 73, true],
+    ['TCP: every record', {}, 0, true, 100, false],
+    ['maxAnswers 7 over UDP: capped, not truncated', {}, 7, false, 7, false],
+    ['maxAnswers 150 over EDNS 1232: truncated below the cap', { edns: 1232 }, 150, false, 73, true],
+  ] as const) {
+    it(`§3.5 §3.6 §4.2 round-robin A from the cache, ${label}: ${wantShown} records in order, each first in turn`, () => {
+      const store = new Store();
+      const addrs = Array.from({ length: 100 }, (_, i) => `10.9.${i >> 8}.${(i & 255) + 1}`);
+      put(store, 'b', [svc('big', addrs.map((a) => inst(a, [80])))]);
+      const answer = { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'round-robin' as const, maxAnswers, emptyService: 'nodata' as const };
+      let plans = 0;
+      const answerer = new Answerer(store, answer);
+      const counting: Responder = {
+        generation: answerer.generation,
+        serial: answerer.serial,
+        changedSince: (g) => answerer.changedSince(g),
+        plan: (name, type) => {
+          plans++;
+          return answerer.plan(name, type);
+        },
+      };
+      const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'round-robin' });
+      const windows: string[][] = [];
+      for (let i = 0; i < 2 * addrs.length; i++) {
+        const msg = buildQuery('Big.Service.sd.internal', 'A', { id: i, ...opts });
+        const raw = p.process(msg, msg.length, tcp)!;
+        const r = decode(raw);
+        assert.equal(r.id, i);
+        assert.equal(r.questions![0]!.name, 'Big.Service.sd.internal', 'the client spelling');
+        assert.equal(r.flag_tc, wantTc, 'TC only when the size limit cut records');
+        assert.ok(r.answers!.every((a) => a.name === 'Big.Service.sd.internal' && a.type === 'A'));
+        if (!tcp) assert.ok(raw.length <= (opts.edns ?? 512), `${raw.length} bytes over UDP`);
+        assert.equal((r.additionals ?? []).some((a) => a.type === 'OPT'), 'edns' in opts);
+        windows.push(r.answers!.map((a) => String(a.data)));
+      }
+      // Round-robin: response i starts at record i of one cyclic order, which the first responses spell out.
+      const firsts = windows.map((w) => w[0]!);
+      const order = firsts.slice(0, addrs.length);
+      assert.deepEqual([...order].sort(), [...addrs].sort(), 'every record first once per cycle (§3.5)');
+      windows.forEach((w, i) => {
+        const want = Array.from({ length: wantShown }, (_, k) => order[(i + k) % order.length]!);
+        assert.deepEqual(w, want, `response ${i}: ${wantShown} whole records in rotation order, wrapping around`);
+      });
+      assert.equal(plans, 1, `${plans} plans: one miss, then served from the cache`);
+    });
+  }
+});
+
 describe('answer cache across changes (§6.4)', () => {
   it('§6.4 a change to one service among 3000 drops exactly what it touched: every cached name answers as if fresh', () => {
     const D = 'sd.internal';
