@@ -86,6 +86,9 @@ describe('file backend: hot reload', () => {
     // Only web changed: db keeps its identity so the store skips it.
     assert.equal(ev.snap.services.get('default/db'), first.services.get('default/db'));
     assert.notEqual(ev.snap.services.get('default/web'), first.services.get('default/web'));
+    // ... and is told so (the changed-keys hint: an O(changes) merge), never on the first snapshot.
+    assert.equal(first.changed, undefined);
+    assert.deepEqual([...(ev.snap.changed ?? [])], ['default/web']);
     assert.equal(rec.events.filter((e) => e.kind === 'error').length, 0);
   });
 
