@@ -140,7 +140,8 @@ export class Store {
    * Staged first sync (issue 11 item 2): a backend's first big snapshot is folded in a few ms at a time. Until the
    * last service is in, the backend stays `syncing`, so every name it could own answers either from the data
    * folded so far or SERVFAIL (§5.4, as before its first snapshot), never NXDOMAIN; each name goes from its old
-   * answer straight to its new one (one service's recompute is one synchronous step). No generation moves while
+   * answer straight to its new one (one service's recompute is one synchronous step); reverse names (PTR, whose
+   * answer spans services) answer as before the sync until the end. No generation moves while
    * it runs, so cached answers stay those of the old view; the end marks the backend synced and drops them all.
    * Every mutation first completes a staged sync in the same call (finishStaging), so nothing ever merges
    * against half-folded indexes.
@@ -517,12 +518,16 @@ export class Store {
    */
   servicesAt(address: string): readonly MergedService[] {
     if (this.#track !== null) this.#track.add(`p:${address}`);
+    // While a first sync is staged, a PTR could list some of an address's services and not yet the others: none
+    // (the answer is SERVFAIL, a backend is syncing, §5.4) until the whole view is in.
+    if (this.#staging !== null) return NO_SERVICES;
     return this.#ptr.get(address) ?? NO_SERVICES;
   }
 
   /** Whether some healthy address has a reverse name strictly below `name` (`0.10.in-addr.arpa`, §2.5). */
   hasReverseBelow(name: string): boolean {
     if (this.#track !== null) this.#track.add(`r:${name}`);
+    if (this.#staging !== null) return false; // as servicesAt: SERVFAIL while a first sync is staged
     return (this.#revNames.get(name) ?? 0) > 0;
   }
 

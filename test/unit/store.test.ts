@@ -159,6 +159,9 @@ describe('store: staged first sync (issue 11 item 2)', () => {
       const folded = st.service(null, 'svc-0')!; // folded names answer the new data, whole (scoped and unscoped)
       assert.deepEqual(folded.instances.map((i) => i.address), ['10.0.0.1']);
       assert.ok(st.service('default', 'svc-0') && st.hasAddress(null, '10.0.0.1') && st.hasAddress('default', '10.0.0.1'));
+      // A PTR could list only the services folded so far: none until the end (SERVFAIL while pending, §3.8, §5.4).
+      assert.deepEqual(st.servicesAt('10.0.0.1'), []);
+      assert.equal(st.hasReverseBelow('0.0.10.in-addr.arpa'), false);
 
       const deadline = Date.now() + 20_000;
       while (st.status()[0]!.state !== 'synced' && Date.now() < deadline) await new Promise((r) => setImmediate(r));
@@ -166,6 +169,7 @@ describe('store: staged first sync (issue 11 item 2)', () => {
       assert.deepEqual(bumps, [g0 + 1], 'one generation for the whole sync');
       assert.equal(st.changedSince(g0), null, 'every cached answer (SERVFAILs) goes');
       assert.equal(st.anyPending, false);
+      assert.equal(st.hasReverseBelow('0.0.10.in-addr.arpa'), true);
       for (const k of [0, 1, 500, 998, 999]) {
         assert.deepEqual(st.service(null, `svc-${k}`)!.instances.map((i) => i.address), [`10.${(k >> 8) & 255}.${k & 255}.1`]);
         assert.equal(st.servicesAt(`10.${(k >> 8) & 255}.${k & 255}.1`).length, 2);
