@@ -207,9 +207,14 @@ export class BlockingLoop implements SemaphoreWaiter {
    * queued for a slot holds none (10,000 loops each held a controller, its signal and the signal's listener map).
    */
   #inflight: AbortController | null = null;
-  /** The pool this loop is queued in, and the resolver of that wait (this loop is the queue entry itself). */
+  /** The pool this loop is queued in (this loop is the queue entry itself). */
   #queuedIn: Semaphore | null = null;
-  #slot: ((release: (() => void) | null) => void) | null = null;
+  /** The round in progress: a token already taken, what it sends, and whether the last request sent index 0. */
+  #haveToken = false;
+  #sent = 0;
+  #blocking = false;
+  #pokeRead = false;
+  #lastSentZero = false;
   /** Requests sent with index 0 — exposed for tests. */
   zeroIndexRequests = 0;
 
@@ -242,7 +247,7 @@ export class BlockingLoop implements SemaphoreWaiter {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    void this.#run();
+    this.#next();
   }
 
   stop(): void {
@@ -264,24 +269,6 @@ export class BlockingLoop implements SemaphoreWaiter {
     if (this.#queuedIn === this.#o.pools.blocking) this.#leaveQueue();
   }
 
-  /** Semaphore callback: the permit this loop queued for (null: it left the queue). */
-  grant(release: (() => void) | null): void {
-    const slot = this.#slot;
-    this.#slot = null;
-    this.#queuedIn = null;
-    if (slot !== null) slot(release);
-    else release?.(); // nobody waits for it any more: hand it on
-  }
-
-  /** Wait for a permit of `pool`; null when stop() or poke() took the loop out of the queue. */
-  #permit(pool: Semaphore): Promise<(() => void) | null> {
-    return new Promise((resolve) => {
-      this.#slot = resolve;
-      this.#queuedIn = pool;
-      pool.wait(this);
-    });
-  }
-
   #leaveQueue(): void {
     const pool = this.#queuedIn;
     if (pool !== null && pool.withdraw(this)) this.grant(null);
@@ -295,13 +282,86 @@ export class BlockingLoop implements SemaphoreWaiter {
     return c.signal;
   }
 
-  async #sleep(ms: number): Promise<boolean> {
-    const ok = await sleep(ms, this.#signal());
-    this.#inflight = null;
-    return ok && !this.#stopped;
+  // The loop is a chain of callbacks, not an async function: a loop waiting its turn for a slot is then only its
+  // entry in the Semaphore's queue (this object), with no suspended frame, generator or promise of its own
+  // (~450 B a loop, issue 11 item 4). One round: a token (#next), a permit (grant), the request (#send), its
+  // reply (#onReply) or failure (#onFailure), then #next again.
+
+  /** Top of a round: take a token (waiting for one if the loop returns too fast), then queue for a permit. */
+  #next(): void {
+    if (this.#stopped) return;
+    if (this.#haveToken || this.#bucket.tryTake()) {
+      this.#haveToken = false;
+      this.#queue();
+      return;
+    }
+    void this.#bucket.take(this.#signal()).then((ok) => {
+      this.#inflight = null;
+      if (ok && !this.#stopped) this.#queue();
+    });
   }
 
-  /** One request (its query object lives in this frame, which ends, not in #run's, which waits for minutes). */
+  #queue(): void {
+    // A poked read sends index 1 ("always safe", blocking.mdx): immediate on any live cluster, never index 0.
+    const pokeRead = this.#poked && this.#index > 0;
+    this.#poked = false;
+    this.#pokeRead = pokeRead;
+    this.#sent = pokeRead ? 1 : this.#index;
+    const blocking = this.#sent > 0 && !pokeRead;
+    this.#blocking = blocking;
+    const pool = blocking ? this.#o.pools.blocking : this.#o.pools.fetch;
+    this.#queuedIn = pool;
+    pool.wait(this); // may grant at once
+  }
+
+  /** Semaphore callback: the permit this loop queued for, or null when stop() or poke() took it out of the queue. */
+  grant(release: (() => void) | null): void {
+    if (this.#queuedIn === null) {
+      release?.(); // not waiting (cannot happen): hand the permit on
+      return;
+    }
+    this.#queuedIn = null;
+    if (release === null) {
+      if (this.#stopped) return;
+      this.#haveToken = true; // poked while queued: go round again and read at once, same token
+      this.#next();
+      return;
+    }
+    if (this.#stopped) {
+      release();
+      return;
+    }
+    const sent = this.#sent;
+    const blocking = this.#blocking;
+    if (sent === 0) this.zeroIndexRequests++;
+    this.#lastSentZero = sent === 0;
+    this.#holdingBlocking = blocking;
+    let reply: Promise<ConsulReply>;
+    try {
+      reply = this.#request(sent, blocking, this.#pokeRead);
+    } catch (e) {
+      reply = Promise.reject(e);
+    }
+    reply.then(
+      (r) => {
+        this.#inflight = null;
+        this.#holdingBlocking = false;
+        release();
+        if (!this.#stopped) this.#onReply(r, sent);
+      },
+      (e: unknown) => {
+        this.#inflight = null;
+        this.#holdingBlocking = false;
+        release();
+        if (e instanceof AbortedError || this.#stopped) return;
+        // Whatever answers next may not be the agent that gave us this index (see the class comment).
+        this.#index = 0;
+        this.#failed(asBackendError(e));
+      },
+    );
+  }
+
+  /** One request. */
   #request(sent: number, blocking: boolean, pokeRead: boolean): Promise<ConsulReply> {
     const waitS = blocking ? this.#o.pools.waitSeconds() : pokeRead ? 1 : 0;
     // Consul adds up to wait/16 of jitter; beyond wait + wait/16 + requestTimeoutMs the request is hung.
@@ -310,98 +370,50 @@ export class BlockingLoop implements SemaphoreWaiter {
     return this.#o.http.get(this.#path, { query, timeoutMs, signal: this.#signal() });
   }
 
-  /** Hand a changed reply to onData; the BackendError it threw, or null. */
-  #deliver(reply: ConsulReply): BackendError | null {
-    try {
-      this.#h.onData(reply);
-      return null;
-    } catch (e) {
-      return asBackendError(e);
+  #onReply(reply: ConsulReply, sent: number): void {
+    const got = reply.index;
+    let changed: boolean;
+    if (got === null) {
+      // Every blocking endpoint sends X-Consul-Index; without it we cannot block, so poll at the bucket's pace.
+      changed = true;
+      this.#index = 0;
+    } else if (reply.reread) {
+      // Re-sent without index after a reset (http.ts): a fresh read, applied whatever its index.
+      changed = true;
+      this.#index = got;
+    } else if (got < sent) {
+      changed = true;
+      this.#index = 0;
+    } else {
+      changed = sent === 0 || got > sent;
+      this.#index = got;
     }
-  }
-
-  async #run(): Promise<void> {
-    let lastSentZero = false;
-    let haveToken = false;
-    while (!this.#stopped) {
-      if (!haveToken && !this.#bucket.tryTake()) {
-        const ok = await this.#bucket.take(this.#signal());
-        this.#inflight = null;
-        if (!ok || this.#stopped) return;
-      }
-      haveToken = false;
-      // A poked read sends index 1 ("always safe", blocking.mdx): immediate on any live cluster, never index 0.
-      const pokeRead = this.#poked && this.#index > 0;
-      this.#poked = false;
-      const sent = pokeRead ? 1 : this.#index;
-      const blocking = sent > 0 && !pokeRead;
-      const release = await this.#permit(blocking ? this.#o.pools.blocking : this.#o.pools.fetch);
-      if (release === null) {
-        if (this.#stopped) return;
-        haveToken = true; // poked while queued: go round again and read at once, same token
-        continue;
-      }
-      if (this.#stopped) {
-        release();
-        return;
-      }
-      let reply: ConsulReply | null;
+    if (this.#index <= 0 && this.#lastSentZero) this.#index = 1;
+    if (changed) {
       try {
-        if (sent === 0) this.zeroIndexRequests++;
-        lastSentZero = sent === 0;
-        this.#holdingBlocking = blocking;
-        reply = await this.#request(sent, blocking, pokeRead);
-        this.#inflight = null;
-        this.#holdingBlocking = false;
+        this.#h.onData(reply);
       } catch (e) {
-        this.#inflight = null;
-        this.#holdingBlocking = false;
-        release();
-        if (e instanceof AbortedError || this.#stopped) return;
-        // Whatever answers next may not be the agent that gave us this index (see the class comment).
-        this.#index = 0;
-        await this.#h.onError(asBackendError(e));
-        if (!(await this.#sleep(this.#nextBackoff()))) return;
-        continue;
-      }
-      release();
-      if (this.#stopped) return;
-
-      const got = reply.index;
-      let changed: boolean;
-      if (got === null) {
-        // Every blocking endpoint sends X-Consul-Index; without it we cannot block, so poll at the bucket's pace.
-        changed = true;
-        this.#index = 0;
-      } else if (reply.reread) {
-        // Re-sent without index after a reset (http.ts): a fresh read, applied whatever its index.
-        changed = true;
-        this.#index = got;
-      } else if (got < sent) {
-        changed = true;
-        this.#index = 0;
-      } else {
-        changed = sent === 0 || got > sent;
-        this.#index = got;
-      }
-      if (this.#index <= 0 && lastSentZero) this.#index = 1;
-
-      const failure = changed ? this.#deliver(reply) : null;
-      // The suspended frame of this loop keeps its variables while it waits its turn for a slot (minutes, at 10k
-      // services): hold no reply there, or 10k loops keep 10k parsed responses (issue 11 item 4).
-      reply = null;
-      if (failure !== null) {
         if (this.#stopped) return;
         // Unusable data: re-read after a backoff rather than block on an index we did not apply (index 1 is
         // always safe and never blocks on a live cluster, so a 0 is not sent twice in a row).
-        this.#index = lastSentZero ? 1 : 0;
-        await this.#h.onError(failure);
-        if (!(await this.#sleep(this.#nextBackoff()))) return;
-        continue;
+        this.#index = this.#lastSentZero ? 1 : 0;
+        this.#failed(asBackendError(e));
+        return;
       }
-      this.#backoff?.reset();
-      this.#h.onOk();
     }
+    this.#backoff?.reset();
+    this.#h.onOk();
+    this.#next();
+  }
+
+  /** Report a failure, wait a backoff, go round again. */
+  #failed(err: BackendError): void {
+    void Promise.resolve(this.#h.onError(err)).then(async () => {
+      if (this.#stopped) return;
+      const ok = await sleep(this.#nextBackoff(), this.#signal());
+      this.#inflight = null;
+      if (ok && !this.#stopped) this.#next();
+    });
   }
 }
 
