@@ -3,7 +3,11 @@
 // Backends hand in immutable snapshots; the store folds each one into its indexes within one synchronous call,
 // so a query (also synchronous) sees either the old view or the new one, never a mix. Merging is incremental:
 // only services whose object changed since the backend's previous snapshot are recomputed, so one change costs
-// the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change.
+// the same with 10 services as with 10,000. Merged entries are immutable objects, replaced on change. The one
+// exception to "one call": a big first snapshot of a backend (stageFirstSyncOver) is folded over several turns
+// while the backend still counts as syncing (see #staging), so each name shows its pre-sync answer or its new one.
+// Memory (issue 11 item 4): the indexes share what the backends gave (Instance arrays, address strings), one PTR
+// list per service rather than per address, interned tag sets: ~8 MB at 10k services × 10 over the Services.
 //
 // Dependencies (§6.4): every read an answer makes names what it read as a key (`s:S/N` a merged service, `a:V/A`
 // an address in view V, `t:V/T` a tag, `S:S` a scope, `U` the unscoped view, `p:A` the services holding address A
@@ -110,7 +114,7 @@ export class Store {
   /** scope → name → merged. */
   readonly #scoped = new Map<string, Map<string, MergedService>>();
   readonly #unscoped = new Map<string, MergedService>();
-  /** Per view (same keys as #addrs): how many services carry each tag, for `_T.service[.S].D` (§2.5). */
+  /** Per view ('' for the unscoped view, else the scope): how many services carry each tag, for `_T.service[.S].D` (§2.5). */
   readonly #tagViews = new Map<string, Map<string, number>>();
   /**
    * Address → every merged service (all views) with a healthy instance at it: PTR answers (§3.8) and, by the
