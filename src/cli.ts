@@ -141,7 +141,7 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   const missingFlags = missingServerFlags(process.execArgv, process.env.NODE_OPTIONS);
   if (missingFlags.length > 0) {
     logger.info({ event: 'node_flags_missing', missing: missingFlags, want: SERVER_NODE_FLAGS },
-      'started without the Node flags the launchers pass: the V8 young generation may grow to 128 MB of RSS (README "Memory")');
+      'started without the Node flags the launchers pass: expect up to ~100 MB more RSS (README "Memory")');
   }
   // From here on a signal must not take its default action (kill): sockets may already answer while startApp
   // runs. Signals received while starting are held and handled once it has started (see `let stopping`).
