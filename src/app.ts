@@ -81,6 +81,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     order: config.order,
     metrics: dnsMetrics,
     onGeneration: (g) => store.served(g),
+    cacheBytes: config.cache.maxBytes,
   }, metrics.local, metrics.zones);
   metrics.cachedNames = () => processor.cachedNames;
   metrics.cachedBytes = () => processor.cachedBytes;
@@ -136,6 +137,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           listen: config.listen,
           answer: answerOptions(config),
           maxUdpPayloadBytes: config.maxUdpPayloadBytes,
+          cacheBytes: Math.max(1_048_576, Math.floor(config.cache.maxBytes / workerCount)),
           tcp: config.tcp,
           udp: config.udp,
           guard: { acl: config.acl, rateLimit: config.rateLimit },
@@ -292,7 +294,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
       st.attach(sinkFor(b));
     }
     if (plan.answerChanged) {
-      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics, onGeneration: (g) => store.served(g) }), next.domains);
+      // `cache` needs a restart (RESTART_KEYS): the new processor keeps the running budget.
+      processor.swap(new QueryProcessor({ responder: answererFor(store, next), maxUdpPayloadBytes: next.maxUdpPayloadBytes, order: next.order, metrics: dnsMetrics, onGeneration: (g) => store.served(g), cacheBytes: current.cache.maxBytes }), next.domains);
       pool?.setAnswerOptions(answerOptions(next), next.maxUdpPayloadBytes);
     }
     if (plan.guardChanged) {

@@ -55,7 +55,7 @@ export const ANSWER_KEYS = [
 ] as const satisfies readonly (keyof Config)[];
 
 /** Keys that bind sockets: changing them needs a restart. */
-export const RESTART_KEYS = ['listen', 'tcp', 'admin', 'workers'] as const satisfies readonly (keyof Config)[];
+export const RESTART_KEYS = ['listen', 'tcp', 'admin', 'workers', 'cache'] as const satisfies readonly (keyof Config)[];
 
 export function backendName(b: BackendConfig): string {
   return b.name ?? b.type;

@@ -112,6 +112,16 @@ export const configSchema = z
         receiveBufferBytes: z.number().int().min(0).max(1_073_741_824).default(8_388_608),
       })
       .default({ receiveBufferBytes: 8_388_608 }),
+    cache: z
+      .strictObject({
+        /**
+         * Bytes the encoded-answer cache may hold, all threads together (with `workers: N` each thread gets 1/N):
+         * encoded answers plus their measured bookkeeping, so it is what the cache costs in RSS (issue 11 item 4).
+         * ~1 KB a cached name (A or AAAA with 10 records), ~1.8 KB an SRV name with 10 records and glue.
+         */
+        maxBytes: z.number().int().min(1_048_576).max(4_294_967_296).default(33_554_432),
+      })
+      .default({ maxBytes: 33_554_432 }),
     /** Client ACL: ordered rules, the first match decides, default allow (dns/acl.ts). */
     acl: aclSchema,
     /** UDP response rate limiting per client netblock and response class (dns/rrl.ts). Off by default. */

@@ -160,6 +160,7 @@ export class WorkerPool {
       listen,
       answer: this.#answer,
       maxUdpPayloadBytes: this.#maxUdp,
+      cacheBytes: o.cacheBytes,
       tcp: o.tcp,
       udp: o.udp,
       counters: slot.counters,

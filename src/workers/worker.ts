@@ -21,6 +21,8 @@ export interface WorkerInit {
   readonly listen: readonly ListenSpec[];
   readonly answer: AnswerOptions;
   readonly maxUdpPayloadBytes: number;
+  /** This thread's answer-cache budget (config cache.maxBytes ÷ workers). */
+  readonly cacheBytes: number;
   readonly tcp: { readonly idleTimeoutMs: number; readonly maxConnections: number; readonly maxConnectionsPerSource: number };
   readonly udp: { readonly receiveBufferBytes: number };
   /** ACL and rate limit: each worker applies them to the queries it answers (its own rate-limit table). */
@@ -86,9 +88,9 @@ async function main(): Promise<void> {
     port.postMessage({ t: 'served', gen: mainGen, atNs: process.hrtime.bigint() } satisfies FromWorker);
   };
   const processorFor = (answer: AnswerOptions, maxUdp: number) =>
-    new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters, onGeneration });
+    new QueryProcessor({ responder: new Answerer(replica.store, answer), maxUdpPayloadBytes: maxUdp, order: answer.order as Order, metrics: counters, onGeneration, cacheBytes: init.cacheBytes });
   const processor = new MeasuredProcessor(
-    { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters, onGeneration },
+    { responder: new Answerer(replica.store, init.answer), maxUdpPayloadBytes: init.maxUdpPayloadBytes, order: init.answer.order, metrics: counters, onGeneration, cacheBytes: init.cacheBytes },
     counters,
     init.answer.domains,
   );
