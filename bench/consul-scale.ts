@@ -9,14 +9,15 @@
 // - RSS after the changes.
 // Usage: npx node --disable-warning=ExperimentalWarning bench/consul-scale.ts
 //   C_SERVICES, C_PER: the size; C_SAMPLES: changes of each kind (default 20); C_GAP_MS: pause between changes
-//   (default 300); C_SRC: another checkout's root to run svcdns from (a before/after comparison).
+//   (default 300); C_SRC: another checkout's root to run svcdns from (a before/after comparison); C_IDLE_S: the idle
+//   measurement (default 10 s); C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS.
 
 import { fork } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
+import { cpuSeconds, DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
 import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
@@ -59,7 +60,7 @@ writeFileSync(join(dir, 'svcdns.yaml'), [
 
 const client = new DnsClient();
 const t0 = performance.now();
-const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...SERVER_NODE_FLAGS, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...(process.env.C_NODE_ARGS !== undefined ? process.env.C_NODE_ARGS.split(' ').filter(Boolean) : SERVER_NODE_FLAGS), join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
 // With C_LOG_LEVEL=debug: each index sweep's size and duration.
 const sweeps: { probes: number; moved: number; ms: number }[] = [];
 let partial = '';
@@ -90,6 +91,21 @@ try {
   console.log(`consul backend, ${services} services × ${per} instances`);
   console.log(`  start → full sync (svc-${last} answers ${per} addresses): ${f(syncMs)} ms`);
   console.log(`  RSS after sync: ${f(rssSync)} MB (V8 heap used ${heap('svcdns_nodejs_heap_size_used_bytes')} of ${heap('svcdns_nodejs_heap_size_total_bytes')} MB, external ${heap('svcdns_nodejs_external_memory_bytes')} MB)`);
+
+  // Idle cost: CPU of svcdns and of the fake over C_IDLE_S seconds with no change and no query (the watches cycling
+  // through their blocking slots), and the requests the fake answered meanwhile.
+  const idleS = Number(process.env.C_IDLE_S ?? 10);
+  const cpu0 = cpuSeconds(child.pid);
+  const fcpu0 = cpuSeconds(fake.pid);
+  const req0 = metric(await scrape(adminPort), 'svcdns_backend_requests_total');
+  const [gcN0, gcS0] = [metric(await scrape(adminPort), 'svcdns_nodejs_gc_duration_seconds_count'), metric(await scrape(adminPort), 'svcdns_nodejs_gc_duration_seconds_sum')];
+  await sleep(idleS * 1000);
+  const req1 = metric(await scrape(adminPort), 'svcdns_backend_requests_total');
+  const gc = (mm: Map<string, number>): [number, number] => [metric(mm, 'svcdns_nodejs_gc_duration_seconds_count'), metric(mm, 'svcdns_nodejs_gc_duration_seconds_sum')];
+  const [gcN1, gcS1] = gc(await scrape(adminPort));
+  console.log(`  GC during the idle time: ${f(gcN1 - gcN0)} collections, ${f((gcS1 - gcS0) * 1000)} ms`);
+  console.log(`  idle ${idleS} s (no change, no query): svcdns CPU ${f((100 * (cpuSeconds(child.pid) - cpu0)) / idleS, 1)} %, the fake's ${f((100 * (cpuSeconds(fake.pid) - fcpu0)) / idleS, 1)} % of one core` +
+    (Number.isFinite(req1 - req0) ? `, ${f((req1 - req0) / idleS)} backend requests/s` : ''));
 
   const rand = rng(11);
   const used = new Set<number>();
