@@ -47,6 +47,8 @@ export interface Row {
   readonly cpuS: number;
   /** Seconds the phase lasted (dnsperf's run). */
   readonly wallS: number;
+  /** Seconds svcdns spent in garbage collection during the phase (its own metric; NaN for NSD). */
+  readonly gcS?: number;
 }
 
 export interface BackendResult {
@@ -306,14 +308,16 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const after = admin !== null ? await scrape(admin) : null;
   let hitPct = NaN;
   let generations = NaN;
+  let gcS = NaN;
   if (before && after) {
     const hits = metric(after, 'svcdns_dns_cache_hits_total') - metric(before, 'svcdns_dns_cache_hits_total');
     const misses = metric(after, 'svcdns_dns_cache_misses_total') - metric(before, 'svcdns_dns_cache_misses_total');
     hitPct = (100 * hits) / Math.max(1, hits + misses);
     generations = metric(after, 'svcdns_store_generation') - metric(before, 'svcdns_store_generation');
+    gcS = metric(after, 'svcdns_nodejs_gc_duration_seconds_sum') - metric(before, 'svcdns_nodejs_gc_duration_seconds_sum');
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, wallS };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, wallS, gcS };
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -389,7 +393,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       rows.push(row);
-      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}`);
+      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s`);
       if (rate === 0) {
         const ref = await reference(kind);
         if (ref) rows.push(ref);
