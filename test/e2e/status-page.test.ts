@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
@@ -35,6 +35,17 @@ async function launch(profileDir: string): Promise<BrowserContext> {
   });
 }
 
+/** The server's status page in a new tab; `errors` collects the page's script errors. */
+async function openStatusPage(browser: BrowserContext, srv: TestServer): Promise<{ page: Page; errors: string[] }> {
+  const a = srv.app.adminAddress!;
+  const page = await browser.newPage();
+  page.setDefaultTimeout(HANG_DEADLINE_MS);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`http://${a.host}:${a.port}/`);
+  return { page, errors };
+}
+
 describe('status page in headless Chromium (issue 14 #3)', () => {
   it('renders backends, services with healthy instances, cache and propagation, follows a registry change live, and shows registry text as text', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-status-'));
@@ -46,13 +57,8 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
         { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'file', name: 'static', path: 'services.yaml', debounceMs: 0 }] },
         { configDir: dir, extra: { serveAdmin: true } },
       );
-      const a = srv.app.adminAddress!;
       browser = await launch(path.join(dir, 'chromium-profile'));
-      const page = await browser.newPage();
-      page.setDefaultTimeout(HANG_DEADLINE_MS);
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`http://${a.host}:${a.port}/`);
+      const { page, errors } = await openStatusPage(browser, srv);
 
       // Rendering: the backend row, the service with its instance, the unhealthy-only service flagged.
       const backend = page.locator('#backends tr[data-backend="static"]');
@@ -120,13 +126,8 @@ describe('status page in headless Chromium (issue 14 #3)', () => {
         { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
         { extra: { serveAdmin: true } },
       );
-      const a = srv.app.adminAddress!;
       browser = await launch(path.join(dir, 'chromium-profile'));
-      const page = await browser.newPage();
-      page.setDefaultTimeout(HANG_DEADLINE_MS);
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`http://${a.host}:${a.port}/`);
+      const { page, errors } = await openStatusPage(browser, srv);
       const web = page.locator('#services tr[data-service="web"][data-scope="dc1"]');
       await web.locator('text=2 healthy').waitFor();
       assert.equal(await web.locator('.unhealthy').count(), 0);
