@@ -10,7 +10,8 @@
 // Usage: npx node --disable-warning=ExperimentalWarning bench/consul-scale.ts
 //   C_SERVICES, C_PER: the size; C_SAMPLES: changes of each kind (default 20); C_GAP_MS: pause between changes
 //   (default 300); C_SRC: another checkout's root to run svcdns from (a before/after comparison); C_IDLE_S: the idle
-//   measurement (default 10 s); C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS.
+//   measurement (default 10 s); C_FLIPS (200) health changes at C_FLIP_RATE (50) a second with no query, for
+//   svcdns's CPU per change; C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS.
 
 import { fork } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -106,6 +107,30 @@ try {
   console.log(`  GC during the idle time: ${f(gcN1 - gcN0)} collections, ${f((gcS1 - gcS0) * 1000)} ms`);
   console.log(`  idle ${idleS} s (no change, no query): svcdns CPU ${f((100 * (cpuSeconds(child.pid) - cpu0)) / idleS, 1)} %, the fake's ${f((100 * (cpuSeconds(fake.pid) - fcpu0)) / idleS, 1)} % of one core` +
     (Number.isFinite(req1 - req0) ? `, ${f((req1 - req0) / idleS)} backend requests/s` : ''));
+
+  // Health changes alone (C_FLIPS of them, C_FLIP_RATE a second, no query): svcdns's CPU per change.
+  const flips = Number(process.env.C_FLIPS ?? 200);
+  const flipRate = Number(process.env.C_FLIP_RATE ?? 50);
+  if (flips > 0) {
+    const fr = rng(7);
+    const c0 = cpuSeconds(child.pid);
+    const fc0 = cpuSeconds(fake.pid);
+    const w0 = performance.now();
+    const critical = new Set<string>();
+    for (let i = 0; i < flips; i++) {
+      const id = `svc-${Math.floor(fr() * services)}-${1 + Math.floor(fr() * per)}`;
+      const down = !critical.has(id);
+      if (down) critical.add(id); else critical.delete(id);
+      await call({ op: 'setCheck', serviceId: id, status: down ? 'critical' : 'passing' });
+      const due = w0 + ((i + 1) * 1000) / flipRate;
+      if (due > performance.now()) await sleep(due - performance.now());
+    }
+    await sleep(2000); // let the last ones land
+    const wall = (performance.now() - w0) / 1000;
+    const cpu = cpuSeconds(child.pid) - c0;
+    console.log(`  ${flips} health changes at ${flipRate}/s (no query): svcdns CPU ${f((100 * cpu) / wall, 1)} % of one core over ${f(wall, 1)} s ` +
+      `(${f((1000 * cpu) / flips, 2)} ms a change, idle cost included), the fake's ${f((100 * (cpuSeconds(fake.pid) - fc0)) / wall, 1)} %`);
+  }
 
   const rand = rng(11);
   const used = new Set<number>();
