@@ -46,6 +46,27 @@ class Echo implements Responder {
   }
 }
 
+/** `answerer`, counting its plans: each plan is a cache miss. */
+function countingResponder(answerer: Responder): { responder: Responder; plans: number } {
+  const c = {
+    plans: 0,
+    responder: {
+      get generation() {
+        return answerer.generation;
+      },
+      get serial() {
+        return answerer.serial;
+      },
+      changedSince: (g: number) => answerer.changedSince(g),
+      plan: (name: Parameters<Responder['plan']>[0], type: number) => {
+        c.plans++;
+        return answerer.plan(name, type);
+      },
+    } satisfies Responder,
+  };
+  return c;
+}
+
 const ask = (p: QueryProcessor, name: string, id = 1, rd = true) => {
   const msg = buildQuery(name, 'A', { id, rd });
   return decode(p.process(msg, msg.length, false)!);
@@ -103,22 +124,9 @@ describe('answer cache bounds', () => {
     const N = 2000;
     put(store, 'b', Array.from({ length: N }, (_, i) => svc(`svc-${i}`, [inst(`10.1.${i >> 8}.${i & 255}`, [80])])));
     const answerer = new Answerer(store, { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'fixed', maxAnswers: 0, emptyService: 'nodata' });
-    let plans = 0;
-    const counting: Responder = {
-      get generation() {
-        return answerer.generation;
-      },
-      get serial() {
-        return answerer.serial;
-      },
-      changedSince: (g) => answerer.changedSince(g),
-      plan: (name, type) => {
-        plans++;
-        return answerer.plan(name, type);
-      },
-    };
+    const counting = countingResponder(answerer);
     const budget = 1_000_000;
-    const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'fixed', cacheBytes: budget });
+    const p = new QueryProcessor({ responder: counting.responder, maxUdpPayloadBytes: 1232, order: 'fixed', cacheBytes: budget });
     const ask = (name: string) => {
       const m = buildQuery(name, 'A', { id: 7 });
       return decode(p.process(m, m.length, false)!);
@@ -129,35 +137,22 @@ describe('answer cache bounds', () => {
     assert.ok(hot < N, `${N} names did not fill 80 % of ${budget} bytes`);
     const flood = 20_000;
     for (let i = 0; i < flood; i++) assert.equal(rcode(ask(`r${i}x.service.sd.internal`)), 'NXDOMAIN');
-    plans = 0;
+    counting.plans = 0;
     for (let i = 0; i < hot; i++) assert.equal(rcode(ask(`svc-${i}.service.sd.internal`)), 'NOERROR');
-    assert.equal(plans, 0, `${plans} of ${hot} hot names were evicted by ${flood} distinct unknown names`);
+    assert.equal(counting.plans, 0, `${counting.plans} of ${hot} hot names were evicted by ${flood} distinct unknown names`);
     // An unknown name asked again is cached from then on.
-    plans = 0;
+    counting.plans = 0;
     ask('r5x.service.sd.internal');
     ask('r5x.service.sd.internal');
-    assert.equal(plans, 1, 'asked a second time it is cached: the third ask is a hit');
+    assert.equal(counting.plans, 1, 'asked a second time it is cached: the third ask is a hit');
   });
 
   it('issue 11 #6, RFC 3225 §3: 30 variants of one name (type, class, EDNS size, DO) cycled are hits after one round; DO and class echoed per query', () => {
     const store = new Store();
     put(store, 'b', [svc('web', [inst('10.0.0.1', ['http:80']), inst('10.0.0.2', ['http:80'])])]);
     const answerer = new Answerer(store, { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'round-robin', maxAnswers: 0, emptyService: 'nodata' });
-    let plans = 0;
-    const counting: Responder = {
-      get generation() {
-        return answerer.generation;
-      },
-      get serial() {
-        return answerer.serial;
-      },
-      changedSince: (g) => answerer.changedSince(g),
-      plan: (name, type) => {
-        plans++;
-        return answerer.plan(name, type);
-      },
-    };
-    const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'round-robin' });
+    const counting = countingResponder(answerer);
+    const p = new QueryProcessor({ responder: counting.responder, maxUdpPayloadBytes: 1232, order: 'round-robin' });
     type V = { type: string; cls: string; edns?: number; dnssecOk: boolean };
     const variants: V[] = [];
     for (const type of ['A', 'AAAA', 'SRV', 'ANY', 'TXT']) {
@@ -170,7 +165,7 @@ describe('answer cache bounds', () => {
       return decode(p.process(msg, msg.length, false)!);
     };
     const first = variants.map((v, i) => ask(v, i));
-    const misses = plans;
+    const misses = counting.plans;
     for (let round = 1; round <= 3; round++) {
       variants.forEach((v, i) => {
         const r = ask(v, 1000 * round + i);
@@ -184,7 +179,7 @@ describe('answer cache bounds', () => {
         assert.deepEqual(data(r), data(first[i]!), 'the same records as the first answer');
       });
     }
-    assert.equal(plans, misses, `${plans - misses} misses in three more rounds of the same 30 variants`);
+    assert.equal(counting.plans, misses, `${counting.plans - misses} misses in three more rounds of the same 30 variants`);
     assert.ok(misses <= 15, `${misses} misses for the first round (5 types × 3 size classes at most)`);
   });
 });
@@ -204,18 +199,9 @@ describe('answer cache rotation (§3.5, §3.6, §4.2)', () => {
       const addrs = Array.from({ length: 100 }, (_, i) => `10.9.${i >> 8}.${(i & 255) + 1}`);
       put(store, 'b', [svc('big', addrs.map((a) => inst(a, [80])))]);
       const answer = { domains: ['sd.internal'], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'round-robin' as const, maxAnswers, emptyService: 'nodata' as const };
-      let plans = 0;
       const answerer = new Answerer(store, answer);
-      const counting: Responder = {
-        generation: answerer.generation,
-        serial: answerer.serial,
-        changedSince: (g) => answerer.changedSince(g),
-        plan: (name, type) => {
-          plans++;
-          return answerer.plan(name, type);
-        },
-      };
-      const p = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'round-robin' });
+      const counting = countingResponder(answerer);
+      const p = new QueryProcessor({ responder: counting.responder, maxUdpPayloadBytes: 1232, order: 'round-robin' });
       const windows: string[][] = [];
       for (let i = 0; i < 2 * addrs.length; i++) {
         const msg = buildQuery('Big.Service.sd.internal', 'A', { id: i, ...opts });
@@ -237,7 +223,7 @@ describe('answer cache rotation (§3.5, §3.6, §4.2)', () => {
         const want = Array.from({ length: wantShown }, (_, k) => order[(i + k) % order.length]!);
         assert.deepEqual(w, want, `response ${i}: ${wantShown} whole records in rotation order, wrapping around`);
       });
-      assert.equal(plans, 1, `${plans} plans: one miss, then served from the cache`);
+      assert.equal(counting.plans, 1, `${counting.plans} plans: one miss, then served from the cache`);
     });
   }
 });
@@ -252,21 +238,8 @@ describe('answer cache across changes (§6.4)', () => {
     const services = Array.from({ length: N }, (_, i) => make(i));
     put(store, 'b', services);
     const answerer = new Answerer(store, { domains: [D], ttlSeconds: 5, negativeTtlSeconds: 5, order: 'fixed', maxAnswers: 0, emptyService: 'nodata' });
-    let plans = 0;
-    const counting: Responder = {
-      get generation() {
-        return answerer.generation;
-      },
-      get serial() {
-        return answerer.serial;
-      },
-      changedSince: (g) => answerer.changedSince(g),
-      plan: (name, type) => {
-        plans++;
-        return answerer.plan(name, type);
-      },
-    };
-    const cached = new QueryProcessor({ responder: counting, maxUdpPayloadBytes: 1232, order: 'fixed' });
+    const counting = countingResponder(answerer);
+    const cached = new QueryProcessor({ responder: counting.responder, maxUdpPayloadBytes: 1232, order: 'fixed' });
 
     // Every kind of name: positive, NODATA, SRV with glue, tags known and unknown (NXDOMAIN), .addr names, names
     // that do not exist yet, empty non-terminals and the apex (SOA serial).
@@ -281,9 +254,9 @@ describe('answer cache across changes (§6.4)', () => {
     questions.push([D, 'SOA'], [D, 'NS'], [`10-200-0-1.addr.${D}`, 'A']);
     const msgs = questions.map(([name, type], i) => buildQuery(name, type, { id: i & 0xffff }));
     for (const m of msgs) cached.process(m, m.length, false);
-    plans = 0;
+    counting.plans = 0;
     for (const m of msgs) cached.process(m, m.length, false);
-    assert.equal(plans, 0, 'all cached before the change');
+    assert.equal(counting.plans, 0, 'all cached before the change');
 
     // Two generations of change before the next query: svc-7 loses an instance and its tag and gains another
     // address and a tag; svc-9 is removed; then gone-10 appears.
@@ -294,7 +267,7 @@ describe('answer cache across changes (§6.4)', () => {
     put(store, 'b', [...changed, svc('gone-10', [inst('10.201.0.1', [80])])]);
 
     const fresh = new QueryProcessor({ responder: answerer, maxUdpPayloadBytes: 1232, order: 'fixed' });
-    plans = 0;
+    counting.plans = 0;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
       const got = cached.process(m, m.length, false)!;
@@ -303,6 +276,6 @@ describe('answer cache across changes (§6.4)', () => {
     }
     // What the change touched: svc-7's and svc-9's names, gone-10, the .addr names whose address came or went,
     // and `_red.service.D`; everything else (some 18,000 answers) stayed cached.
-    assert.ok(plans > 0 && plans < 40, `${plans} of ${msgs.length} cached names were recomputed`);
+    assert.ok(counting.plans > 0 && counting.plans < 40, `${counting.plans} of ${msgs.length} cached names were recomputed`);
   });
 });
