@@ -6,8 +6,6 @@
 // - the same snapshot applied to a Store (what the store's indexes add on top of the Services it shares).
 // Usage: npx node --disable-warning=ExperimentalWarning bench/consul-memory.ts
 
-import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
@@ -16,30 +14,14 @@ import { ConsulBackend } from '../src/backends/consul/consul.ts';
 import type { BackendError, BackendSink } from '../src/backends/backend.ts';
 import type { ServiceSnapshot } from '../src/model/service.ts';
 import { Store } from '../src/store/store.ts';
-import { f, sleep } from './lib.ts';
+import { f, forkConsulFake, sleep } from './lib.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const services = Number(process.env.C_SERVICES ?? 10_000);
 const per = Number(process.env.C_PER ?? 10);
 
-const fake = fork(fileURLToPath(new URL('../test/fakes/consul-fake.ts', import.meta.url)), [], {
-  execArgv: ['--disable-warning=ExperimentalWarning'],
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
-let nextId = 1;
-const pending = new Map<number, (r: unknown) => void>();
-const ready = new Promise<{ port: number }>((resolve) => pending.set(0, resolve as (r: unknown) => void));
-fake.on('message', (m: { id: number; result: unknown }) => {
-  pending.get(m.id)?.(m.result);
-  pending.delete(m.id);
-});
-const call = <T>(msg: Record<string, unknown>): Promise<T> =>
-  new Promise((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve as (r: unknown) => void);
-    fake.send({ id, ...msg });
-  });
+const { child: fake, ready, call } = forkConsulFake();
 
 const heap = () => {
   gc();

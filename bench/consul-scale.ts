@@ -13,12 +13,10 @@
 //   measurement (default 10 s); C_FLIPS (200) health changes at C_FLIP_RATE (50) a second with no query, for
 //   svcdns's CPU per change; C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS.
 
-import { fork } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { cpuSeconds, DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
+import { cpuSeconds, DnsClient, forkConsulFake, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
 import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
@@ -30,23 +28,7 @@ const root = process.env.C_SRC ?? new URL('..', import.meta.url).pathname;
 const D = 'sd.internal';
 
 installCleanupHandlers();
-const fake = fork(fileURLToPath(new URL('../test/fakes/consul-fake.ts', import.meta.url)), [], {
-  execArgv: ['--disable-warning=ExperimentalWarning'],
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
-let nextId = 1;
-const pending = new Map<number, (r: unknown) => void>();
-const ready = new Promise<{ port: number }>((resolve) => pending.set(0, resolve as (r: unknown) => void));
-fake.on('message', (m: { id: number; result: unknown }) => {
-  pending.get(m.id)?.(m.result);
-  pending.delete(m.id);
-});
-const call = <T>(msg: Record<string, unknown>): Promise<T> =>
-  new Promise((resolve) => {
-    const id = nextId++;
-    pending.set(id, resolve as (r: unknown) => void);
-    fake.send({ id, ...msg });
-  });
+const { child: fake, ready, call } = forkConsulFake();
 
 const { port: consulPort } = await ready;
 await call({ op: 'seed', services, per, nodes: 1000 });

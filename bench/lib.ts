@@ -2,10 +2,11 @@
 // too), free loopback ports, dnsperf runs with per-query latencies, /metrics scraping, RSS, a small DNS client
 // on one socket, and percentile/format helpers. Self-contained: it imports nothing from src/ or test/helpers.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 
 // ---- processes ----
@@ -66,6 +67,32 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly group?: boolean;
   readonly cwd?: string;
+}
+
+/**
+ * The Consul fake (test/fakes/consul-fake.ts) in a child process of its own, so its CPU and heap are not the
+ * measured process's. `call` sends one IPC request ({op: 'seed' | 'setCheck' | ...}) and resolves with its result;
+ * `ready` resolves with the fake's HTTP port.
+ */
+export function forkConsulFake(): { child: ChildProcess; ready: Promise<{ port: number }>; call: <T>(msg: Record<string, unknown>) => Promise<T> } {
+  const child = fork(fileURLToPath(new URL('../test/fakes/consul-fake.ts', import.meta.url)), [], {
+    execArgv: ['--disable-warning=ExperimentalWarning'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let nextId = 1;
+  const pending = new Map<number, (r: unknown) => void>();
+  const ready = new Promise<{ port: number }>((resolve) => pending.set(0, resolve as (r: unknown) => void));
+  child.on('message', (m: { id: number; result: unknown }) => {
+    pending.get(m.id)?.(m.result);
+    pending.delete(m.id);
+  });
+  const call = <T>(msg: Record<string, unknown>): Promise<T> =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      pending.set(id, resolve as (r: unknown) => void);
+      child.send({ id, ...msg });
+    });
+  return { child, ready, call };
 }
 
 /** Spawn a child whose stdout/stderr are drained (a full pipe would block it); the tail is kept for errors. */
