@@ -41,3 +41,22 @@ test('ConsulHttp: a blocking query answered with the index it sent is "unchanged
     await a.close();
   }
 });
+
+test('ConsulHttp: an unchanged blocking reply whose connection drops mid-body fails as unreachable (not a wait for the timeout)', async () => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': '42', 'content-length': '1000' });
+    res.write('[{"half": ');
+    setImmediate(() => res.socket?.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const c = new ConsulHttp({ endpoint: { protocol: 'http:', host: '127.0.0.1', port }, token: null, tokenSource: 'none', tls: null }, { maxConnections: 2, consistency: 'default' });
+  try {
+    await assert.rejects(c.get('/v1/health/service/web', { query: { index: '42', wait: '1s' }, timeoutMs: 60_000 }),
+      (e: unknown) => e instanceof BackendError && e.code === 'SVCDNS_BACKEND_UNREACHABLE');
+  } finally {
+    c.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

@@ -173,14 +173,7 @@ export class ConsulHttp {
       req.on('response', (res) => {
         gotResponse = true;
         const receivedAtMs = receiptClock();
-        if (sentIndex !== undefined && res.statusCode === 200 && res.headers['x-consul-index'] === sentIndex) {
-          res.on('error', () => {});
-          res.on('end', () => settle(() => resolvePromise({ index: Number(sentIndex), body: null, filteredByAcl: false, reread, receivedAtMs, unchanged: true })));
-          res.resume();
-          return;
-        }
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        // A dropped connection fails the request in both branches below (never a silent wait for the timeout).
         res.on('error', (e) => {
           settle(() =>
             rejectPromise(new BackendError('SVCDNS_BACKEND_UNREACHABLE', `Consul ${endpoint}: ${e.message}`, { endpoint }, e)),
@@ -191,6 +184,13 @@ export class ConsulHttp {
             rejectPromise(new BackendError('SVCDNS_BACKEND_UNREACHABLE', `Consul ${endpoint}: connection dropped mid-response`, { endpoint })),
           );
         });
+        if (sentIndex !== undefined && res.statusCode === 200 && res.headers['x-consul-index'] === sentIndex) {
+          res.on('end', () => settle(() => resolvePromise({ index: Number(sentIndex), body: null, filteredByAcl: false, reread, receivedAtMs, unchanged: true })));
+          res.resume();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           settle(() => {
             const status = res.statusCode ?? 0;
