@@ -4,9 +4,10 @@
 // reported through `onError` without closing the listener.
 
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { ACL } from './acl.ts';
 import { ClientAddress, Guard, type GuardConfig, type GuardCounters } from './guard.ts';
 
@@ -76,6 +77,20 @@ export interface BoundAddress {
 
 /** Tries to find a port free for both UDP and TCP when asked for port 0. */
 const PORT_ZERO_ATTEMPTS = 20;
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The UDP sockets' `lookup`: dgram resolves the address of every send through it, and the default (dns.lookup)
+ * checks its arguments and defers the answer to a process.nextTick, for every answer even though the address is
+ * always the IP literal a query came from. A literal is handed back at once (the send leaves in the same turn,
+ * ~5 % of the CPU of a bare Node UDP loop); anything else still goes to dns.lookup.
+ */
+export function literalLookup(host: string, options: dns.LookupOneOptions, cb: LookupCallback): void {
+  const family = isIP(host);
+  if (family !== 0) cb(null, host, family);
+  else dns.lookup(host, options, cb);
+}
 /** Largest DNS message (2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65_535;
 /** Default per-message deadline: a message that has started arriving must be complete within this (slowloris: the
@@ -155,7 +170,12 @@ export class DnsServer {
 
   #bindUdp(host: string, port: number): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: isIPv6(host), reusePort: this.#o.reusePort === true });
+      const sock = dgram.createSocket({
+        type: isIPv6(host) ? 'udp6' : 'udp4',
+        ipv6Only: isIPv6(host),
+        reusePort: this.#o.reusePort === true,
+        lookup: literalLookup,
+      });
       const processor = this.#o.processor;
       const onError = this.#o.onError;
       const client = new ClientAddress(); // scratch: one packet at a time
