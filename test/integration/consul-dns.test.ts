@@ -44,7 +44,8 @@ function webSeed(f: ConsulFake): void {
 }
 
 describe('consul over DNS: changes in Consul are answered', () => {
-  it('register, deregister, and a health flip passing → warning → critical → passing (§6.1, §3.2 weights)', async () => {
+  // A production agent answers compact JSON; one started with -dev indents every reply (Consul's marshalJSON).
+  for (const devMode of [false, true]) it(`register, deregister, and a health flip passing → warning → critical → passing (§6.1, §3.2 weights; ${devMode ? 'dev agent: indented JSON' : 'compact JSON'})`, async () => {
     await withConsul({}, webSeed, async (srv, fake) => {
       await synced(srv);
       assert.deepEqual(await a(srv.port, `web.service.${D}`), ['10.0.0.1', '10.0.0.2']);
@@ -77,7 +78,7 @@ describe('consul over DNS: changes in Consul are answered', () => {
       fake.deregister('web-1');
       fake.deregister('web-2');
       await waitFor(async () => rcode(await query(srv.port, `web.service.${D}`, 'A')) === 'NXDOMAIN');
-    });
+    }, { fakeOpts: { devMode } });
   });
 
   it('propagation: each of 50 health flips in the fake reaches the DNS answer (§6.4)', async () => {
