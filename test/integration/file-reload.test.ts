@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { Backend } from '../../src/backends/backend.ts';
-import { configSchema, create } from '../../src/backends/file/index.ts';
+import { FILE_STEP, configSchema, create } from '../../src/backends/file/index.ts';
 import { RecordingSink as Recorder, view } from '../helpers/recording-sink.ts';
 import { waitFor } from '../helpers/server.ts';
 
@@ -209,6 +209,31 @@ describe('file backend: hot reload', () => {
     const snap = (await rec.next('snapshot', 0)).snap;
     assert.equal(snap.defaultScope, 'prod');
     assert.deepEqual(view(snap), { 'staging/web': ['10.1.0.1'], 'prod/web': [] });
+  });
+
+  it('a large reload is merged and published FILE_STEP services a turn; its snapshot is whole and names the one change (issue 11 item 7)', async () => {
+    const n = 2 * FILE_STEP + 500;
+    const json = (moved: string) =>
+      JSON.stringify({
+        services: Array.from({ length: n }, (_, k) => ({ name: `svc-${k}`, instances: [{ address: k === 7 ? moved : `10.${k >> 8}.${k & 255}.1`, port: 80 }] })),
+      });
+    const file = path.join(dir, 'services.json');
+    await writeFile(file, json('10.250.0.1'));
+    const rec = start('services.json');
+    assert.equal((await rec.next('snapshot', 0)).snap.services.size, n);
+    const passes = (backend as unknown as { passes: { publish: number; turns: number } }).passes;
+    const turns0 = passes.turns;
+    const publish0 = passes.publish;
+    const from = rec.events.length;
+    await edit(file, json('10.250.0.2'));
+    const { snap } = await rec.snapshotWhere(from, (s) => view(s)['default/svc-7']?.[0] === '10.250.0.2');
+    assert.equal(snap.services.size, n, 'every service of the file, not the part published so far');
+    assert.deepEqual([...(snap.changed ?? [])], ['default/svc-7']);
+    assert.equal(view(snap)['default/svc-0']?.[0], '10.0.0.1');
+    // Three passes over the services (merging the parser's reply, the backend's tables, the snapshot), each
+    // yielding to the event loop every FILE_STEP services: none of them runs as one long turn.
+    assert.ok(passes.turns - turns0 >= 6, `yielded ${passes.turns - turns0} turns for ${n} services`);
+    assert.equal(passes.publish - publish0, 1, 'one snapshot pass for one reload');
   });
 
   it('resolves relative paths against the config directory and stops cleanly (no handles left)', async () => {

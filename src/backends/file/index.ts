@@ -134,6 +134,16 @@ function tooBigMessage(display: string, size: number, limit: number): string {
   return `${display}: is ${size} bytes, over the limit of ${limit} bytes (maxFileBytes); not loaded (raise maxFileBytes in this backend's config, or split the file across several file backends)`;
 }
 
+/**
+ * Services handled per event-loop turn by the passes after a load (merging the parser's reply, the backend's
+ * tables, the snapshot): a reload of a 10k-service file is ~10 turns of a few ms each instead of one turn of
+ * 40-110 ms, so DNS answers between them (issue 11 item 7). Counted, not timed: the same on any machine.
+ */
+export const FILE_STEP = 1000;
+
+/** One turn of the event loop: I/O (DNS packets) queued meanwhile is handled before the next step. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** One service of the served file. */
 interface Entry extends SignedDef {
   readonly def: ServiceDef;
@@ -175,9 +185,9 @@ class FileBackend implements Backend {
 
   /** Content hash of the last read (valid or not); null after a read failure. */
   #lastHash: string | null = null;
-  /** Last valid parse: what is served (through the checks). */
-  #current: ServicesFile | null = null;
-  /** Each service of #current (same order), with its key and signature as the parser process computed them. */
+  /** A valid file was applied: #entries is what is served (through the checks). */
+  #loaded = false;
+  /** Each service of the last valid file (file order), with its key and signature as the parser process computed them. */
   #entries: readonly Entry[] = [];
   /** #entries by key; `known` (key and sig of each) is what the next load is told the backend already holds. */
   #byKey = new Map<string, Entry>();
@@ -187,6 +197,11 @@ class FileBackend implements Backend {
   #lastLoggedError: string | null = null;
   readonly #checkers = new Map<string, Checker>();
   #published = new Map<string, Published>();
+  /** A snapshot pass runs (#publishLoop); `#publishAgain`: something changed meanwhile, run one more. */
+  #publishing = false;
+  #publishAgain = false;
+  /** Snapshot passes started, and turns they yielded (tests: a large reload never runs as one turn). */
+  readonly passes = { publish: 0, turns: 0 };
   #synced = false;
   /** sink.error was called after the last snapshot: the next snapshot must go out even if nothing changed. */
   #staleReported = false;
@@ -339,7 +354,12 @@ class FileBackend implements Backend {
       case 'ok': {
         // A service sent without its definition is the one held now (the request listed its signature).
         const entries: Entry[] = [];
-        for (const e of r.entries) {
+        for (let n = 0; n < r.entries.length; n++) {
+          if (n > 0 && n % FILE_STEP === 0) {
+            await this.#turn();
+            if (this.#stopped) return;
+          }
+          const e = r.entries[n]!;
           const def = e.def ?? this.#byKey.get(e.key)?.def;
           if (def === undefined) {
             // Cannot happen (the child only elides what `known` listed); never serve a partial file.
@@ -351,15 +371,35 @@ class FileBackend implements Backend {
           entries.push({ key: e.key, sig: e.sig, checked: e.checked, def });
         }
         this.#lastHash = r.hash;
-        this.#apply(entries, r.inode, quiet);
+        await this.#apply(entries, r.inode, quiet);
       }
     }
   }
 
   /** A valid file was read (see the header for the slow-writer rule). */
-  #apply(entries: Entry[], inode: string, quiet: boolean): void {
-    const parsed: ServicesFile = { services: entries.map((e) => e.def) };
-    const removed = this.#current && inode === this.#servedInode ? removedBy(this.#current, parsed) : [];
+  async #apply(entries: Entry[], inode: string, quiet: boolean): Promise<void> {
+    // The backend's tables for this file, built FILE_STEP services a turn; the state is switched in one step at
+    // the end, so a check result published meanwhile still sees the previous file whole.
+    const byKey = new Map<string, Entry>();
+    const known: string[] = [];
+    const checked: Entry[] = [];
+    let instances = 0;
+    for (let n = 0; n < entries.length; n++) {
+      if (n > 0 && n % FILE_STEP === 0) {
+        await this.#turn();
+        if (this.#stopped) return;
+      }
+      const e = entries[n]!;
+      byKey.set(e.key, e);
+      known.push(`${e.key}\t${e.sig}\n`);
+      if (e.checked) checked.push(e);
+      instances += e.def.instances.length;
+    }
+    // Services of the served file that this one no longer lists, if it was edited in place (only such a write can
+    // be cut short). Services, not instances: a file cut short loses every service after the cut, while an edit
+    // that replaces an instance's address is common and must not wait.
+    const removed: string[] = [];
+    if (this.#loaded && inode === this.#servedInode) for (const key of this.#byKey.keys()) if (!byKey.has(key)) removed.push(key);
     if (removed.length > 0 && !quiet && this.#config.removalDebounceMs > 0) {
       // Maybe a writer paused mid-file: apply only if the file stays like this for removalDebounceMs.
       this.#logger.info(
@@ -378,19 +418,23 @@ class FileBackend implements Backend {
     this.#servedInode = inode;
     this.#fileError = null;
     this.#lastLoggedError = null;
-    this.#current = parsed;
+    this.#loaded = true;
     this.#entries = entries;
-    this.#byKey = new Map(entries.map((e) => [e.key, e]));
-    this.#known = entries.map((e) => `${e.key}\t${e.sig}\n`).join('');
-    this.#syncCheckers(entries);
-    let instances = 0;
-    for (const s of parsed.services) instances += s.instances.length;
+    this.#byKey = byKey;
+    this.#known = known.join('');
+    this.#syncCheckers(checked);
     // Counts are of the file (served = healthy ones whose checks pass; the store reports those).
     this.#logger.info(
-      { event: 'reload', file: this.#display, services: parsed.services.length, instances, checks: this.#checkers.size },
+      { event: 'reload', file: this.#display, services: entries.length, instances, checks: this.#checkers.size },
       'services file loaded',
     );
     this.#publish();
+  }
+
+  /** Yield one event-loop turn inside a long pass (counted for tests). */
+  #turn(): Promise<void> {
+    this.passes.turns++;
+    return nextTurn();
   }
 
   #readError(err: NodeJS.ErrnoException, op: 'read' | 'watch'): BackendError {
@@ -411,7 +455,7 @@ class FileBackend implements Backend {
       this.#lastLoggedError = err.message;
       this.#logger.error(
         { event: 'reload_rejected', code: err.code, file: this.#display, err: err.message },
-        this.#current ? 'services file rejected; serving the previous version' : 'services file not loaded',
+        this.#loaded ? 'services file rejected; serving the previous version' : 'services file not loaded',
       );
     }
     this.#staleReported = true;
@@ -420,12 +464,11 @@ class FileBackend implements Backend {
 
   // ---- checks ----
 
-  #syncCheckers(entries: readonly Entry[]): void {
+  /** `checked`: the services with a served check (the parser process flagged them), not all of them. */
+  #syncCheckers(checked: readonly Entry[]): void {
     const wanted = new Map<string, NonNullable<ServicesFile['services'][number]['instances'][number]['check']>>();
-    // Only services with a served check (the parser process flagged them): a reload of 10k services without
-    // checks does not walk their 100k instances here.
-    for (const e of entries) {
-      if (!e.checked) continue;
+    // Only services with a served check: a reload of 10k services without checks walks none of their 100k instances.
+    for (const e of checked) {
       for (const i of e.def.instances) if (i.healthy && i.check) wanted.set(checkKey(i.check), i.check);
     }
     for (const [key, c] of this.#checkers) {
@@ -450,25 +493,58 @@ class FileBackend implements Backend {
 
   // ---- snapshots ----
 
-  /** Build the served view from the last valid file and the check results; emit it when it differs. */
+  /**
+   * Build the served view from the last valid file and the check results, and emit it when it differs. A pass
+   * runs FILE_STEP services a turn; a request while one runs (a check result, a newer file) makes one more pass
+   * after it, and a pass whose file was replaced meanwhile is dropped unemitted. Each snapshot is whole: every
+   * service of one file, with the check results read during that pass.
+   */
   #publish(): void {
-    const file = this.#current;
+    this.#publishAgain = true;
+    if (this.#publishing) return;
+    this.#publishing = true;
+    void this.#publishLoop();
+  }
+
+  async #publishLoop(): Promise<void> {
+    try {
+      while (this.#publishAgain && !this.#stopped) {
+        this.#publishAgain = false;
+        await this.#publishOnce();
+      }
+    } catch (err) {
+      // Nothing here is expected to throw; never an unhandled rejection, and the next request runs again.
+      this.#logger.error({ err }, 'services file snapshot failed');
+    } finally {
+      this.#publishing = false;
+    }
+  }
+
+  async #publishOnce(): Promise<void> {
     const sink = this.#sink;
-    if (!file || !sink || this.#stopped) return;
+    if (!this.#loaded || !sink || this.#stopped) return;
     if (!this.#synced) {
       // First sync waits for every check's first verdict (each settles within its timeoutMs).
       for (const c of this.#checkers.values()) if (c.status === 'pending') return;
     }
+    this.passes.publish++;
     const next = new Map<string, Published>();
     const services = new Map<string, Service>();
     const entries = this.#entries;
-    let changed = this.#published.size !== entries.length;
+    const published = this.#published;
+    let changed = published.size !== entries.length;
     /** Keys whose Service object differs from the last snapshot's: the store's `changed` hint (O(changes) merge). */
     const changedKeys = new Set<string>();
     // Equal knownTags lists are one array (10k services with one named port share one ['http']: 0.5 MB less).
     const tagLists = new Map<string, readonly string[]>();
-    for (const { key, sig: defSig, checked, def } of entries) {
-      const prev = this.#published.get(key);
+    for (let n = 0; n < entries.length; n++) {
+      if (n > 0 && n % FILE_STEP === 0) {
+        await this.#turn();
+        // Stopped, or a newer file applied meanwhile (it asked for its own pass): this one is out of date.
+        if (this.#stopped || this.#entries !== entries) return;
+      }
+      const { key, sig: defSig, checked, def } = entries[n]!;
+      const prev = published.get(key);
       // Without checks, what a service serves follows from its definition alone: the parser process's signature
       // of it decides reuse, and an unchanged service costs nothing here (10k services per reload).
       if (!checked && prev && prev.sig === defSig) {
@@ -522,7 +598,7 @@ class FileBackend implements Backend {
       next.set(key, entry);
       services.set(key, entry.service);
     }
-    for (const key of this.#published.keys()) if (!next.has(key)) changedKeys.add(key);
+    for (const key of published.keys()) if (!next.has(key)) changedKeys.add(key);
     // After the first snapshot, tell the store which services changed: a one-instance edit of a 10k-service file
     // then costs the store one service, not two passes over 10k (issue 11 items 3, 7). Every other key holds the
     // very Service object of the previous snapshot (reused above).
@@ -553,13 +629,4 @@ function checkReason(kind: 'tcp' | 'http', status: 'pending' | 'passing' | 'crit
 
 function unhealthyEntry(i: InstanceDef, reason: string): UnhealthyInstance {
   return i.name === undefined ? { address: i.address, reason } : { address: i.address, name: i.name, reason };
-}
-
-/**
- * `scope/name` of each service in `before` but not in `after`. Services, not instances: a file cut short loses
- * every service after the cut, while an edit that replaces an instance's address is common and must not wait.
- */
-function removedBy(before: ServicesFile, after: ServicesFile): string[] {
-  const now = new Set(after.services.map((s) => serviceKey(s.scope, s.name)));
-  return before.services.map((s) => serviceKey(s.scope, s.name)).filter((k) => !now.has(k));
 }
