@@ -45,6 +45,8 @@ export interface Row {
   readonly rssMb: number;
   /** CPU seconds the server used during the phase (all threads; NSD: all its processes). */
   readonly cpuS: number;
+  /** CPU seconds of the bench process itself over the phase: the in-process fakes and the change driver. */
+  readonly benchCpuS: number;
   /** Seconds the phase lasted (dnsperf's run). */
   readonly wallS: number;
   /** Seconds svcdns spent in garbage collection during the phase (its own metric; NaN for NSD). */
@@ -299,11 +301,14 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const before = admin !== null ? await scrape(admin) : null;
   driver?.start();
   const cpu0 = cpuSeconds(pid, group);
+  const own0 = process.cpuUsage();
   const w0 = performance.now();
   const perf = await dnsperf(port, qfile, join(cfg.tmp, `dnsperf-${server}-${driver?.rate ?? 0}.out`),
     ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(seconds)], true);
   const wallS = (performance.now() - w0) / 1000;
   const cpuS = cpuSeconds(pid, group) - cpu0;
+  const own = process.cpuUsage(own0);
+  const benchCpuS = (own.user + own.system) / 1e6;
   const d = driver?.stop() ?? { asked: 0, issued: 0 };
   const after = admin !== null ? await scrape(admin) : null;
   let hitPct = NaN;
@@ -317,7 +322,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     gcS = metric(after, 'svcdns_nodejs_gc_duration_seconds_sum') - metric(before, 'svcdns_nodejs_gc_duration_seconds_sum');
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, wallS, gcS };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, wallS, gcS };
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -393,7 +398,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       rows.push(row);
-      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s`);
+      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s`);
       if (rate === 0) {
         const ref = await reference(kind);
         if (ref) rows.push(ref);
