@@ -11,12 +11,15 @@
 //   C_SERVICES, C_PER: the size; C_SAMPLES: changes of each kind (default 20); C_GAP_MS: pause between changes
 //   (default 300); C_SRC: another checkout's root to run svcdns from (a before/after comparison); C_IDLE_S: the idle
 //   measurement (default 10 s); C_FLIPS (200) health changes at C_FLIP_RATE (50) a second with no query, for
-//   svcdns's CPU per change; C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS.
+//   svcdns's CPU per change; C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS; C_QPS: a steady
+//   query load (dnsperf -Q, the realistic Zipf mix) during the idle and the flip measurements, so the CPU per
+//   change is also measured beside answers (0: none, the default).
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, DnsClient, forkConsulFake, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
+import { cpuSeconds, DnsClient, dnsperf, forkConsulFake, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
+import { writeQueryFile } from './realistic.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
 import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
@@ -78,17 +81,29 @@ try {
   // Idle cost: CPU of svcdns and of the fake over C_IDLE_S seconds with no change and no query (the watches cycling
   // through their blocking slots), and the requests the fake answered meanwhile.
   const idleS = Number(process.env.C_IDLE_S ?? 10);
+  const qps = Number(process.env.C_QPS ?? 0);
+  const qfile = join(dir, 'queries.txt');
+  if (qps > 0) writeQueryFile(qfile, services);
+  /** C_QPS queries a second for `seconds` (resolves to the answers counted), or nothing when C_QPS is 0. */
+  const load = async (seconds: number): Promise<string> => {
+    if (qps <= 0) return '';
+    const r = await dnsperf(port, qfile, join(dir, 'dnsperf.out'), ['-c', '1', '-Q', String(qps), '-l', String(Math.max(1, Math.round(seconds)))], false);
+    return `, beside ${f(r.qps)} answers/s (C_QPS ${qps})`;
+  };
+  if (qps > 0) await load(6); // warm-up: the answer cache filled and the code compiled before anything is measured
+  const idleLoad = load(idleS);
   const cpu0 = cpuSeconds(child.pid);
   const fcpu0 = cpuSeconds(fake.pid);
   const req0 = metric(await scrape(adminPort), 'svcdns_backend_requests_total');
   const [gcN0, gcS0] = [metric(await scrape(adminPort), 'svcdns_nodejs_gc_duration_seconds_count'), metric(await scrape(adminPort), 'svcdns_nodejs_gc_duration_seconds_sum')];
   await sleep(idleS * 1000);
+  const idleNote = await idleLoad;
   const req1 = metric(await scrape(adminPort), 'svcdns_backend_requests_total');
   const gc = (mm: Map<string, number>): [number, number] => [metric(mm, 'svcdns_nodejs_gc_duration_seconds_count'), metric(mm, 'svcdns_nodejs_gc_duration_seconds_sum')];
   const [gcN1, gcS1] = gc(await scrape(adminPort));
   console.log(`  GC during the idle time: ${f(gcN1 - gcN0)} collections, ${f((gcS1 - gcS0) * 1000)} ms`);
-  console.log(`  idle ${idleS} s (no change, no query): svcdns CPU ${f((100 * (cpuSeconds(child.pid) - cpu0)) / idleS, 1)} %, the fake's ${f((100 * (cpuSeconds(fake.pid) - fcpu0)) / idleS, 1)} % of one core` +
-    (Number.isFinite(req1 - req0) ? `, ${f((req1 - req0) / idleS)} backend requests/s` : ''));
+  console.log(`  idle ${idleS} s (no change${qps > 0 ? '' : ', no query'}): svcdns CPU ${f((100 * (cpuSeconds(child.pid) - cpu0)) / idleS, 1)} %, the fake's ${f((100 * (cpuSeconds(fake.pid) - fcpu0)) / idleS, 1)} % of one core` +
+    (Number.isFinite(req1 - req0) ? `, ${f((req1 - req0) / idleS)} backend requests/s` : '') + idleNote);
 
   // Health changes alone (C_FLIPS of them, C_FLIP_RATE a second, no query): svcdns's CPU per change.
   const flips = Number(process.env.C_FLIPS ?? 200);
@@ -97,6 +112,7 @@ try {
   // with an instance the flips left critical (its A answer would never be `per - 1` addresses: "not seen").
   const used = new Set<number>();
   if (flips > 0) {
+    const flipLoad = load(flips / flipRate + 2);
     const fr = rng(7);
     const c0 = cpuSeconds(child.pid);
     const fc0 = cpuSeconds(fake.pid);
@@ -115,8 +131,9 @@ try {
     await sleep(2000); // let the last ones land
     const wall = (performance.now() - w0) / 1000;
     const cpu = cpuSeconds(child.pid) - c0;
-    console.log(`  ${flips} health changes at ${flipRate}/s (no query): svcdns CPU ${f((100 * cpu) / wall, 1)} % of one core over ${f(wall, 1)} s ` +
-      `(${f((1000 * cpu) / flips, 2)} ms a change, idle cost included), the fake's ${f((100 * (cpuSeconds(fake.pid) - fc0)) / wall, 1)} %`);
+    const flipNote = await flipLoad;
+    console.log(`  ${flips} health changes at ${flipRate}/s${qps > 0 ? '' : ' (no query)'}: svcdns CPU ${f((100 * cpu) / wall, 1)} % of one core over ${f(wall, 1)} s ` +
+      `(${f((1000 * cpu) / flips, 2)} ms a change, idle cost included), the fake's ${f((100 * (cpuSeconds(fake.pid) - fc0)) / wall, 1)} %${flipNote}`);
   }
 
   const rand = rng(11);

@@ -27,6 +27,12 @@ export interface RealisticConfig {
   /** Upper bound of the warm-up, which is one pass over the whole query file (dnsperf -n 1). */
   readonly warmSeconds: number;
   readonly rates: readonly number[];
+  /**
+   * Rounds over `rates` (each round: every rate once, NSD after its 0/s phase). This VM's speed drifts by up to
+   * ±30 % between adjacent 8 s phases, so each rate's row is the median of the rounds, interleaved so that the
+   * drift hits every rate alike (as the one-name part does).
+   */
+  readonly rounds: number;
   /** dnsperf -q: queries outstanding. */
   readonly outstanding: number;
   readonly propagationSamples: number;
@@ -45,12 +51,22 @@ export interface Row {
   readonly rssMb: number;
   /** CPU seconds the server used during the phase (all threads; NSD: all its processes). */
   readonly cpuS: number;
+  /** svcdns's longest event-loop lag over the phase (ms; its /metrics, reset by the scrape before the phase). */
+  readonly lagMaxMs: number;
   /** CPU seconds of the bench process itself over the phase: the in-process fakes and the change driver. */
   readonly benchCpuS: number;
   /** Seconds the phase lasted (dnsperf's run). */
   readonly wallS: number;
   /** Seconds svcdns spent in garbage collection during the phase (its own metric; NaN for NSD). */
   readonly gcS?: number;
+  /** A median row: the qps of every round, in order. */
+  readonly roundsQps?: readonly number[];
+}
+
+/** The row with the median qps of the rounds (the lower middle for an even count), carrying every round's qps. */
+export function medianRow(rows: readonly Row[]): Row {
+  const sorted = [...rows].sort((a, b) => a.perf.qps - b.perf.qps);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, roundsQps: rows.map((r) => r.perf.qps) };
 }
 
 export interface BackendResult {
@@ -314,6 +330,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   let hitPct = NaN;
   let generations = NaN;
   let gcS = NaN;
+  const lagMaxMs = after ? metric(after, 'svcdns_nodejs_eventloop_lag_max_seconds') * 1000 : NaN;
   if (before && after) {
     const hits = metric(after, 'svcdns_dns_cache_hits_total') - metric(before, 'svcdns_dns_cache_hits_total');
     const misses = metric(after, 'svcdns_dns_cache_misses_total') - metric(before, 'svcdns_dns_cache_misses_total');
@@ -322,7 +339,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     gcS = metric(after, 'svcdns_nodejs_gc_duration_seconds_sum') - metric(before, 'svcdns_nodejs_gc_duration_seconds_sum');
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, wallS, gcS };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS };
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -393,16 +410,22 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
     // Warm-up: one pass fills the answer cache and the JIT; not reported.
     await dnsperf(s.port, qfile, join(cfg.tmp, `warm-${kind}.out`), warmArgs(cfg), false);
     const rand = rng(kind === 'kubernetes' ? 101 : 202);
-    const rows: Row[] = [];
-    for (const rate of cfg.rates) {
+    const byRate = new Map<number, Row[]>();
+    const refs: Row[] = [];
+    for (let round = 1; round <= cfg.rounds; round++) for (const rate of cfg.rates) {
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
-      rows.push(row);
-      console.log(`  ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s`);
+      byRate.set(rate, [...(byRate.get(rate) ?? []), row]);
+      console.log(`  round ${round}, ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s, event-loop lag max ${f(row.lagMaxMs, 1)} ms; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s`);
       if (rate === 0) {
         const ref = await reference(kind);
-        if (ref) rows.push(ref);
+        if (ref) refs.push(ref);
       }
+    }
+    const rows: Row[] = [];
+    for (const rate of cfg.rates) {
+      rows.push(medianRow(byRate.get(rate)!));
+      if (rate === 0 && refs.length > 0) rows.push(medianRow(refs));
     }
     const rssAfterLoadMb = rssMb(s.child.pid);
     notes.push(`${kind} memory after the load phases (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
@@ -526,10 +549,10 @@ export function perCpu(r: Row): number {
 
 export function realisticTable(rows: Row[]): string {
   return table(
-    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps', 'server CPU', 'answers per CPU-s', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
+    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps (median; each round)', 'server CPU', 'answers per CPU-s', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
     rows.map((r) => [
       r.server, String(r.rate), r.rate ? `${r.issued}/${r.asked}` : '-', Number.isFinite(r.generations) ? `+${r.generations}` : '-', r.converged,
-      f(r.perf.qps), `${f((100 * r.cpuS) / r.wallS)} %`, f(perCpu(r)), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
+      r.roundsQps && r.roundsQps.length > 1 ? `${f(r.perf.qps)} (${r.roundsQps.map((q) => f(q)).join(', ')})` : f(r.perf.qps), `${f((100 * r.cpuS) / r.wallS)} %`, f(perCpu(r)), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
     ]),
   );
 }
