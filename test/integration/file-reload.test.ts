@@ -236,6 +236,48 @@ describe('file backend: hot reload', () => {
     assert.equal(passes.publish - publish0, 1, 'one snapshot pass for one reload');
   });
 
+  it('edits in quick succession of a large file: once an edit is served, no snapshot of an older one follows', async () => {
+    const n = 2 * FILE_STEP + 500;
+    const json = (gen: number) =>
+      JSON.stringify({ services: Array.from({ length: n }, (_, k) => ({ name: `svc-${k}`, instances: [{ address: `10.${k >> 8}.${k & 255}.${k === 3 ? gen + 1 : 1}`, port: 80 }] })) });
+    const file = path.join(dir, 'services.json');
+    await writeFile(file, json(0));
+    const rec = start('services.json', dir, { debounceMs: 0 });
+    await rec.next('snapshot', 0);
+    const from = rec.events.length;
+    // Each write may land while the previous one is still being merged or published (debounceMs 0).
+    for (let gen = 1; gen <= 5; gen++) {
+      await edit(file, json(gen));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await rec.snapshotWhere(from, (s) => view(s)['default/svc-3']?.[0] === '10.0.3.6');
+    // The edit each snapshot since the first edit serves (svc-3's address ends in gen + 1), in the order emitted.
+    const gens = rec.events.slice(from).flatMap((e) => (e.kind === 'snapshot' ? [Number(view(e.snap)['default/svc-3']![0]!.split('.')[3]) - 1] : []));
+    for (let i = 1; i < gens.length; i++) assert.ok(gens[i]! >= gens[i - 1]!, `a snapshot went back to an older edit: ${gens.join(', ')}`);
+    for (const snap of rec.snapshots) assert.equal(snap.services.size, n, 'every snapshot is a whole file');
+  });
+
+  it('stop() during the reload of a large file: nothing is reported after it returns', async () => {
+    const n = 2 * FILE_STEP + 500;
+    const json = (last: number) => JSON.stringify({ services: Array.from({ length: n }, (_, k) => ({ name: `svc-${k}`, instances: [{ address: `10.${k >> 8}.${k & 255}.${last}`, port: 80 }] })) });
+    const file = path.join(dir, 'services.json');
+    await writeFile(file, json(1));
+    const rec = start('services.json', dir, { debounceMs: 0 });
+    await rec.next('snapshot', 0);
+    await edit(file, json(2));
+    // Stop once the edit's load has started (logged before the parser process runs), so the passes are cut short.
+    await loggedTimes('reload_started', 2);
+    const stopped = backend!;
+    await stopped.stop();
+    const n0 = rec.events.length;
+    // A second backend on the same file marks when the stopped one would have reported the edit.
+    const live = start('services.json', dir, { debounceMs: 0 });
+    await live.next('snapshot', 0);
+    await edit(file, json(3));
+    await live.snapshotWhere(0, (s) => view(s)['default/svc-0']?.[0] === '10.0.0.3');
+    assert.equal(rec.events.length, n0, 'nothing reported after stop()');
+  });
+
   it('resolves relative paths against the config directory and stops cleanly (no handles left)', async () => {
     await mkdir(path.join(dir, 'conf'));
     await writeFile(path.join(dir, 'conf', 'services.yaml'), V1);

@@ -198,7 +198,7 @@ class FileBackend implements Backend {
   readonly #checkers = new Map<string, Checker>();
   #published = new Map<string, Published>();
   /** A snapshot pass runs (#publishLoop); `#publishAgain`: something changed meanwhile, run one more. */
-  #publishing = false;
+  #publishing: Promise<void> | null = null;
   #publishAgain = false;
   /** Snapshot passes started, and turns they yielded (tests: a large reload never runs as one turn). */
   readonly passes = { publish: 0, turns: 0 };
@@ -244,6 +244,7 @@ class FileBackend implements Backend {
     this.#checkers.clear();
     this.#running?.cancel();
     await this.#chain;
+    await this.#publishing; // a pass in progress ends at its next turn, emitting nothing
   }
 
   // ---- watching ----
@@ -500,10 +501,11 @@ class FileBackend implements Backend {
    * service of one file, with the check results read during that pass.
    */
   #publish(): void {
+    if (this.#stopped) return;
     this.#publishAgain = true;
-    if (this.#publishing) return;
-    this.#publishing = true;
-    void this.#publishLoop();
+    if (this.#publishing !== null) return;
+    // Not stopped, so the loop awaits #publishOnce (async) before its `finally`: that runs after this assignment.
+    this.#publishing = this.#publishLoop();
   }
 
   async #publishLoop(): Promise<void> {
@@ -516,7 +518,7 @@ class FileBackend implements Backend {
       // Nothing here is expected to throw; never an unhandled rejection, and the next request runs again.
       this.#logger.error({ err }, 'services file snapshot failed');
     } finally {
-      this.#publishing = false;
+      this.#publishing = null;
     }
   }
 
@@ -528,6 +530,10 @@ class FileBackend implements Backend {
       for (const c of this.#checkers.values()) if (c.status === 'pending') return;
     }
     this.passes.publish++;
+    // Every check's result as of the start of this pass: a check that flips while the pass runs cannot show one
+    // status in an early chunk and another in a later one (its flip asks for one more pass).
+    const statuses = new Map<string, Checker['status']>();
+    for (const [key, c] of this.#checkers) statuses.set(key, c.status);
     const next = new Map<string, Published>();
     const services = new Map<string, Service>();
     const entries = this.#entries;
@@ -561,7 +567,7 @@ class FileBackend implements Backend {
       }
       let unhealthy: UnhealthyInstance[] | undefined;
       for (const i of def.instances) {
-        const reason = !i.healthy ? REASON_HEALTHY_FALSE : i.check ? checkReason(i.check.kind, this.#checkers.get(checkKey(i.check))?.status) : null;
+        const reason = !i.healthy ? REASON_HEALTHY_FALSE : i.check ? checkReason(i.check.kind, statuses.get(checkKey(i.check))) : null;
         if (reason !== null) {
           (unhealthy ??= []).push(unhealthyEntry(i, reason));
           continue;
