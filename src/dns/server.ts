@@ -84,11 +84,13 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, famil
  * The UDP sockets' `lookup`: dgram resolves the address of every send through it, and the default (dns.lookup)
  * checks its arguments and defers the answer to a process.nextTick, for every answer even though the address is
  * always the IP literal a query came from. A literal is handed back at once (the send leaves in the same turn,
- * ~5 % of the CPU of a bare Node UDP loop); anything else still goes to dns.lookup.
+ * ~5 % of the CPU of a bare Node UDP loop); anything else still goes to dns.lookup. It also makes bind() to a
+ * literal report 'listening' before it returns, so the listener is passed to bind() itself (#bindUdp).
  */
-export function literalLookup(host: string, options: dns.LookupOneOptions, cb: LookupCallback): void {
+export function literalLookup(host: string, options: number | dns.LookupOneOptions, cb: LookupCallback): void {
   const family = isIP(host);
   if (family !== 0) cb(null, host, family);
+  else if (typeof options === 'number') dns.lookup(host, options, cb); // dgram passes the socket's family: 4 or 6
   else dns.lookup(host, options, cb);
 }
 /** Largest DNS message (2-byte length prefix). */
@@ -186,8 +188,9 @@ export class DnsServer {
         this.#udpBuffer ??= setReceiveBuffer(sock, this.#o.udpReceiveBufferBytes ?? 0);
         resolve(sock);
       });
-      // No send callback: a completion callback costs a request object per answer; send errors (EMSGSIZE,
-      // ENOBUFS) arrive as 'error' events, which the handler above reports without closing the socket.
+      // No send callback: a completion callback costs a request object per answer. Without one, a send that
+      // fails (EMSGSIZE, ENOBUFS) is a lost answer like any lost datagram (the client retries); the socket's
+      // 'error' handler above reports whatever Node emits, without closing the socket.
       sock.on('message', (msg, rinfo) => {
         const guard = this.#guard;
         if (guard === null) {
