@@ -6,6 +6,7 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 
@@ -67,6 +68,28 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly group?: boolean;
   readonly cwd?: string;
+  /** Run on the server's CPU (see `pinned`). */
+  readonly pin?: Role;
+}
+
+/** Who a pinned process is: the DNS server measured, or the load generator (dnsperf). */
+export type Role = 'server' | 'client';
+
+/**
+ * CPU pinning of the realistic load, off unless BENCH_PIN=1: the server measured (svcdns, NSD) on the last CPU,
+ * dnsperf on the first, everything else (the fakes, the bench) wherever the kernel puts it. Unpinned, the
+ * scheduler moves the processes between cores from one 8 s phase to the next (NSD moved by ±30 % on a 2-core VM).
+ * Pinned, NSD held within ±10 %, but svcdns's change phases did not steady: the fakes, unpinned, then take CPU
+ * from one of the two pinned processes. So it stays a way to measure one core's capacity, not the default.
+ * Needs `taskset` (util-linux) and 2 CPUs.
+ */
+export const PIN = process.env.BENCH_PIN === '1' && os.availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
+
+/** `cmd args` under taskset for `role`, or unchanged when not pinning. taskset execs: the pid stays the command's. */
+export function pinned(role: Role | undefined, cmd: string, args: string[]): [string, string[]] {
+  if (!PIN || role === undefined) return [cmd, args];
+  const cpu = role === 'server' ? os.availableParallelism() - 1 : 0;
+  return ['taskset', ['-c', String(cpu), cmd, ...args]];
 }
 
 /**
@@ -97,7 +120,8 @@ export function forkConsulFake(): { child: ChildProcess; ready: Promise<{ port: 
 
 /** Spawn a child whose stdout/stderr are drained (a full pipe would block it); the tail is kept for errors. */
 export function start(cmd: string, args: string[], name: string, opts: StartOptions = {}): ChildProcess {
-  const child = spawn(cmd, args, {
+  const [file, argv] = pinned(opts.pin, cmd, args);
+  const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: opts.group === true,
     ...(opts.env ? { env: opts.env } : {}),
@@ -271,11 +295,12 @@ export interface PerfRun {
  * enough stalls its receiving thread, which then reports our latency inflated by its own wait). Asynchronous, so
  * the fakes and the change driver in this process keep running while it measures.
  */
-export async function dnsperf(port: number, queryFile: string, outFile: string, args: string[], verbose: boolean): Promise<PerfRun> {
+export async function dnsperf(port: number, queryFile: string, outFile: string, args: string[], verbose: boolean, pin?: Role): Promise<PerfRun> {
   const fd = openSync(outFile, 'w');
   let stderr = '';
   const code = await new Promise<number | null>((resolve) => {
-    const c = spawn('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, ...args, ...(verbose ? ['-v'] : [])], {
+    const [file, argv] = pinned(pin, 'dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queryFile, ...args, ...(verbose ? ['-v'] : [])]);
+    const c = spawn(file, argv, {
       stdio: ['ignore', fd, 'pipe'],
     });
     const s: Started = { child: c, name: 'dnsperf', group: false };

@@ -298,7 +298,7 @@ async function startSvcdns(cfg: RealisticConfig, dir: string, backendYaml: strin
   writeFileSync(path, `listen: "127.0.0.1:${port}"\nadmin: { listen: "127.0.0.1:${admin}" }\nlog: { level: warn }\n${extra}backends:\n${backendYaml}`);
   // BENCH_SVCDNS_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = (process.env.BENCH_SVCDNS_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const child = start(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env } });
+  const child = start(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env }, pin: 'server' });
   return { child, port, admin };
 }
 
@@ -320,7 +320,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const own0 = process.cpuUsage();
   const w0 = performance.now();
   const perf = await dnsperf(port, qfile, join(cfg.tmp, `dnsperf-${server}-${driver?.rate ?? 0}.out`),
-    ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(seconds)], true);
+    ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(seconds)], true, 'client');
   const wallS = (performance.now() - w0) / 1000;
   const cpuS = cpuSeconds(pid, group) - cpu0;
   const own = process.cpuUsage(own0);
@@ -408,7 +408,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
     console.log(`${kind}: fake seeded with ${cfg.services} × ${cfg.perService} in ${f(seedMs / 1000, 1)} s; svcdns answered every service ${f(syncMs / 1000, 1)} s after spawn; RSS ${f(rssAfterSyncMb)} MB`);
 
     // Warm-up: one pass fills the answer cache and the JIT; not reported.
-    await dnsperf(s.port, qfile, join(cfg.tmp, `warm-${kind}.out`), warmArgs(cfg), false);
+    await dnsperf(s.port, qfile, join(cfg.tmp, `warm-${kind}.out`), warmArgs(cfg), false, 'client');
     const rand = rng(kind === 'kubernetes' ? 101 : 202);
     const byRate = new Map<number, Row[]>();
     const refs: Row[] = [];
@@ -520,12 +520,12 @@ zone:
   zonefile: sd.internal.zone
 `);
   // Its own process group: NSD forks its server and xfrd processes, and they must go with it.
-  const child = start(bin, ['-d', '-c', conf], 'nsd', { group: true });
+  const child = start(bin, ['-d', '-c', conf], 'nsd', { group: true, pin: 'server' });
   const client = new DnsClient();
   try {
     const k = cfg.services - 1;
     await waitReply(client, port, `svc-${k}.service.${DOMAIN}`, 'A', (r) => r.data.length === cfg.perService, 60_000);
-    await dnsperf(port, qfile, join(cfg.tmp, 'warm-nsd.out'), warmArgs(cfg), false);
+    await dnsperf(port, qfile, join(cfg.tmp, 'warm-nsd.out'), warmArgs(cfg), false, 'client');
   } catch (e) {
     await stopChild(child);
     throw e;

@@ -25,7 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
 import {
-  cleanupAll, cleanupDir, DnsClient, dnsperf, f, freePort, have, installCleanupHandlers, memoryBreakdown, memoryLine, percentiles, propagationMetric, rng, rssMb, scrape, sleep,
+  cleanupAll, cleanupDir, DnsClient, dnsperf, f, PIN, freePort, have, installCleanupHandlers, memoryBreakdown, memoryLine, percentiles, propagationMetric, rng, rssMb, scrape, sleep,
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
@@ -264,7 +264,7 @@ function realisticConfig(): RealisticConfig {
     phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 8),
     warmSeconds: 60,
     rates: [0, 10, 50],
-    rounds: Number(process.env.BENCH_REALISTIC_ROUNDS ?? 3),
+    rounds: Math.max(1, Math.floor(Number(process.env.BENCH_REALISTIC_ROUNDS ?? 3)) || 1),
     outstanding: 20,
     propagationSamples: 100,
   };
@@ -310,7 +310,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     const rssAfterSyncMb = rssMb(s.child.pid);
     notes.push(`file memory after sync (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
     console.log(`file: svcdns answered every service ${f(syncMs / 1000, 1)} s after spawn (${cfg.services} × ${cfg.perService} JSON); RSS ${f(rssAfterSyncMb)} MB`);
-    await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), warmArgs(cfg), false);
+    await dnsperf(s.port, qfile, join(tmp, 'warm-file.out'), warmArgs(cfg), false, 'client');
     // Interleaved rounds of svcdns and NSD (the medians are what the table and the ratios use).
     const fileRows: Row[] = [];
     const refs: Row[] = [];
@@ -399,7 +399,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
   const cfg = realisticConfig();
   const qfile = join(tmp, 'realistic.txt');
   const q = writeQueryFile(qfile, cfg.services);
-  console.log(`\n## Realistic: ${cfg.services} services × ${cfg.perService} endpoints; dnsperf -c 1 -e -q ${cfg.outstanding}, ${cfg.phaseSeconds} s per phase after a warm-up pass over the whole query file`);
+  console.log(`\n## Realistic: ${cfg.services} services × ${cfg.perService} endpoints; dnsperf -c 1 -e -q ${cfg.outstanding}, ${cfg.phaseSeconds} s per phase after a warm-up pass over the whole query file, ${cfg.rounds} interleaved rounds; ${PIN ? 'BENCH_PIN=1: servers on the last CPU, dnsperf on the first' : 'not pinned to CPUs (BENCH_PIN=1 pins)'}`);
   console.log(`queries: Zipf s=1 over every service, ${q.a + q.srv + q.aaaa} lines (${q.distinct} distinct): ${f((100 * q.a) / (q.a + q.srv + q.aaaa))} % A, ${f((100 * q.srv) / (q.a + q.srv + q.aaaa))} % SRV (_http._tcp), ${f((100 * q.aaaa) / (q.a + q.srv + q.aaaa))} % AAAA (NODATA)`);
   console.log('changes: one endpoint\'s readiness flipped through the fake\'s API (Kubernetes: the EndpointSlice re-applied; Consul: the instance\'s check passing ↔ critical), uniform over services and endpoints');
 
@@ -457,7 +457,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
       parts.push(`qps at 50/s ÷ qps at 0/s = ${f(r50.perf.qps / r0.perf.qps, 2)} (target >= 0.9; per server CPU second: ${f(perCpu(r50) / perCpu(r0), 2)}${perRound(r50, r0)})`);
       parts.push(`changes applied at 50/s ${r50.issued}/${r50.asked} = ${f((100 * r50.issued) / Math.max(1, r50.asked))} % issued through the fake, final answers ${r50.converged} (target >= 90 %)`);
     }
-    if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD measured right after it = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5; per server CPU second: ${f(perCpu(r0) / perCpu(nsdRow), 2)}${perRound(r0, nsdRow)})`);
+    if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD (each NSD round right after svcdns's 0/s phase) = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5; per server CPU second: ${f(perCpu(r0) / perCpu(nsdRow), 2)}${perRound(r0, nsdRow)})`);
     if (parts.length) console.log(`- ${b.name}: ${parts.join('; ')}`);
   }
   if (notes.length) {
