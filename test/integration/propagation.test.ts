@@ -12,7 +12,8 @@ import { describe, it } from 'node:test';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';
-import { KubeApiServerFake, endpointSlice } from '../fakes/kube-apiserver-fake.ts';
+import { endpointSlice } from '../fakes/kube-apiserver-fake.ts';
+import { withKubeServer } from '../helpers/kube-server.ts';
 
 /** The file backend waits this long after a change notification before reading: a floor under the measured time. */
 const DEBOUNCE_MS = 300;
@@ -146,24 +147,10 @@ describe('end-to-end propagation (issue 14 #4)', () => {
   });
 
   it('Kubernetes: a watch event is timed from its arrival to the first answer, once', async () => {
-    const fake = await KubeApiServerFake.start();
-    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-prop-k8s-'));
-    let srv: TestServer | null = null;
     const slice = (addrs: string[]) => endpointSlice({ namespace: 'default', name: 'web-abc12', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints: addrs.map((a) => ({ addresses: [a], ready: true })) });
-    try {
-      await writeFile(path.join(dir, 'kubeconfig'), fake.kubeconfig());
-      fake.apply(slice(['10.0.0.1']));
-      srv = await startServer(
-        { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'kubernetes', name: 'k8s', kubeconfig: 'kubeconfig' }] },
-        { configDir: dir, extra: { serveAdmin: true } },
-      );
-      const s = srv;
+    await withKubeServer({ name: 'k8s' }, (fake) => fake.apply(slice(['10.0.0.1'])), async (s, fake) => {
       await waitFor(async () => answerData(await query(s.port, 'web.service.default.sd.internal', 'A')).includes('10.0.0.1'));
       await oneChange(s, 'k8s', 'web.service.default.sd.internal', '10.0.0.2', () => fake.apply(slice(['10.0.0.1', '10.0.0.2'])));
-    } finally {
-      await srv?.stop();
-      await fake.stop();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -13,7 +13,8 @@ import { describe, it } from 'node:test';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { ConsulFake } from '../fakes/consul-fake.ts';
-import { KubeApiServerFake, endpointSlice, legacyEndpoints } from '../fakes/kube-apiserver-fake.ts';
+import { endpointSlice, legacyEndpoints } from '../fakes/kube-apiserver-fake.ts';
+import { withKubeServer } from '../helpers/kube-server.ts';
 
 const ADMIN = { admin: { listen: '127.0.0.1:0' } };
 
@@ -126,47 +127,34 @@ describe('/v1/services: unhealthy instances and why (issue 14 #3, §6.1)', () =>
   }
 
   it('Kubernetes: not ready and terminating endpoints (EndpointSlice) and notReadyAddresses (legacy Endpoints), named by their Pod', async () => {
-    const fake = await KubeApiServerFake.start();
-    const dir = await mkdtemp(path.join(tmpdir(), 'svcdns-unhealthy-k8s-'));
-    let srv: TestServer | null = null;
     const slice = (endpoints: Parameters<typeof endpointSlice>[0]['endpoints']) =>
       endpointSlice({ namespace: 'default', name: 'web-abc12', service: 'web', ports: [{ name: 'http', port: 8080 }], endpoints });
-    try {
-      await writeFile(path.join(dir, 'kubeconfig'), fake.kubeconfig());
-      fake.apply(slice([{ addresses: ['10.0.0.1'], ready: true, pod: 'web-a' }, { addresses: ['10.0.0.2'], ready: false, serving: false, terminating: false, pod: 'web-b' }]));
-      srv = await startServer({ ...ADMIN, backends: [{ type: 'kubernetes', name: 'k8s', kubeconfig: 'kubeconfig' }] }, { configDir: dir, extra: { serveAdmin: true } });
-      const s = srv;
-      const web = () => serviceOf(s, 'web', 'default');
-      await waitFor(async () => same((await web())?.served, ['10.0.0.1']));
-      assert.deepEqual((await web())!.unhealthy, [{ address: '10.0.0.2', name: 'web-b', reason: 'not ready', backend: 'k8s' }]);
+    await withKubeServer(
+      { name: 'k8s' },
+      (fake) => fake.apply(slice([{ addresses: ['10.0.0.1'], ready: true, pod: 'web-a' }, { addresses: ['10.0.0.2'], ready: false, serving: false, terminating: false, pod: 'web-b' }])),
+      async (s, fake) => {
+        const web = () => serviceOf(s, 'web', 'default');
+        await waitFor(async () => same((await web())?.served, ['10.0.0.1']));
+        assert.deepEqual((await web())!.unhealthy, [{ address: '10.0.0.2', name: 'web-b', reason: 'not ready', backend: 'k8s' }]);
 
-      // A rollout: web-a terminates (still serving), web-b becomes ready.
-      fake.apply(slice([{ addresses: ['10.0.0.1'], ready: false, serving: true, terminating: true, pod: 'web-a' }, { addresses: ['10.0.0.2'], ready: true, pod: 'web-b' }]));
-      await waitFor(async () => same((await web())?.served, ['10.0.0.2']));
-      assert.deepEqual((await web())!.unhealthy, [{ address: '10.0.0.1', name: 'web-a', reason: 'terminating (serving: true)', backend: 'k8s' }]);
-      assert.deepEqual(answerData(await query(s.port, 'web.service.default.sd.internal', 'A')), ['10.0.0.2']);
-    } finally {
-      await srv?.stop();
-      await fake.stop();
-      await rm(dir, { recursive: true, force: true });
-    }
+        // A rollout: web-a terminates (still serving), web-b becomes ready.
+        fake.apply(slice([{ addresses: ['10.0.0.1'], ready: false, serving: true, terminating: true, pod: 'web-a' }, { addresses: ['10.0.0.2'], ready: true, pod: 'web-b' }]));
+        await waitFor(async () => same((await web())?.served, ['10.0.0.2']));
+        assert.deepEqual((await web())!.unhealthy, [{ address: '10.0.0.1', name: 'web-a', reason: 'terminating (serving: true)', backend: 'k8s' }]);
+        assert.deepEqual(answerData(await query(s.port, 'web.service.default.sd.internal', 'A')), ['10.0.0.2']);
+      },
+    );
 
     // The legacy Endpoints API: notReadyAddresses.
-    const legacy = await KubeApiServerFake.start();
-    const dir2 = await mkdtemp(path.join(tmpdir(), 'svcdns-unhealthy-k8s-'));
-    try {
-      await writeFile(path.join(dir2, 'kubeconfig'), legacy.kubeconfig());
-      legacy.apply(legacyEndpoints({ namespace: 'default', name: 'db', subsets: [{ addresses: ['10.1.0.1'], notReadyAddresses: ['10.1.0.2'], ports: [{ name: 'pg', port: 5432 }] }] }));
-      srv = await startServer({ ...ADMIN, backends: [{ type: 'kubernetes', name: 'k8s', kubeconfig: 'kubeconfig', api: 'endpoints' }] }, { configDir: dir2, extra: { serveAdmin: true } });
-      const s = srv;
-      await waitFor(async () => same((await serviceOf(s, 'db', 'default'))?.served, ['10.1.0.1']));
-      const u = (await serviceOf(s, 'db', 'default'))!.unhealthy;
-      assert.deepEqual(u.map((x) => [x.address, x.reason]), [['10.1.0.2', 'not ready']]);
-    } finally {
-      await srv?.stop();
-      await legacy.stop();
-      await rm(dir2, { recursive: true, force: true });
-    }
+    await withKubeServer(
+      { name: 'k8s', api: 'endpoints' },
+      (legacy) => legacy.apply(legacyEndpoints({ namespace: 'default', name: 'db', subsets: [{ addresses: ['10.1.0.1'], notReadyAddresses: ['10.1.0.2'], ports: [{ name: 'pg', port: 5432 }] }] })),
+      async (s) => {
+        await waitFor(async () => same((await serviceOf(s, 'db', 'default'))?.served, ['10.1.0.1']));
+        const u = (await serviceOf(s, 'db', 'default'))!.unhealthy;
+        assert.deepEqual(u.map((x) => [x.address, x.reason]), [['10.1.0.2', 'not ready']]);
+      },
+    );
   });
 
   it('file: `healthy: false` and a failing TCP check, each with its reason, never the probe\'s message', async () => {
