@@ -8,14 +8,13 @@
 // F_HEAPSNAPSHOT=file: a V8 heap snapshot of the synced backend (before the store).
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import type { ServiceSnapshot } from '../src/model/service.ts';
-import { f, sleep } from './lib.ts';
+import { f, sleep, timeFirstFold } from './lib.ts';
 import { writeServicesJson } from './realistic.ts';
 
 setFlagsFromString('--expose-gc');
@@ -50,18 +49,7 @@ try {
   copy.length = 0;
   copy = null;
   const store = new Store({ stageFirstSyncOver: STAGE_FIRST_SYNC_OVER }); // as the server's (app.ts)
-  store.register('file', 'file', () => true);
-  // The store folds a big first snapshot over several turns (issue 11 item 2): the whole fold, the synchronous
-  // call, and the longest turn meanwhile (the event-loop delay a DNS query could see).
-  const eld = monitorEventLoopDelay({ resolution: 1 });
-  eld.enable();
-  const ta = performance.now();
-  store.apply('file', snap);
-  const callMs = performance.now() - ta;
-  while (store.status()[0]!.state !== 'synced') await sleep(1);
-  const applyMs = performance.now() - ta;
-  await sleep(20);
-  eld.disable();
+  const fold = await timeFirstFold(store, 'file', snap);
   const h4 = heap();
   let instances = 0;
   for (const s of snap.services.values()) instances += s.instances.length;
@@ -70,7 +58,7 @@ try {
   console.log(`  backend synced, with its snapshot: +${f(h2 - h1, 1)} MB`);
   console.log(`    the served Services themselves (a deep copy): ${f(served, 1)} MB`);
   console.log(`    the backend's own tables (parsed definitions, signatures, published map): ${f(h2 - h1 - served, 1)} MB`);
-  console.log(`  the store's indexes on top (Services shared): +${f(h4 - h2, 1)} MB; its first sync: ${f(applyMs)} ms in all, the apply call ${f(callMs)} ms, longest event-loop delay meanwhile ${f(Math.max(callMs, eld.max / 1e6), 1)} ms`);
+  console.log(`  the store's indexes on top (Services shared): +${f(h4 - h2, 1)} MB; its first sync: ${f(fold.allMs)} ms in all, the apply call ${f(fold.callMs)} ms, longest event-loop delay meanwhile ${f(fold.longestMs, 1)} ms`);
   console.log(`  process RSS: ${f(process.memoryUsage().rss / 1048576)} MB`);
   await backend.stop();
 } finally {

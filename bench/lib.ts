@@ -7,8 +7,11 @@ import dgram from 'node:dgram';
 import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as dnsPacket from 'dns-packet';
+import type { ServiceSnapshot } from '../src/model/service.ts';
+import type { Store } from '../src/store/store.ts';
 
 // ---- processes ----
 
@@ -509,4 +512,23 @@ export function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/**
+ * `snap` as the first snapshot of backend `name` in `store` (made by the caller as the server makes it, app.ts).
+ * A big one is folded over several turns (issue 11 item 2): the whole fold until synced, the synchronous apply
+ * call, and the longest event-loop delay meanwhile (what a DNS query could see), in ms.
+ */
+export async function timeFirstFold(store: Store, name: string, snap: ServiceSnapshot): Promise<{ allMs: number; callMs: number; longestMs: number }> {
+  store.register(name, name, () => true);
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  const t0 = performance.now();
+  store.apply(name, snap);
+  const callMs = performance.now() - t0;
+  while (store.status()[0]!.state !== 'synced') await sleep(1);
+  const allMs = performance.now() - t0;
+  await sleep(20); // the histogram records a blocked turn only at its next timer
+  eld.disable();
+  return { allMs, callMs, longestMs: Math.max(callMs, eld.max / 1e6) };
 }
