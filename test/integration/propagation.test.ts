@@ -11,9 +11,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
-import { ConsulFake } from '../fakes/consul-fake.ts';
 import { endpointSlice } from '../fakes/kube-apiserver-fake.ts';
-import { withKubeServer } from '../helpers/kube-server.ts';
+import { withConsulServer, withKubeServer } from '../helpers/registry-server.ts';
 
 /** The file backend waits this long after a change notification before reading: a floor under the measured time. */
 const DEBOUNCE_MS = 300;
@@ -127,23 +126,14 @@ describe('end-to-end propagation (issue 14 #4)', () => {
   }
 
   it('Consul: a health change is timed from the blocking query\'s return to the first answer, once', async () => {
-    const fake = await ConsulFake.start();
-    let srv: TestServer | null = null;
-    try {
+    await withConsulServer({}, (fake) => {
       fake.addNode({ name: 'node-a', address: '10.0.0.1' });
       fake.addNode({ name: 'node-b', address: '10.0.0.2' });
       fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
-      srv = await startServer(
-        { admin: { listen: '127.0.0.1:0' }, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
-        { extra: { serveAdmin: true } },
-      );
-      const s = srv;
+    }, async (s, fake) => {
       await waitFor(async () => answerData(await query(s.port, 'web.service.sd.internal', 'A')).includes('10.0.0.1'));
       await oneChange(s, 'reg', 'web.service.sd.internal', '10.0.0.2', () => fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080 }));
-    } finally {
-      await srv?.stop();
-      await fake.close();
-    }
+    });
   });
 
   it('Kubernetes: a watch event is timed from its arrival to the first answer, once', async () => {

@@ -12,9 +12,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { answerData, query } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
-import { ConsulFake } from '../fakes/consul-fake.ts';
 import { endpointSlice, legacyEndpoints } from '../fakes/kube-apiserver-fake.ts';
-import { withKubeServer } from '../helpers/kube-server.ts';
+import { withConsulServer, withKubeServer } from '../helpers/registry-server.ts';
 
 const ADMIN = { admin: { listen: '127.0.0.1:0' } };
 
@@ -44,17 +43,14 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 describe('/v1/services: unhealthy instances and why (issue 14 #3, §6.1)', () => {
   it('Consul: a failing check, a node check and maintenance, each with its check as the reason; a change to critical moves the instance', async () => {
-    const fake = await ConsulFake.start();
-    let srv: TestServer | null = null;
-    try {
+    await withConsulServer({}, (fake) => {
       fake.addNode({ name: 'node-a', address: '10.0.0.1' });
       fake.addNode({ name: 'node-b', address: '10.0.0.2' });
       fake.addNode({ name: 'node-c', address: '10.0.0.3' });
       fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
       fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ status: 'critical' }] });
       fake.register({ id: 'web-3', service: 'web', node: 'node-c', port: 8080 });
-      srv = await startServer({ ...ADMIN, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] }, { extra: { serveAdmin: true } });
-      const s = srv;
+    }, async (s, fake) => {
       const web = () => serviceOf(s, 'web', 'dc1');
       await waitFor(async () => same((await web())?.served, ['10.0.0.1', '10.0.0.3']));
       assert.deepEqual((await web())!.unhealthy, [{ address: '10.0.0.2', name: 'web-2', reason: 'check service:web-2 critical', backend: 'reg' }]);
@@ -73,26 +69,17 @@ describe('/v1/services: unhealthy instances and why (issue 14 #3, §6.1)', () =>
       // web-2 goes into maintenance mode instead: served the same, listed with the new reason.
       fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ id: '_service_maintenance:web-2', status: 'critical' }] });
       await waitFor(async () => (await web())?.unhealthy[0]?.reason === 'maintenance');
-    } finally {
-      await srv?.stop();
-      await fake.close();
-    }
+    });
   });
 
   for (const workers of [1, 2]) {
     it(`workers: ${workers}: a change in the unhealthy list alone moves the generation and keeps the cached DNS answers of the name (§6.4)`, async () => {
-      const fake = await ConsulFake.start();
-      let srv: TestServer | null = null;
-      try {
+      await withConsulServer({ workers }, (fake) => {
         fake.addNode({ name: 'node-a', address: '10.0.0.1' });
         fake.addNode({ name: 'node-b', address: '10.0.0.2' });
         fake.register({ id: 'web-1', service: 'web', node: 'node-a', port: 8080 });
         fake.register({ id: 'web-2', service: 'web', node: 'node-b', port: 8080, checks: [{ status: 'critical' }] });
-        srv = await startServer(
-          { ...ADMIN, workers, backends: [{ type: 'consul', name: 'reg', address: fake.address, waitSeconds: 2, requestTimeoutMs: 500 }] },
-          { extra: { serveAdmin: true } },
-        );
-        const s = srv;
+      }, async (s, fake) => {
         const web = () => serviceOf(s, 'web', 'dc1');
         await waitFor(async () => (await web())?.unhealthy.length === 1);
         const name = 'web.service.dc1.sd.internal';
@@ -119,10 +106,7 @@ describe('/v1/services: unhealthy instances and why (issue 14 #3, §6.1)', () =>
         fake.setCheck('web-2', 'passing', { checkId: '_service_maintenance:web-2' });
         await waitFor(async () => (await ask()).every((r) => answerData(r).length === 2));
         assert.deepEqual((await web())!.unhealthy, []);
-      } finally {
-        await srv?.stop();
-        await fake.close();
-      }
+      });
     });
   }
 
