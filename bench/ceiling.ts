@@ -1,8 +1,10 @@
 // bench/ceiling: the ceiling for one Node process — a bare UDP loop that answers every packet with one prebuilt
-// response, patching only the ID. No parsing, no lookup, no cache: nothing svcdns could do is cheaper.
+// response, patching only the ID. No parsing, no lookup, no cache: nothing svcdns could do is cheaper. It sends
+// the way svcdns does, per burst (src/dns/server.ts UdpReplies), with one copy of the response per held answer.
 // Usage: node bench/ceiling.ts PORT HEX_RESPONSE
 
 import dgram from 'node:dgram';
+import { UDP_BATCH_MAX, UdpReplies, literalLookup } from '../src/dns/server.ts';
 
 const port = Number(process.argv[2]);
 const response = Buffer.from(process.argv[3] ?? '', 'hex');
@@ -10,11 +12,14 @@ if (!port || response.length < 12) {
   process.stderr.write('usage: ceiling.ts PORT HEX_RESPONSE\n');
   process.exit(2);
 }
-const sock = dgram.createSocket('udp4');
+const copies = Array.from({ length: UDP_BATCH_MAX }, () => Buffer.from(response));
+const sock = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+const replies = new UdpReplies(sock);
 sock.on('message', (msg, rinfo) => {
-  response[0] = msg[0]!;
-  response[1] = msg[1]!;
-  sock.send(response, rinfo.port, rinfo.address);
+  const out = copies[replies.held]!;
+  out[0] = msg[0]!;
+  out[1] = msg[1]!;
+  replies.push(out, rinfo.port, rinfo.address);
 });
 sock.bind(port, '127.0.0.1', () => process.stdout.write(`ceiling listening on 127.0.0.1:${port}\n`));
 process.on('SIGTERM', () => process.exit(0));
