@@ -12,11 +12,15 @@ if (!port || response.length < 12) {
   process.stderr.write('usage: ceiling.ts PORT HEX_RESPONSE\n');
   process.exit(2);
 }
-const copies = Array.from({ length: UDP_BATCH_MAX }, () => Buffer.from(response));
+// A copy per held answer, twice over: a send that met EAGAIN stays queued in libuv with its buffer, so the next
+// burst writes into the other half.
+const copies = Array.from({ length: 2 * UDP_BATCH_MAX }, () => Buffer.from(response));
+let half = 0;
 const sock = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
 const replies = new UdpReplies(sock);
 sock.on('message', (msg, rinfo) => {
-  const out = copies[replies.held]!;
+  if (replies.held === 0) half ^= UDP_BATCH_MAX;
+  const out = copies[half + replies.held]!;
   out[0] = msg[0]!;
   out[1] = msg[1]!;
   replies.push(out, rinfo.port, rinfo.address);

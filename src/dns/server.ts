@@ -110,6 +110,9 @@ export const UDP_BATCH_MAX = 64;
  * this way (46–54k → 57–62k qps, dnsperf -c 1 -q 20, bursts of 15 on average). A lone query still leaves in
  * the same event-loop turn. Every answer buffer is the processor's own (never a scratch it rewrites), so
  * holding it is safe. A send never runs on a closed socket: close() sends what is held and drops the rest.
+ * What a client sees: an answer may wait for the rest of its burst (at most 31 more datagrams read, and what
+ * the check phase already queued) — microseconds for cache hits, a miss's encoding at worst. The latency
+ * histogram times the processor, not this hold.
  */
 export class UdpReplies {
   readonly #sock: DatagramSender;
@@ -137,7 +140,8 @@ export class UdpReplies {
   }
 
   push(out: Buffer, port: number, address: string): void {
-    if (this.#closed) return;
+    // Source port 0 cannot be answered (send() throws ERR_SOCKET_BAD_PORT): dropped like any unanswerable packet.
+    if (this.#closed || port === 0) return;
     const i = this.#n++;
     this.#out[i] = out;
     this.#port[i] = port;
@@ -185,8 +189,8 @@ const TCP_MAX_QUEUED_BYTES = 1024 * 1024;
 export class DnsServer {
   readonly #o: DnsServerOptions;
   readonly #udp: dgram.Socket[] = [];
-  /** The UDP sockets' reply batches, flushed before their socket closes. */
-  readonly #replies: UdpReplies[] = [];
+  /** Each UDP socket's reply batch, closed (sent, then nothing more) before its socket closes. */
+  readonly #replies = new Map<dgram.Socket, UdpReplies>();
   readonly #tcp: net.Server[] = [];
   /** Open connections → whether a query is partly received (close waits for it). */
   readonly #conns = new Map<net.Socket, { partial: boolean }>();
@@ -246,6 +250,8 @@ export class DnsServer {
         this.#bound.push({ host: spec.host, port });
         return;
       } catch (err) {
+        this.#replies.get(udp)?.close();
+        this.#replies.delete(udp);
         udp.close();
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
         if (spec.port !== 0 || !inUse || attempt >= PORT_ZERO_ATTEMPTS) throw err;
@@ -264,16 +270,16 @@ export class DnsServer {
       const processor = this.#o.processor;
       const onError = this.#o.onError;
       const client = new ClientAddress(); // scratch: one packet at a time
+      // One UdpReplies per socket: the answers to a burst of datagrams leave together after it (see there).
+      const replies = new UdpReplies(sock, onError);
       sock.once('error', reject);
       sock.bind(port, host, () => {
         sock.off('error', reject);
         sock.on('error', (err) => onError?.(err, 'udp'));
         this.#udpBuffer ??= setReceiveBuffer(sock, this.#o.udpReceiveBufferBytes ?? 0);
+        this.#replies.set(sock, replies);
         resolve(sock);
       });
-      // One UdpReplies per socket: the answers to a burst of datagrams leave together after it (see there).
-      const replies = new UdpReplies(sock, onError);
-      this.#replies.push(replies);
       sock.on('message', (msg, rinfo) => {
         const guard = this.#guard;
         if (guard === null) {
@@ -443,8 +449,8 @@ export class DnsServer {
   async close(graceMs = 2000): Promise<void> {
     this.#closing = true;
     // Answers already computed leave before their socket closes; nothing is sent after it.
-    for (const r of this.#replies) r.close();
-    this.#replies.length = 0;
+    for (const r of this.#replies.values()) r.close();
+    this.#replies.clear();
     for (const u of this.#udp) {
       try {
         u.close();

@@ -25,6 +25,11 @@ describe('UdpReplies (UDP answers sent per burst)', () => {
     r.push(b('two'), 5302, '::1');
     r.push(b('three'), 5301, '127.0.0.1');
     assert.equal(rec.sent.length, 0, 'nothing leaves inside the burst');
+    // Node runs the nextTick and microtask queues after each 'message' event: a flush there would send every
+    // answer between two reads again. Only the check phase may send.
+    await Promise.resolve();
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    assert.equal(rec.sent.length, 0, 'nothing leaves at a microtask or nextTick');
     assert.equal(r.held, 3);
     await nextCheck();
     assert.deepEqual(rec.sent, [
@@ -61,6 +66,17 @@ describe('UdpReplies (UDP answers sent per burst)', () => {
     r.push(b('late'), 53, '127.0.0.1');
     await nextCheck();
     assert.deepEqual(rec.sent, [['held', 53, '127.0.0.1']]);
+  });
+
+  it('an answer to source port 0 is dropped (it cannot be sent), the others of the burst still go', async () => {
+    const rec = new Recorder();
+    const errors: string[] = [];
+    const r = new UdpReplies(rec, (err) => errors.push(err.message));
+    r.push(b('a'), 0, '127.0.0.1');
+    r.push(b('b'), 5300, '127.0.0.1');
+    await nextCheck();
+    assert.deepEqual(rec.sent, [['b', 5300, '127.0.0.1']]);
+    assert.deepEqual(errors, []);
   });
 
   it('a send that throws is reported and the rest of the batch still goes', async () => {
