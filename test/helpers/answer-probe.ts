@@ -46,12 +46,19 @@ export class AnswerProbe {
     const perTick = opts.perTick ?? 1;
     const p = new AnswerProbe(port, name, type);
     try {
-      for (let i = 0; i < sourcePorts; i++) {
+      while (p.#socks.length < sourcePorts) {
         const s = dgram.createSocket('udp4');
-        p.#socks.push(s);
         s.on('message', (msg) => p.#count(msg));
         s.on('error', () => {}); // nothing listening yet: ICMP errors are expected and not an outcome
         await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+        // `port` is usually a freePort() that nothing holds until the server starts: the kernel may hand it to
+        // one of these sockets. That socket would then take the server's port and receive the probe's own
+        // queries (each counted as a NODATA). Give the port back and take another.
+        if (s.address().port === port) {
+          s.close();
+          continue;
+        }
+        p.#socks.push(s);
       }
     } catch (err) {
       p.stop();
@@ -72,7 +79,8 @@ export class AnswerProbe {
   }
 
   #count(msg: Buffer): void {
-    if (msg.length < 12) return;
+    // Responses only (QR=1): a query that came back to a probe socket is not an outcome.
+    if (msg.length < 12 || (msg[2]! & 0x80) === 0) return;
     let o = this.byPhase.get(this.phase);
     if (!o) this.byPhase.set(this.phase, (o = zero()));
     const rcode = msg[3]! & 0x0f;
