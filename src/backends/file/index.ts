@@ -356,10 +356,7 @@ class FileBackend implements Backend {
         // A service sent without its definition is the one held now (the request listed its signature).
         const entries: Entry[] = [];
         for (let n = 0; n < r.entries.length; n++) {
-          if (n > 0 && n % FILE_STEP === 0) {
-            await this.#turn();
-            if (this.#stopped) return;
-          }
+          if (n > 0 && n % FILE_STEP === 0 && !(await this.#turn())) return;
           const e = r.entries[n]!;
           const def = e.def ?? this.#byKey.get(e.key)?.def;
           if (def === undefined) {
@@ -386,10 +383,7 @@ class FileBackend implements Backend {
     const checked: Entry[] = [];
     let instances = 0;
     for (let n = 0; n < entries.length; n++) {
-      if (n > 0 && n % FILE_STEP === 0) {
-        await this.#turn();
-        if (this.#stopped) return;
-      }
+      if (n > 0 && n % FILE_STEP === 0 && !(await this.#turn())) return;
       const e = entries[n]!;
       byKey.set(e.key, e);
       known.push(`${e.key}\t${e.sig}\n`);
@@ -432,10 +426,11 @@ class FileBackend implements Backend {
     this.#publish();
   }
 
-  /** Yield one event-loop turn inside a long pass (counted for tests). */
-  #turn(): Promise<void> {
+  /** Yield one event-loop turn inside a long pass (counted for tests); false when the backend stopped meanwhile. */
+  async #turn(): Promise<boolean> {
     this.passes.turns++;
-    return nextTurn();
+    await nextTurn();
+    return !this.#stopped;
   }
 
   #readError(err: NodeJS.ErrnoException, op: 'read' | 'watch'): BackendError {
@@ -544,11 +539,8 @@ class FileBackend implements Backend {
     // Equal knownTags lists are one array (10k services with one named port share one ['http']: 0.5 MB less).
     const tagLists = new Map<string, readonly string[]>();
     for (let n = 0; n < entries.length; n++) {
-      if (n > 0 && n % FILE_STEP === 0) {
-        await this.#turn();
-        // Stopped, or a newer file applied meanwhile (it asked for its own pass): this one is out of date.
-        if (this.#stopped || this.#entries !== entries) return;
-      }
+      // Stopped, or a newer file applied meanwhile (it asked for its own pass): this one is out of date.
+      if (n > 0 && n % FILE_STEP === 0 && (!(await this.#turn()) || this.#entries !== entries)) return;
       const { key, sig: defSig, checked, def } = entries[n]!;
       const prev = published.get(key);
       // Without checks, what a service serves follows from its definition alone: the parser process's signature
