@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { configSchema } from '../../src/backends/consul/config.ts';
 import { ConsulBackend } from '../../src/backends/consul/consul.ts';
-import { ConsulFake } from '../fakes/consul-fake.ts';
+import { ConsulFake, type CheckStatus } from '../fakes/consul-fake.ts';
 import { waitFor } from '../helpers/server.ts';
 import { RecordingSink as BaseSink } from '../helpers/recording-sink.ts';
 
@@ -259,12 +259,23 @@ test('more watches than blocking slots: a health-state hint reads changed servic
     // Let the hint watch take its first reading before changing anything.
     await waitFor(() => fake.requests.some((r) => r.path === '/v1/health/state/any' && r.query.has('index')));
     assert.equal(fake.requests.find((r) => r.path === '/v1/health/state/any')!.query.get('filter'), 'Status != "passing"');
-    for (const i of [3, 17, 38]) {
-      fake.setCheck(`s${i}`, 'critical');
-      await waitFor(() => sink.addrs(`dc1/svc-${i}`).length === 0);
-    }
+    // Each change must come through the hint: the service it names is poked (read at once, or left to Consul when
+    // its watch holds a blocking query), exactly once, and no other service is.
+    const flip = async (i: number, status: CheckStatus, want: number) => {
+      const p0 = b.hintPokes;
+      fake.setCheck(`s${i}`, status);
+      await waitFor(() => sink.addrs(`dc1/svc-${i}`).length === want && b.hintPokes > p0);
+      assert.equal(b.hintPokes - p0, 1, `svc-${i} ${status}: one poke`);
+    };
+    for (const i of [3, 17, 38]) await flip(i, 'critical', 0);
+    // Back to passing: the check leaves the hint's list, which pokes as well (and only that one: 3 and 38 stay).
+    await flip(17, 'passing', 1);
+    await flip(38, 'warning', 1); // served (onlyPassing is false): a listed check that changes status
+    await flip(38, 'critical', 0);
+    const p0 = b.hintPokes;
     fake.setNodeHealth('node-b', 'critical'); // node-level: every odd service
-    await waitFor(() => sink.addrs('dc1/svc-1').length === 0 && sink.addrs('dc1/svc-39').length === 0);
+    await waitFor(() => sink.addrs('dc1/svc-1').length === 0 && sink.addrs('dc1/svc-39').length === 0 && b.hintPokes - p0 >= 20);
+    assert.equal(b.hintPokes - p0, 20, 'a node-level check pokes the 20 services on its node, and no other');
     for (let i = 0; i < 30; i++) fake.deregister(`s${i}`);
     await waitFor(() => b.stats.hints === 0);
   } finally {

@@ -17,6 +17,8 @@ export interface GetOptions {
   /** Hard bound for the whole exchange (headers and body), ms. */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal | undefined;
+  /** Leave a 2xx body unparsed: `body` is its bytes (a Buffer), for a reply too large to parse in one piece. */
+  readonly raw?: boolean;
 }
 
 export interface ConsulReply {
@@ -194,7 +196,9 @@ export class ConsulHttp {
         res.on('end', () => {
           settle(() => {
             const status = res.statusCode ?? 0;
-            const text = Buffer.concat(chunks).toString('utf8');
+            const bytes = Buffer.concat(chunks);
+            const raw = opts.raw === true && status >= 200 && status <= 299 ? bytes : undefined;
+            const text = raw === undefined ? bytes.toString('utf8') : '';
             if (status === 401 || status === 403) {
               rejectPromise(
                 new BackendError(
@@ -217,7 +221,7 @@ export class ConsulHttp {
             }
             let body: unknown;
             try {
-              body = JSON.parse(text);
+              body = raw ?? JSON.parse(text);
             } catch (e) {
               rejectPromise(new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} answered invalid JSON`, { endpoint }, e));
               return;
