@@ -62,6 +62,33 @@ test('Semaphore: acquireFirst is served before every queued waiter (index sweeps
   assert.deepEqual(order, ['first', 'queued']);
 });
 
+test('Semaphore: a withdrawn waiter is never granted; queued again it goes to the back, and holds one place only', () => {
+  const sem = new Semaphore(1);
+  const granted: string[] = [];
+  const releases: (() => void)[] = [];
+  const waiter = (name: string) => ({
+    grant(release: (() => void) | null) {
+      assert.ok(release, `${name} granted a permit`);
+      granted.push(name);
+      releases.push(release);
+    },
+  });
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map(waiter) as [ReturnType<typeof waiter>, ReturnType<typeof waiter>, ReturnType<typeof waiter>, ReturnType<typeof waiter>];
+  sem.wait(a); // takes the permit at once
+  for (const w of [b, c, d]) sem.wait(w);
+  assert.equal(sem.waiting, 3);
+  assert.equal(sem.withdraw(c), true);
+  assert.equal(sem.withdraw(c), false, 'not queued any more');
+  assert.equal(sem.waiting, 2);
+  sem.wait(c); // back in, behind d
+  sem.wait(b); // queued again while queued: it moves behind c, one place only
+  assert.equal(sem.waiting, 3);
+  while (releases.length > 0) releases.shift()!();
+  assert.deepEqual(granted, ['a', 'd', 'c', 'b']);
+  assert.equal(sem.waiting, 0);
+  assert.equal(sem.free, 1);
+});
+
 test('TokenBucket: burst of 2, then one token per interval (injected clock)', async () => {
   let now = 0;
   const b = new TokenBucket(2, 1000, () => now);
