@@ -4,8 +4,8 @@
 // Why: the health-state hint lists every check that is not passing. With 1,500 of them it is ~560 KB, and it
 // comes back twice a second under 50 health changes/s, almost all of it the same as the time before. Parsed whole
 // each time, it cost svcdns ~2 ms of CPU per health change at 10k services: as much as the change itself (issue
-// 11). The scan below only finds where each element starts and ends (strings are skipped with a native
-// indexOf); JSON.parse still parses, and so validates, every element text the caller has not seen.
+// 11). The scan below only finds where each element starts and ends; JSON.parse still parses, and so validates,
+// every element text the caller has not seen.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -43,20 +43,23 @@ export function eachArrayRange(buf: Uint8Array, each: (start: number, end: numbe
   for (;;) {
     const start = i;
     let depth = 0;
+    // One pass over the bytes. Skipping each string with a native indexOf was slower: one call per string.
+    let inString = false;
     for (; i < n; i++) {
       const c = b[i]!;
-      if (c === QUOTE) {
-        i = closingQuote(b, i);
-      } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
-        depth++;
-      } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
+      if (inString) {
+        if (c === BACKSLASH) i++; // the escaped byte is never a closing quote
+        else if (c === QUOTE) inString = false;
+        continue;
+      }
+      if (c === QUOTE) inString = true;
+      else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth++;
+      else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
         if (depth === 0) break;
         depth--;
-      } else if (c === COMMA && depth === 0) {
-        break;
-      }
+      } else if (c === COMMA && depth === 0) break;
     }
-    if (i >= n) throw new SyntaxError('Unexpected end of JSON input');
+    if (i >= n) throw new SyntaxError(inString ? 'Unterminated string in JSON' : 'Unexpected end of JSON input');
     let end = i;
     while (end > start && isSpace(b[end - 1]!)) end--;
     if (end === start) throw new SyntaxError(`Unexpected token '${String.fromCharCode(b[i]!)}' in JSON at position ${i}`);
@@ -70,19 +73,7 @@ export function eachArrayRange(buf: Uint8Array, each: (start: number, end: numbe
   }
 }
 
-/** Index of the quote that closes the string opened at `open` (one not preceded by an odd run of backslashes). */
-function closingQuote(b: Buffer, open: number): number {
-  let j = open;
-  for (;;) {
-    j = b.indexOf(QUOTE, j + 1);
-    if (j < 0) throw new SyntaxError('Unterminated string in JSON');
-    let k = j - 1;
-    while (b[k] === BACKSLASH) k--;
-    if ((j - 1 - k) % 2 === 0) return j;
-  }
-}
-
-function trailing(b: Buffer, from: number): true {
+function trailing(b: Uint8Array, from: number): true {
   for (let j = from; j < b.length; j++) {
     if (!isSpace(b[j]!)) throw new SyntaxError(`Unexpected non-whitespace character after JSON at position ${j}`);
   }
