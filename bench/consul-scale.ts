@@ -13,7 +13,9 @@
 //   measurement (default 10 s); C_FLIPS (200) health changes at C_FLIP_RATE (50) a second with no query, for
 //   svcdns's CPU per change; C_NODE_ARGS: node flags for svcdns instead of SERVER_NODE_FLAGS; C_QPS: a steady
 //   query load (dnsperf -Q, the realistic Zipf mix) during the idle and the flip measurements, so the CPU per
-//   change is also measured beside answers (0: none, the default).
+//   change is also measured beside answers (0: none, the default); C_CRITICAL: checks held critical from before the
+//   idle measurement on (one instance each of services 0..C_CRITICAL-1; default 0), since every reply of the
+//   health-state hint lists all of them.
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,6 +80,15 @@ try {
   console.log(`  start → full sync (svc-${last} answers ${per} addresses): ${f(syncMs)} ms`);
   console.log(`  RSS after sync: ${f(rssSync)} MB (V8 heap used ${heap('svcdns_nodejs_heap_size_used_bytes')} of ${heap('svcdns_nodejs_heap_size_total_bytes')} MB, external ${heap('svcdns_nodejs_external_memory_bytes')} MB)`);
 
+  // Checks held critical throughout (C_CRITICAL): their services take no part in the changes below.
+  const held = Number(process.env.C_CRITICAL ?? 0);
+  for (let k = 0; k < held; k++) await call({ op: 'setCheck', serviceId: `svc-${k}-1`, status: 'critical' });
+  if (held > 0) {
+    await until(`svc-${held - 1}.service.${D}`, 'A', (d) => d.length === per - 1, performance.now());
+    console.log(`  ${held} checks held critical (one instance each of svc-0..svc-${held - 1})`);
+    await sleep(5000); // the reads those changes caused are over before the idle measurement
+  }
+
   // Idle cost: CPU of svcdns and of the fake over C_IDLE_S seconds with no change and no query (the watches cycling
   // through their blocking slots), and the requests the fake answered meanwhile.
   const idleS = Number(process.env.C_IDLE_S ?? 10);
@@ -115,6 +126,7 @@ try {
   // Services a change below has used; the flips' services too, so a deregistration is never timed on a service
   // with an instance the flips left critical (its A answer would never be `per - 1` addresses: "not seen").
   const used = new Set<number>();
+  for (let k = 0; k < held; k++) used.add(k);
   if (flips > 0) {
     const flipLoad = settledLoad(flips / flipRate + 2);
     const fr = rng(7);
@@ -123,7 +135,7 @@ try {
     const w0 = performance.now();
     const critical = new Set<string>();
     for (let i = 0; i < flips; i++) {
-      const fk = Math.floor(fr() * services);
+      const fk = held + Math.floor(fr() * (services - held));
       used.add(fk);
       const id = `svc-${fk}-${1 + Math.floor(fr() * per)}`;
       const down = !critical.has(id);
