@@ -1,10 +1,10 @@
 // bench/hint-parse: CPU per reply of the Consul health-state hint (issue 11), parsed whole with JSON.parse as
-// before, or split into element ranges with only changed elements parsed (json-array.ts, as consul.ts does).
+// before, or by the backend's own HintChecks (element ranges, only changed elements parsed).
 // The replies are in the shape of /v1/health/state/any: H_CHECKS checks not passing (default 1,500), and each
 // reply changes 25 of them, as at 50 health changes/s with a reply every 500 ms. Reported, never asserted.
 // Usage: npx node --max-semi-space-size=2 --optimize-for-size bench/hint-parse.ts (the launchers' Node flags)
 
-import { eachArrayRange } from '../src/backends/consul/json-array.ts';
+import { HintChecks } from '../src/backends/consul/hint-checks.ts';
 
 const N = Number(process.env.H_CHECKS ?? 1500);
 const REPLIES = 40;
@@ -35,29 +35,11 @@ function whole(): number {
   return changed;
 }
 
-/** Now: element ranges; an element whose bytes were in the last reply is looked up, not parsed. */
+/** Now: what the Consul backend runs (HintChecks). */
 function ranges(): number {
-  const texts = new Map<string, { key: string; status: string; gen: number }>();
-  const status = new Map<string, string>();
-  let gen = 0;
+  const h = new HintChecks();
   let changed = 0;
-  for (const r of replies) {
-    const b = Buffer.from(r);
-    gen++;
-    eachArrayRange(b, (start, end) => {
-      const text = b.toString('latin1', start, end);
-      let el = texts.get(text);
-      if (el === undefined) {
-        const o = JSON.parse(b.toString('utf8', start, end)) as Record<string, unknown>;
-        el = { key: `${String(o['Node'])}\u0000${String(o['ServiceName'])}\u0000${String(o['CheckID'])}`, status: String(o['Status']), gen };
-        texts.set(text, el);
-      }
-      el.gen = gen;
-      if (gen > 1 && status.get(el.key) !== el.status) changed++;
-      status.set(el.key, el.status);
-    });
-    for (const [t, el] of texts) if (el.gen !== gen) texts.delete(t);
-  }
+  for (const r of replies) h.apply(Buffer.from(r), () => changed++);
   return changed;
 }
 

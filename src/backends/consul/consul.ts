@@ -20,7 +20,7 @@ import { makeService, sameServed, translateHealth } from './translate.ts';
 import type { LoopHandler, LoopOptions, LoopPools } from './watch.ts';
 import { BlockingLoop, Semaphore, sleep } from './watch.ts';
 import { SnapshotMap } from '../snapshot-map.ts';
-import { eachArrayRange } from './json-array.ts';
+import { HintChecks } from './hint-checks.ts';
 
 /** Bound on remembered "warn once" keys, so churn of bad names cannot grow memory without limit. */
 const MAX_WARNED_KEYS = 10_000;
@@ -87,18 +87,8 @@ interface Datacenter {
   readonly nodeServices: Map<string, string[]>;
   /** Change hints while watches outnumber blocking slots: a watch on the non-passing checks. */
   hint: BlockingLoop | null;
-  /**
-   * The hint's last reply, by check: `node \0 service \0 check` → hintGen × 4 + its status (hintStatus). Kept
-   * from reply to reply, so a check that stays critical keeps its key and only changes make new strings.
-   */
-  readonly hintChecks: Map<string, number>;
-  /**
-   * The last reply's elements by their exact bytes (latin1, one char a byte) → the check they name: an element
-   * seen before is not parsed again. Most of a hint reply is the same from one reply to the next.
-   */
-  readonly hintTexts: Map<string, HintElement>;
-  /** Hint replies applied (0: none yet, the first one only fills hintChecks). */
-  hintGen: number;
+  /** What the hint watch's last reply listed (reset with the watch). */
+  hintChecks: HintChecks;
   /** An index sweep runs (see #sweep); `sweepAgain`: the catalog index moved again meanwhile. */
   sweeping: boolean;
   sweepAgain: boolean;
@@ -319,9 +309,7 @@ export class ConsulBackend implements Backend {
       watches: new Map(),
       nodeServices: new Map(),
       hint: null,
-      hintChecks: new Map(),
-      hintTexts: new Map(),
-      hintGen: 0,
+      hintChecks: new HintChecks(),
       sweeping: false,
       sweepAgain: false,
       catalog: new BlockingLoop(this.#loopOptions(http, 'control'), '/v1/catalog/services', query, {
@@ -475,7 +463,7 @@ export class ConsulBackend implements Backend {
     for (const dc of this.#dcs.values()) {
       if (want && dc.hint === null) {
         const hint: BlockingLoop = new BlockingLoop(this.#loopOptions(this.#http!, 'control'), '/v1/health/state/any', { dc: dc.dcParam, filter: 'Status != "passing"' }, {
-          rawBody: true, // every check not passing: ~560 KB at 1,500 of them, parsed a piece at a time (json-array.ts)
+          rawBody: true, // every check not passing: ~560 KB at 1,500 of them, parsed only where it changed (hint-checks.ts)
           onData: (r) => this.#onHint(dc, r),
           onOk: () => {},
           // Hints only speed things up: their failure is logged, never turns the backend stale.
@@ -486,80 +474,30 @@ export class ConsulBackend implements Backend {
             }),
         });
         dc.hint = hint;
-        dc.hintChecks.clear();
-        dc.hintTexts.clear();
-        dc.hintGen = 0;
         hint.start();
       } else if (!want && dc.hint !== null) {
         dc.hint.stop();
         dc.hint = null;
-        dc.hintChecks.clear();
-        dc.hintTexts.clear();
-        dc.hintGen = 0;
+        dc.hintChecks = new HintChecks(); // a next hint watch starts from a baseline again; the old texts go
       }
     }
   }
 
   #onHint(dc: Datacenter, reply: ConsulReply): void {
     const endpoint = '/v1/health/state/any';
-    const body = reply.body;
-    // A check that appears, disappears or changes status since the last reply pokes its service (or, for a
-    // node-level check, every service on the node); the first reply only sets the baseline.
-    const gen = ++dc.hintGen;
-    const checks = dc.hintChecks;
-    const first = gen === 1;
-    const apply = (key: string, status: number): void => {
-      const prev = checks.get(key);
-      if (!first && (prev === undefined || prev % 4 !== status)) this.#pokeHinted(dc, key);
-      checks.set(key, gen * 4 + status);
-    };
-    const fromObject = (c: unknown): HintElement | null => {
-      if (typeof c !== 'object' || c === null) return null;
-      const o = c as Record<string, unknown>;
-      return { key: `${String(o['Node'])}\u0000${String(o['ServiceName'] ?? '')}\u0000${String(o['CheckID'])}`, status: hintStatus(o['Status']), gen };
-    };
-    let isArray: boolean;
-    if (body instanceof Uint8Array) {
-      const b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-      const texts = dc.hintTexts;
-      try {
-        isArray = eachArrayRange(b, (start, end) => {
-          const text = b.toString('latin1', start, end);
-          let el = texts.get(text);
-          if (el === undefined) {
-            el = fromObject(JSON.parse(b.toString('utf8', start, end))) ?? { key: null, status: 0, gen };
-            texts.set(text, el);
-          }
-          el.gen = gen;
-          if (el.key !== null) apply(el.key, el.status);
-        });
-      } catch (e) {
-        throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} answered invalid JSON`, { endpoint }, e);
-      }
-      for (const [text, el] of texts) if (el.gen !== gen) texts.delete(text);
-    } else {
-      isArray = Array.isArray(body);
-      if (isArray) {
-        for (const c of body as unknown[]) {
-          const el = fromObject(c);
-          if (el?.key != null) apply(el.key, el.status);
-        }
-      }
+    // A check that appears, disappears or changes status pokes its service, or every service on its node.
+    let isArray = false;
+    try {
+      isArray = Buffer.isBuffer(reply.body) && dc.hintChecks.apply(reply.body, (node, svc) => this.#pokeHinted(dc, node, svc));
+    } catch (e) {
+      throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} answered invalid JSON`, { endpoint }, e);
     }
     if (!isArray) throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} did not answer an array`, { endpoint });
-    for (const [key, seen] of checks) {
-      if (Math.floor(seen / 4) === gen) continue;
-      checks.delete(key);
-      if (!first) this.#pokeHinted(dc, key);
-    }
   }
 
-  /** A hint key (`node \0 service \0 check`) changed: read its service now, or every service on its node. */
-  #pokeHinted(dc: Datacenter, key: string): void {
-    const i = key.indexOf('\u0000');
-    const j = key.indexOf('\u0000', i + 1);
-    const svc = key.slice(i + 1, j);
-    const names = svc !== '' ? [svc.toLowerCase()] : dc.nodeServices.get(key.slice(0, i)) ?? [];
+  /** A hinted check changed: read its service now, or every service on its node for a node-level check. */
+  #pokeHinted(dc: Datacenter, node: string, svc: string): void {
+    const names = svc !== '' ? [svc.toLowerCase()] : dc.nodeServices.get(node) ?? [];
     for (const name of names) {
       const w = dc.watches.get(name);
       if (w === undefined) continue;
@@ -768,18 +706,6 @@ export class ConsulBackend implements Backend {
     this.#warned.add(key);
     this.#log.warn(details, msg);
   }
-}
-
-/** One element of a hint reply: the check it names (null: not a check object) and the reply that last listed it. */
-interface HintElement {
-  readonly key: string | null;
-  readonly status: number;
-  gen: number;
-}
-
-/** A non-passing check's status as 0..3 (hint bookkeeping): every status that is not warning is not served. */
-function hintStatus(s: unknown): number {
-  return s === 'warning' ? 0 : s === 'critical' ? 1 : s === 'maintenance' ? 2 : 3;
 }
 
 function toBackendError(e: unknown): BackendError {

@@ -1,11 +1,9 @@
 // backends/consul/json-array: the elements of a large JSON array reply, found as byte ranges, so a caller parses
 // only the ones it has not seen before.
 //
-// Why: the health-state hint lists every check that is not passing. With 1,500 of them it is ~560 KB, and it
-// comes back twice a second under 50 health changes/s, almost all of it the same as the time before. Parsed whole
-// each time, it cost svcdns ~2 ms of CPU per health change at 10k services: as much as the change itself (issue
-// 11). The scan below only finds where each element starts and ends; JSON.parse still parses, and so validates,
-// every element text the caller has not seen.
+// Why: the health-state hint's replies are large and mostly the same from one to the next (hint-checks.ts). The
+// scan below only finds where each element starts and ends; JSON.parse still parses, and so validates, every
+// element text the caller has not seen.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -17,19 +15,14 @@ const CLOSE_OBJECT = 0x7d;
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
-function asBuffer(buf: Uint8Array): Buffer {
-  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
 /**
- * Calls `each(start, end)` with the byte range of every element of the JSON array in `buf` (UTF-8), in order,
- * without the whitespace around it. Returns false (calling nothing) when `buf` is valid JSON but not an array.
+ * Calls `each(start, end)` with the byte range of every element of the JSON array in `b` (UTF-8), in order,
+ * without the whitespace around it. Returns false (calling nothing) when `b` is valid JSON but not an array.
  * Throws SyntaxError when the array itself is malformed (brackets, commas, an unterminated string, trailing
  * text). An element's own text is checked only by parsing it: a caller must JSON.parse every range whose bytes
  * it has not parsed before.
  */
-export function eachArrayRange(buf: Uint8Array, each: (start: number, end: number) => void): boolean {
-  const b = asBuffer(buf);
+export function eachArrayRange(b: Buffer, each: (start: number, end: number) => void): boolean {
   const n = b.length;
   let i = 0;
   while (i < n && isSpace(b[i]!)) i++;
@@ -78,13 +71,4 @@ function trailing(b: Uint8Array, from: number): true {
     if (!isSpace(b[j]!)) throw new SyntaxError(`Unexpected non-whitespace character after JSON at position ${j}`);
   }
   return true;
-}
-
-/**
- * Calls `each` with every element of the JSON array in `buf`, parsed, in order; false when `buf` is valid JSON
- * but not an array; SyntaxError when it is not valid JSON (elements before the fault may have been passed on).
- */
-export function eachArrayElement(buf: Uint8Array, each: (element: unknown) => void): boolean {
-  const b = asBuffer(buf);
-  return eachArrayRange(b, (start, end) => each(JSON.parse(b.toString('utf8', start, end))));
 }
