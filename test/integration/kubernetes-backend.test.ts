@@ -3,8 +3,7 @@
 // first LIST (§5.4). DNS-level behaviour is in kubernetes-dns.test.ts.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import pino from 'pino';
@@ -18,6 +17,7 @@ import {
   legacyEndpoints,
   type SliceEndpoint,
 } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 interface Harness {
   fake: KubeApiServerFake;
@@ -33,7 +33,7 @@ afterEach(async () => {
 
 async function harness(cfg: Record<string, unknown> = {}, opts: { start?: boolean; resyncMs?: number; fake?: KubeApiServerFake } = {}): Promise<Harness> {
   const fake = opts.fake ?? (await KubeApiServerFake.start());
-  const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-'));
+  const dir = tempDir('svcdns-k8s-');
   writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
   const backend = create(
     configSchema.parse({ type: 'kubernetes', kubeconfig: 'kubeconfig', ...cfg }),
@@ -254,7 +254,7 @@ describe('kubernetes backend: watch failures (§6.3)', () => {
     await h.until(() => h.sink.errors.length >= 1, 'watch refused');
     assert.equal(h.sink.errors[0]!.message, 'forbidden: cannot watch resource "endpoints" in API group "" in the namespace "prod" — grant list,watch on core/endpoints');
 
-    const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-'));
+    const dir = tempDir('svcdns-k8s-');
     writeFileSync(join(dir, 'kc'), fake.kubeconfig({ token: 'wrong' }));
     const bad = create(configSchema.parse({ type: 'kubernetes', kubeconfig: 'kc' }), { logger: pino({ level: 'silent' }), configDir: dir, env: {} });
     const sink = new RecordingSink();

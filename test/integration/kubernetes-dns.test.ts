@@ -5,19 +5,19 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { answerData, query, rcode } from '../helpers/dns-client.ts';
 import { startServer, waitFor, type TestServer } from '../helpers/server.ts';
 import { KubeApiServerFake, endpointSlice, type SliceEndpoint } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const run = promisify(execFile);
 
 async function start(backend: Record<string, unknown>, fake: KubeApiServerFake): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-dns-'));
+  const dir = tempDir('svcdns-k8s-dns-');
   writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
   return startServer({ backends: [{ type: 'kubernetes', kubeconfig: 'kubeconfig', ...backend }] }, { configDir: dir });
 }

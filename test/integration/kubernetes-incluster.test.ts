@@ -3,8 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
@@ -13,6 +12,7 @@ import { configSchema } from '../../src/backends/kubernetes/index.ts';
 import { chooseSource } from '../../src/backends/kubernetes/kubeconfig.ts';
 import { KubernetesBackend } from '../../src/backends/kubernetes/watcher.ts';
 import { KubeApiServerFake, RecordingSink, endpointSlice } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A self-signed certificate for 127.0.0.1 (what the cluster CA would sign for the API server's Service IP). */
 function selfSigned(dir: string): { key: string; cert: string } {
@@ -29,7 +29,7 @@ describe('kubernetes in-cluster config over HTTPS', () => {
   let tls: { key: string; cert: string };
   let fake: KubeApiServerFake;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'svcdns-incluster-'));
+    dir = tempDir('svcdns-incluster-');
     tls = selfSigned(dir);
     fake = await KubeApiServerFake.start({ tls, token: 'sa-token' });
     fake.apply(endpointSlice({ namespace: 'default', name: 'web-1', service: 'web', ports: [{ name: 'http', port: 80 }], endpoints: [{ addresses: ['10.0.0.1'] }] }));
@@ -49,7 +49,7 @@ describe('kubernetes in-cluster config over HTTPS', () => {
   }
 
   it('service-account token + ca.crt: lists and watches over verified TLS', async () => {
-    const sa = mkdtempSync(join(tmpdir(), 'svcdns-sa-'));
+    const sa = tempDir('svcdns-sa-');
     writeFileSync(join(sa, 'token'), 'sa-token');
     writeFileSync(join(sa, 'ca.crt'), tls.cert);
     const b = backend(sa);
@@ -66,8 +66,8 @@ describe('kubernetes in-cluster config over HTTPS', () => {
   });
 
   it('an untrusted server certificate is SVCDNS_BACKEND_CONFIG; a missing token file too', async () => {
-    const other = selfSigned(mkdtempSync(join(tmpdir(), 'svcdns-ca2-')));
-    const sa = mkdtempSync(join(tmpdir(), 'svcdns-sa-'));
+    const other = selfSigned(tempDir('svcdns-ca2-'));
+    const sa = tempDir('svcdns-sa-');
     writeFileSync(join(sa, 'token'), 'sa-token');
     writeFileSync(join(sa, 'ca.crt'), other.cert);
     const b = backend(sa);
@@ -81,7 +81,7 @@ describe('kubernetes in-cluster config over HTTPS', () => {
     } finally {
       await b.stop();
     }
-    const noToken = backend(mkdtempSync(join(tmpdir(), 'svcdns-sa-')));
+    const noToken = backend(tempDir('svcdns-sa-'));
     const sink2 = new RecordingSink();
     noToken.start(sink2);
     try {

@@ -5,8 +5,7 @@
 // in a worker thread, whose heap is not in the snapshot, so what is found belongs to the backend.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { getHeapSnapshot } from 'node:v8';
@@ -16,6 +15,7 @@ import { Backoff } from '../../src/backends/backoff.ts';
 import { configSchema, create } from '../../src/backends/kubernetes/index.ts';
 import { HANG_DEADLINE_MS } from '../helpers/deadline.ts';
 import { RecordingSink } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FAKE = new URL('../fakes/kube-apiserver-fake.ts', import.meta.url).href;
 /** The Pod name of each endpoint's targetRef: kept, as the instance name (§2.6). */
@@ -65,7 +65,7 @@ describe('kubernetes backend memory (issue 11 item 4)', () => {
     const worker = new Worker(WORKER, { eval: true, workerData: { fake: FAKE, dropped: DROPPED, kept: KEPT_PREFIX, pod: POD_NAME } });
     cleanups.push(async () => { worker.postMessage('stop'); await worker.terminate(); });
     const kubeconfig = await new Promise<string>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
-    const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-mem-'));
+    const dir = tempDir('svcdns-k8s-mem-');
     writeFileSync(join(dir, 'kubeconfig'), kubeconfig);
     const backend = create(configSchema.parse({ type: 'kubernetes', kubeconfig: 'kubeconfig' }),
       { logger: pino({ level: 'silent' }), configDir: dir, env: {} }, { backoff: () => new Backoff({ initialMs: 20, maxMs: 200 }) });

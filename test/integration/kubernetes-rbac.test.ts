@@ -3,8 +3,7 @@
 // shipped ClusterRole must cover every request of the shipped config's mode.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -12,6 +11,7 @@ import pino from 'pino';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { configSchema, create, rbacRules } from '../../src/backends/kubernetes/index.ts';
 import { KubeApiServerFake, RecordingSink, endpointSlice, legacyEndpoints } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const DEPLOY = fileURLToPath(new URL('../../deploy/kubernetes/', import.meta.url));
 
@@ -19,7 +19,7 @@ async function traffic(cfg: Record<string, unknown>): Promise<Set<string>> {
   const fake = await KubeApiServerFake.start();
   fake.apply(endpointSlice({ namespace: 'prod', name: 'a-1', service: 'a', endpoints: [{ addresses: ['10.0.0.1'] }] }));
   fake.apply(legacyEndpoints({ namespace: 'prod', name: 'a', subsets: [{ addresses: ['10.0.0.1'], ports: [{ port: 80 }] }] }));
-  const dir = mkdtempSync(join(tmpdir(), 'svcdns-rbac-'));
+  const dir = tempDir('svcdns-rbac-');
   writeFileSync(join(dir, 'kc'), fake.kubeconfig());
   const b = create(configSchema.parse({ type: 'kubernetes', kubeconfig: 'kc', ...cfg }), { logger: pino({ level: 'silent' }), configDir: dir, env: {} }, { maxReconnectDelayMs: 50 });
   const sink = new RecordingSink();

@@ -4,8 +4,7 @@
 // and an informer cache that keeps none of the API object fields we drop. No wall-clock assertion anywhere.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import pino from 'pino';
@@ -14,6 +13,7 @@ import { Backoff } from '../../src/backends/backoff.ts';
 import { configSchema, create } from '../../src/backends/kubernetes/index.ts';
 import { LIST_PAGE_SIZE } from '../../src/backends/kubernetes/watcher.ts';
 import { KubeApiServerFake, RecordingSink, endpointSlice, type KubeObject } from '../fakes/kube-apiserver-fake.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const running: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -31,7 +31,7 @@ const slice = (k: number, ready = true, per = 2): KubeObject =>
   });
 
 async function start(fake: KubeApiServerFake): Promise<{ backend: Backend; sink: RecordingSink }> {
-  const dir = mkdtempSync(join(tmpdir(), 'svcdns-k8s-scale-'));
+  const dir = tempDir('svcdns-k8s-scale-');
   writeFileSync(join(dir, 'kubeconfig'), fake.kubeconfig());
   const backend = create(
     configSchema.parse({ type: 'kubernetes', kubeconfig: 'kubeconfig' }),

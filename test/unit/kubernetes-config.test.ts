@@ -1,8 +1,7 @@
 // Unit tests for the kubernetes backend's config schema, credential source choice, ownsScope and error mapping.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
@@ -11,6 +10,7 @@ import { configSchema, create } from '../../src/backends/kubernetes/index.ts';
 import { toBackendError } from '../../src/backends/kubernetes/errors.ts';
 import { chooseSource, loadKubeConfig } from '../../src/backends/kubernetes/kubeconfig.ts';
 import { ENDPOINTS, ENDPOINT_SLICES } from '../../src/backends/kubernetes/rbac.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -71,7 +71,7 @@ describe('kubernetes credential source', () => {
       () => loadKubeConfig({ kind: 'in-cluster', host: 'fd00::1', port: '443', saDir: '/nonexistent' }, undefined),
       (e: unknown) => e instanceof BackendError && e.code === 'SVCDNS_BACKEND_CONFIG' && /token/.test(e.message),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'svcdns-sa-'));
+    const dir = tempDir('svcdns-sa-');
     writeFileSync(join(dir, 'token'), 'tok');
     const kc = loadKubeConfig({ kind: 'in-cluster', host: 'fd00::1', port: '443', saDir: dir }, undefined);
     assert.equal(kc.getCurrentCluster()?.server, 'https://[fd00::1]:443');
@@ -81,7 +81,7 @@ describe('kubernetes credential source', () => {
   it('kubeconfig file: unreadable file and unknown context are SVCDNS_BACKEND_CONFIG; context switches cluster', () => {
     const isConfig = (e: unknown) => e instanceof BackendError && e.code === 'SVCDNS_BACKEND_CONFIG';
     assert.throws(() => loadKubeConfig({ kind: 'file', path: '/nonexistent/kc', from: 'config' }, undefined), isConfig);
-    const dir = mkdtempSync(join(tmpdir(), 'svcdns-kc-'));
+    const dir = tempDir('svcdns-kc-');
     const path = join(dir, 'kc');
     writeFileSync(path, [
       'apiVersion: v1', 'kind: Config', 'current-context: a',
