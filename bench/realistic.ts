@@ -6,7 +6,7 @@
 // generated zone as the C reference. Every figure is reported, none is asserted.
 
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
@@ -35,6 +35,9 @@ export interface RealisticConfig {
   readonly rounds: number;
   /** dnsperf -q: queries outstanding. */
   readonly outstanding: number;
+  /** The alternating phase (see `Alternating`): its length and the length of each window (s); 0 skips it. */
+  readonly altSeconds: number;
+  readonly altWindowSeconds: number;
   readonly propagationSamples: number;
 }
 
@@ -76,6 +79,8 @@ export interface BackendResult {
   readonly rssAfterSyncMb: number;
   readonly rssAfterLoadMb: number;
   readonly notes: string[];
+  /** The alternating phase of a registry backend (none for the file backend, or with altSeconds 0). */
+  readonly alternating?: Alternating;
 }
 
 const DOMAIN = 'sd.internal';
@@ -271,6 +276,140 @@ class ChangeDriver {
   }
 }
 
+// ---- the alternating phase: 0 ↔ rate changes/s inside one dnsperf run ----
+
+/**
+ * One dnsperf run (`-S 1` prints the qps of every second) while the change rate switches between 0 and `rate`
+ * every `windowS` seconds. Separate 8 s phases of one rate differ by up to ±30 % on a shared VM, more than the
+ * effect measured; windows of a few seconds inside one run let that drift fall on both rates alike. A one-second
+ * interval counts for a window when it lies wholly inside it and starts at least `skipS` after the switch: the
+ * work of the changes made just before a switch (Consul re-reads a service up to ~0.5 s after its change) then
+ * counts for the 50/s window that caused it, not for the 0/s window after it.
+ */
+export interface Alternating {
+  readonly rate: number;
+  readonly windowS: number;
+  readonly skipS: number;
+  readonly seconds: number;
+  /** Each kept interval of the 0/s windows, and of the `rate` windows, in time order: its end (s) and qps. */
+  readonly off: readonly Interval[];
+  readonly on: readonly Interval[];
+  /** Server CPU seconds and wall seconds summed over the windows of each rate (whole windows). */
+  readonly cpuOffS: number;
+  readonly cpuOnS: number;
+  readonly wallOffS: number;
+  readonly wallOnS: number;
+  readonly asked: number;
+  readonly issued: number;
+  readonly converged: string;
+  readonly perf: PerfRun;
+}
+
+/** The end (epoch seconds) of one `-S` interval and the qps dnsperf measured over it. */
+export interface Interval {
+  readonly t: number;
+  readonly qps: number;
+}
+
+/** Each `-S` line of a dnsperf output, `1796158774.488818: 60769.087854`, in order. */
+export function parseIntervals(out: string): Interval[] {
+  const points: Interval[] = [];
+  for (const m of out.matchAll(/^(\d+\.\d+): ([\d.]+)$/gm)) points.push({ t: Number(m[1]), qps: Number(m[2]) });
+  return points;
+}
+
+/**
+ * Sorts each interval (from one `-S` point to the next) into the window that holds it whole, from skipS after
+ * the window's start; an interval across a switch, or in a window's first skipS, counts for neither rate.
+ */
+export function classifyIntervals(points: readonly Interval[], windows: readonly { start: number; end: number; on: boolean }[], skipS: number): { off: Interval[]; on: Interval[] } {
+  const off: Interval[] = [];
+  const on: Interval[] = [];
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1]!.t;
+    const b = points[i]!.t;
+    const w = windows.find((w) => a >= w.start + skipS && b <= w.end);
+    if (w) (w.on ? on : off).push(points[i]!);
+  }
+  return { off, on };
+}
+
+async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number, pid: number | undefined, qfile: string, reg: Registry, state: Readiness, rand: () => number, client: DnsClient): Promise<Alternating> {
+  const rate = Math.max(...cfg.rates);
+  const windowS = cfg.altWindowSeconds;
+  const skipS = 1;
+  const windows: { start: number; end: number; on: boolean; cpuS: number }[] = [];
+  const touched = new Set<number>();
+  let asked = 0;
+  let issued = 0;
+  let on = false;
+  let driver: ChangeDriver | null = null;
+  let t = Date.now() / 1000;
+  let cpu = cpuSeconds(pid);
+  /** Ends the current window; `next` starts the other rate's window. */
+  const close = (next: boolean) => {
+    const now = Date.now() / 1000;
+    const c = cpuSeconds(pid);
+    if (driver) {
+      const d = driver.stop();
+      asked += d.asked;
+      issued += d.issued;
+      for (const k of driver.touched) touched.add(k);
+      driver = null;
+    }
+    windows.push({ start: t, end: now, on, cpuS: c - cpu });
+    t = now;
+    cpu = c;
+    if (!next) return;
+    on = !on;
+    if (on) {
+      driver = new ChangeDriver(reg, state, rate, rand);
+      driver.start();
+    }
+  };
+  const timer = setInterval(() => close(true), windowS * 1000);
+  const out = join(cfg.tmp, `dnsperf-${kind}-alternating.out`);
+  let perf: PerfRun;
+  try {
+    perf = await dnsperf(port, qfile, out, ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(cfg.altSeconds), '-S', '1'], false, 'client');
+  } finally {
+    clearInterval(timer);
+    close(false);
+  }
+  const { off, on: onQps } = classifyIntervals(parseIntervals(readFileSync(out, 'utf8')), windows, skipS);
+  const sum = (on: boolean, k: 'cpuS' | 'wall') => windows.filter((w) => w.on === on).reduce((a, w) => a + (k === 'cpuS' ? w.cpuS : w.end - w.start), 0);
+  return {
+    rate, windowS, skipS, seconds: cfg.altSeconds, off, on: onQps,
+    cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), wallOffS: sum(false, 'wall'), wallOnS: sum(true, 'wall'),
+    asked, issued, converged: await converge(client, port, state, touched), perf,
+  };
+}
+
+const mean = (xs: readonly Interval[]) => (xs.length === 0 ? NaN : xs.reduce((a, x) => a + x.qps, 0) / xs.length);
+const median = (xs: readonly Interval[]) => {
+  const s = xs.map((x) => x.qps).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** `rate` qps ÷ 0/s qps: the means of the kept intervals, of all of them or of those ending in [from, to). */
+export function alternatingRatio(a: Pick<Alternating, 'on' | 'off'>, from = -Infinity, to = Infinity): number {
+  const within = (xs: readonly Interval[]) => xs.filter((x) => x.t >= from && x.t < to);
+  return mean(within(a.on)) / mean(within(a.off));
+}
+
+/**
+ * The alternating phase in one line: the ratio of the mean qps of the kept intervals, the same for each half of
+ * the run (how steady it was), and how it was measured.
+ */
+export function alternatingLine(a: Alternating): string {
+  const all = [...a.on, ...a.off].map((x) => x.t);
+  const mid = (Math.min(...all) + Math.max(...all)) / 2;
+  return `alternating 0 ↔ ${a.rate} changes/s every ${a.windowS} s inside one ${a.seconds} s dnsperf run (first ${a.skipS} s of each window left out): `
+    + `qps ${f(mean(a.on))} at ${a.rate}/s ÷ ${f(mean(a.off))} at 0/s = ${f(alternatingRatio(a), 2)} (target >= 0.9; first half ${f(alternatingRatio(a, -Infinity, mid), 2)}, second half ${f(alternatingRatio(a, mid), 2)}; `
+    + `medians ${f(median(a.on) / median(a.off), 2)}; ${a.on.length} and ${a.off.length} one-second intervals), server CPU ${f((100 * a.cpuOnS) / a.wallOnS)} % and ${f((100 * a.cpuOffS) / a.wallOffS)} %, `
+    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
+}
+
 /** Every touched service's A answer equals the applied readiness; waits for that (deadline bounds a hang). */
 async function converge(client: DnsClient, port: number, state: Readiness, touched: Set<number>, deadlineMs = 30_000): Promise<string> {
   if (touched.size === 0) return '-';
@@ -427,6 +566,11 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       rows.push(medianRow(byRate.get(rate)!));
       if (rate === 0 && refs.length > 0) rows.push(medianRow(refs));
     }
+    let alternating: Alternating | undefined;
+    if (cfg.altSeconds > 0) {
+      alternating = await alternatingPhase(cfg, kind, s.port, s.child.pid, qfile, reg, state, rand, client);
+      console.log(`  ${alternatingLine(alternating)}`);
+    }
     const rssAfterLoadMb = rssMb(s.child.pid);
     notes.push(`${kind} memory after the load phases (MB): ${memoryLine(await memoryBreakdown(s.admin, s.child.pid))}`);
 
@@ -441,7 +585,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       notes.push(`consul non-health change (port of 3 services re-registered) → changed SRV answer: ${pc} (issue 11 item 5: target p99 < 5 s)`);
     }
     for (const n of notes) console.log(`  ${n}`);
-    return { name: kind, rows, syncMs, rssAfterSyncMb, rssAfterLoadMb, notes };
+    return { name: kind, rows, syncMs, rssAfterSyncMb, rssAfterLoadMb, notes, alternating };
   } finally {
     client.close();
     await stopChild(svc);

@@ -29,7 +29,7 @@ import {
   start, stopChild, table, waitReply, type PerfRun,
 } from './lib.ts';
 import {
-  Readiness, addr, loadPhase, medianRow, perCpu, realisticTable, warmArgs, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
+  Readiness, addr, alternatingLine, loadPhase, medianRow, perCpu, realisticTable, warmArgs, runRegistry, startNsd, startSvcdns, synced, writeQueryFile,
   type BackendResult, type Nsd, type RealisticConfig, type Reference, type Row,
 } from './realistic.ts';
 
@@ -266,6 +266,8 @@ function realisticConfig(): RealisticConfig {
     rates: [0, 10, 50],
     rounds: Math.max(1, Math.floor(Number(process.env.BENCH_REALISTIC_ROUNDS ?? 3)) || 1),
     outstanding: 20,
+    altSeconds: Number(process.env.BENCH_ALT_SECONDS ?? 64),
+    altWindowSeconds: 4,
     propagationSamples: 100,
   };
 }
@@ -458,6 +460,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
       parts.push(`changes applied at 50/s ${r50.issued}/${r50.asked} = ${f((100 * r50.issued) / Math.max(1, r50.asked))} % issued through the fake, final answers ${r50.converged} (target >= 90 %)`);
     }
     if (r0 && nsdRow) parts.push(`qps at 0/s ÷ NSD (each NSD round right after svcdns's 0/s phase) = ${f(r0.perf.qps / nsdRow.perf.qps, 2)} (target >= 0.5; per server CPU second: ${f(perCpu(r0) / perCpu(nsdRow), 2)}${perRound(r0, nsdRow)})`);
+    if (b.alternating) parts.push(alternatingLine(b.alternating));
     if (parts.length) console.log(`- ${b.name}: ${parts.join('; ')}`);
   }
   if (notes.length) {
