@@ -479,6 +479,26 @@ export function cpuSeconds(pid: number | undefined, group = false): number {
   return sum;
 }
 
+/**
+ * The machine's CPU time so far, from /proc/stat's `cpu` line (jiffies): all of it, and what the hypervisor took
+ * for other guests (steal). On a shared VM the steal of a phase says how much of the drift between phases was the
+ * host's; NaN where /proc/stat has no steal column.
+ */
+export function hostCpu(): { total: number; steal: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const v = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+    return { total: v.reduce((a, x) => a + x, 0), steal: v[7] ?? NaN };
+  } catch {
+    return { total: NaN, steal: NaN };
+  }
+}
+
+/** Steal as a percentage of all CPU time between two `hostCpu()` readings. */
+export function stealPct(a: { total: number; steal: number }, b: { total: number; steal: number }): number {
+  return (100 * (b.steal - a.steal)) / (b.total - a.total);
+}
+
 // ---- numbers ----
 
 export function pct(sorted: ArrayLike<number>, p: number): number {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  cpuSeconds, DnsClient, dnsperf, f, freePort, have, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, DnsClient, dnsperf, f, freePort, have, hostCpu, stealPct, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
@@ -62,6 +62,8 @@ export interface Row {
   readonly wallS: number;
   /** Seconds svcdns spent in garbage collection during the phase (its own metric; NaN for NSD). */
   readonly gcS?: number;
+  /** What the hypervisor took from this machine during the phase: steal, % of all its CPU time. */
+  readonly stealPct: number;
   /** A median row: the qps of every round, in order. */
   readonly roundsQps?: readonly number[];
 }
@@ -299,6 +301,9 @@ export interface Alternating {
   readonly cpuOnS: number;
   readonly wallOffS: number;
   readonly wallOnS: number;
+  /** Host steal over the windows of each rate, % of all CPU time (see `hostCpu`). */
+  readonly stealOffPct: number;
+  readonly stealOnPct: number;
   readonly asked: number;
   readonly issued: number;
   readonly converged: string;
@@ -338,7 +343,7 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   const rate = Math.max(...cfg.rates);
   const windowS = cfg.altWindowSeconds;
   const skipS = 1;
-  const windows: { start: number; end: number; on: boolean; cpuS: number }[] = [];
+  const windows: { start: number; end: number; on: boolean; cpuS: number; hostTotal: number; hostSteal: number }[] = [];
   const touched = new Set<number>();
   let asked = 0;
   let issued = 0;
@@ -346,10 +351,12 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   let driver: ChangeDriver | null = null;
   let t = Date.now() / 1000;
   let cpu = cpuSeconds(pid);
+  let host = hostCpu();
   /** Ends the current window; `next` starts the other rate's window. */
   const close = (next: boolean) => {
     const now = Date.now() / 1000;
     const c = cpuSeconds(pid);
+    const h = hostCpu();
     if (driver) {
       const d = driver.stop();
       asked += d.asked;
@@ -357,9 +364,10 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
       for (const k of driver.touched) touched.add(k);
       driver = null;
     }
-    windows.push({ start: t, end: now, on, cpuS: c - cpu });
+    windows.push({ start: t, end: now, on, cpuS: c - cpu, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
     t = now;
     cpu = c;
+    host = h;
     if (!next) return;
     on = !on;
     if (on) {
@@ -377,10 +385,11 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
     close(false);
   }
   const { off, on: onQps } = classifyIntervals(parseIntervals(readFileSync(out, 'utf8')), windows, skipS);
-  const sum = (on: boolean, k: 'cpuS' | 'wall') => windows.filter((w) => w.on === on).reduce((a, w) => a + (k === 'cpuS' ? w.cpuS : w.end - w.start), 0);
+  const sum = (on: boolean, k: 'cpuS' | 'wall' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + (k === 'wall' ? w.end - w.start : w[k]), 0);
   return {
     rate, windowS, skipS, seconds: cfg.altSeconds, off, on: onQps,
     cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), wallOffS: sum(false, 'wall'), wallOnS: sum(true, 'wall'),
+    stealOffPct: (100 * sum(false, 'hostSteal')) / sum(false, 'hostTotal'), stealOnPct: (100 * sum(true, 'hostSteal')) / sum(true, 'hostTotal'),
     asked, issued, converged: await converge(client, port, state, touched), perf,
   };
 }
@@ -407,7 +416,7 @@ export function alternatingLine(a: Alternating): string {
   return `alternating 0 ↔ ${a.rate} changes/s every ${a.windowS} s inside one ${a.seconds} s dnsperf run (first ${a.skipS} s of each window left out): `
     + `qps ${f(mean(a.on))} at ${a.rate}/s ÷ ${f(mean(a.off))} at 0/s = ${f(alternatingRatio(a), 2)} (target >= 0.9; first half ${f(alternatingRatio(a, -Infinity, mid), 2)}, second half ${f(alternatingRatio(a, mid), 2)}; `
     + `medians ${f(median(a.on) / median(a.off), 2)}; ${a.on.length} and ${a.off.length} one-second intervals), server CPU ${f((100 * a.cpuOnS) / a.wallOnS)} % and ${f((100 * a.cpuOffS) / a.wallOffS)} %, `
-    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
+    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
 }
 
 /** Every touched service's A answer equals the applied readiness; waits for that (deadline bounds a hang). */
@@ -456,12 +465,14 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const before = admin !== null ? await scrape(admin) : null;
   driver?.start();
   const cpu0 = cpuSeconds(pid, group);
+  const host0 = hostCpu();
   const own0 = process.cpuUsage();
   const w0 = performance.now();
   const perf = await dnsperf(port, qfile, join(cfg.tmp, `dnsperf-${server}-${driver?.rate ?? 0}.out`),
     ['-c', '1', '-e', '-q', String(cfg.outstanding), '-l', String(seconds)], true, 'client');
   const wallS = (performance.now() - w0) / 1000;
   const cpuS = cpuSeconds(pid, group) - cpu0;
+  const steal = stealPct(host0, hostCpu());
   const own = process.cpuUsage(own0);
   const benchCpuS = (own.user + own.system) / 1e6;
   const d = driver?.stop() ?? { asked: 0, issued: 0 };
@@ -478,7 +489,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     gcS = metric(after, 'svcdns_nodejs_gc_duration_seconds_sum') - metric(before, 'svcdns_nodejs_gc_duration_seconds_sum');
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS, stealPct: steal };
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -555,7 +566,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       byRate.set(rate, [...(byRate.get(rate) ?? []), row]);
-      console.log(`  round ${round}, ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s, event-loop lag max ${f(row.lagMaxMs, 1)} ms; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s`);
+      console.log(`  round ${round}, ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s, event-loop lag max ${f(row.lagMaxMs, 1)} ms; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s; host steal ${f(row.stealPct, 1)} %`);
       if (rate === 0) {
         const ref = await reference(kind);
         if (ref) refs.push(ref);
@@ -679,7 +690,7 @@ zone:
   return {
     async measure(label) {
       const row = await loadPhase(cfg, `NSD (beside ${label})`, port, null, child.pid, qfile, null, cfg.phaseSeconds, null, null, true);
-      console.log(`  NSD beside ${label}: ${f(row.perf.qps)} qps, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}`);
+      console.log(`  NSD beside ${label}: ${f(row.perf.qps)} qps, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}; host steal ${f(row.stealPct, 1)} %`);
       return row;
     },
     stop: () => stopChild(child),
@@ -693,10 +704,10 @@ export function perCpu(r: Row): number {
 
 export function realisticTable(rows: Row[]): string {
   return table(
-    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps (median; each round)', 'server CPU', 'answers per CPU-s', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB'],
+    ['server', 'changes/s', 'applied (issued/asked)', 'store generations (seen)', 'final answers right', 'qps (median; each round)', 'server CPU', 'answers per CPU-s', 'cache hit', 'p50 ms', 'p99 ms', 'lost', 'RSS MB', 'host steal'],
     rows.map((r) => [
       r.server, String(r.rate), r.rate ? `${r.issued}/${r.asked}` : '-', Number.isFinite(r.generations) ? `+${r.generations}` : '-', r.converged,
-      r.roundsQps && r.roundsQps.length > 1 ? `${f(r.perf.qps)} (${r.roundsQps.map((q) => f(q)).join(', ')})` : f(r.perf.qps), `${f((100 * r.cpuS) / r.wallS)} %`, f(perCpu(r)), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb),
+      r.roundsQps && r.roundsQps.length > 1 ? `${f(r.perf.qps)} (${r.roundsQps.map((q) => f(q)).join(', ')})` : f(r.perf.qps), `${f((100 * r.cpuS) / r.wallS)} %`, f(perCpu(r)), Number.isFinite(r.hitPct) ? `${f(r.hitPct, 1)} %` : '-', f(r.perf.p50Ms, 3), f(r.perf.p99Ms, 3), `${f(r.perf.lostPct, 2)} %`, f(r.rssMb), `${f(r.stealPct, 1)} %`,
     ]),
   );
 }

@@ -319,7 +319,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     for (let round = 1; round <= cfg.rounds; round++) {
       const r = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
       fileRows.push(r);
-      console.log(`  round ${round}, 0/s: ${f(r.perf.qps)} qps, hit ${f(r.hitPct, 1)} %, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}`);
+      console.log(`  round ${round}, 0/s: ${f(r.perf.qps)} qps, hit ${f(r.hitPct, 1)} %, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}, server CPU ${f(r.cpuS, 1)} s; host steal ${f(r.stealPct, 1)} %`);
       const nsdRow = await reference('file');
       if (nsdRow) refs.push(nsdRow);
     }
