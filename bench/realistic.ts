@@ -307,6 +307,7 @@ export interface Alternating {
   readonly asked: number;
   readonly issued: number;
   readonly converged: string;
+  /** The dnsperf run as a whole: its lost queries are reported beside the ratio. */
   readonly perf: PerfRun;
 }
 
@@ -343,7 +344,7 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   const rate = Math.max(...cfg.rates);
   const windowS = cfg.altWindowSeconds;
   const skipS = 1;
-  const windows: { start: number; end: number; on: boolean; cpuS: number; hostTotal: number; hostSteal: number }[] = [];
+  const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; hostTotal: number; hostSteal: number }[] = [];
   const touched = new Set<number>();
   let asked = 0;
   let issued = 0;
@@ -364,7 +365,7 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
       for (const k of driver.touched) touched.add(k);
       driver = null;
     }
-    windows.push({ start: t, end: now, on, cpuS: c - cpu, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
+    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
     t = now;
     cpu = c;
     host = h;
@@ -385,20 +386,17 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
     close(false);
   }
   const { off, on: onQps } = classifyIntervals(parseIntervals(readFileSync(out, 'utf8')), windows, skipS);
-  const sum = (on: boolean, k: 'cpuS' | 'wall' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + (k === 'wall' ? w.end - w.start : w[k]), 0);
+  const sum = (on: boolean, k: 'wallS' | 'cpuS' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + w[k], 0);
   return {
     rate, windowS, skipS, seconds: cfg.altSeconds, off, on: onQps,
-    cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), wallOffS: sum(false, 'wall'), wallOnS: sum(true, 'wall'),
+    cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), wallOffS: sum(false, 'wallS'), wallOnS: sum(true, 'wallS'),
     stealOffPct: (100 * sum(false, 'hostSteal')) / sum(false, 'hostTotal'), stealOnPct: (100 * sum(true, 'hostSteal')) / sum(true, 'hostTotal'),
     asked, issued, converged: await converge(client, port, state, touched), perf,
   };
 }
 
 const mean = (xs: readonly Interval[]) => (xs.length === 0 ? NaN : xs.reduce((a, x) => a + x.qps, 0) / xs.length);
-const median = (xs: readonly Interval[]) => {
-  const s = xs.map((x) => x.qps).sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (xs: readonly Interval[]) => percentiles(xs.map((x) => x.qps)).p50;
 
 /** `rate` qps ÷ 0/s qps: the means of the kept intervals, of all of them or of those ending in [from, to). */
 export function alternatingRatio(a: Pick<Alternating, 'on' | 'off'>, from = -Infinity, to = Infinity): number {
@@ -416,7 +414,7 @@ export function alternatingLine(a: Alternating): string {
   return `alternating 0 ↔ ${a.rate} changes/s every ${a.windowS} s inside one ${a.seconds} s dnsperf run (first ${a.skipS} s of each window left out): `
     + `qps ${f(mean(a.on))} at ${a.rate}/s ÷ ${f(mean(a.off))} at 0/s = ${f(alternatingRatio(a), 2)} (target >= 0.9; first half ${f(alternatingRatio(a, -Infinity, mid), 2)}, second half ${f(alternatingRatio(a, mid), 2)}; `
     + `medians ${f(median(a.on) / median(a.off), 2)}; ${a.on.length} and ${a.off.length} one-second intervals), server CPU ${f((100 * a.cpuOnS) / a.wallOnS)} % and ${f((100 * a.cpuOffS) / a.wallOffS)} %, `
-    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
+    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; ${f(a.perf.lostPct, 2)} % of queries lost; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
 }
 
 /** Every touched service's A answer equals the applied readiness; waits for that (deadline bounds a hang). */
