@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { Semaphore, TokenBucket } from '../../src/backends/consul/watch.ts';
 
 test('Semaphore: at most N holders, FIFO hand-over, release is idempotent', async () => {
@@ -86,6 +87,92 @@ test('Semaphore: a withdrawn waiter is never granted; queued again it goes to th
   while (releases.length > 0) releases.shift()!();
   assert.deepEqual(granted, ['a', 'd', 'c', 'b']);
   assert.equal(sem.waiting, 0);
+  assert.equal(sem.free, 1);
+});
+
+test('Semaphore: any mix of wait, withdraw and release grants in the order of a plain queue, across the ring growing and wrapping', () => {
+  // The queue is a ring that grows from 16 entries; withdrawn waiters leave dead entries behind. A reference
+  // model (an array, the order of live waiters) must agree with it on who is granted, in what order.
+  // More waits than releases, so the queue (with its dead entries) keeps outgrowing the ring while its head moves.
+  const op = fc.oneof(
+    { arbitrary: fc.record({ k: fc.constant('wait' as const), w: fc.nat(39) }), weight: 4 },
+    { arbitrary: fc.record({ k: fc.constant('withdraw' as const), w: fc.nat(39) }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('release' as const), w: fc.constant(0) }), weight: 3 },
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 3 }), fc.array(op, { minLength: 50, maxLength: 400 }), (permits, ops) => {
+      const sem = new Semaphore(permits);
+      const granted: number[] = [];
+      const held: (() => void)[] = [];
+      const waiters = Array.from({ length: 40 }, (_, i) => ({
+        grant(release: (() => void) | null) {
+          assert.ok(release);
+          granted.push(i);
+          held.push(release);
+        },
+      }));
+      const model: number[] = [];
+      const modelGranted: number[] = [];
+      let modelFree = permits;
+      let modelHeld = 0;
+      for (const o of ops) {
+        if (o.k === 'wait') {
+          if (modelFree > 0) {
+            modelFree--;
+            modelHeld++;
+            modelGranted.push(o.w);
+          } else {
+            const at = model.indexOf(o.w);
+            if (at >= 0) model.splice(at, 1);
+            model.push(o.w);
+          }
+          sem.wait(waiters[o.w]!);
+        } else if (o.k === 'withdraw') {
+          const at = model.indexOf(o.w);
+          if (at >= 0) model.splice(at, 1);
+          assert.equal(sem.withdraw(waiters[o.w]!), at >= 0);
+        } else if (held.length > 0) {
+          const next = model.shift();
+          if (next === undefined) {
+            modelFree++;
+            modelHeld--;
+          } else modelGranted.push(next);
+          held.shift()!();
+        }
+        assert.deepEqual(granted, modelGranted);
+        assert.equal(sem.waiting, model.length);
+        assert.equal(sem.free, modelFree);
+        assert.equal(held.length, modelHeld);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('Semaphore: acquireFirst goes ahead of a queue that has wrapped round the ring and grown', async () => {
+  const sem = new Semaphore(1);
+  const ctl = new AbortController();
+  let release = (await sem.acquire(ctl.signal))!;
+  const order: string[] = [];
+  const pending: Promise<void>[] = [];
+  const queue = (name: string, first: boolean) =>
+    pending.push((first ? sem.acquireFirst(ctl.signal) : sem.acquire(ctl.signal)).then((r) => {
+      order.push(name);
+      release = r!;
+    }));
+  // 10 at the back, 30 at the front: the head wraps below 0 and the ring grows twice.
+  for (let i = 0; i < 10; i++) queue(`back${i}`, false);
+  for (let i = 0; i < 30; i++) queue(`front${i}`, true);
+  assert.equal(sem.waiting, 40);
+  for (let i = 0; i < 40; i++) {
+    const before = order.length;
+    release();
+    while (order.length === before) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(pending);
+  const expected = [...Array.from({ length: 30 }, (_, i) => `front${29 - i}`), ...Array.from({ length: 10 }, (_, i) => `back${i}`)];
+  assert.deepEqual(order, expected);
+  release();
   assert.equal(sem.free, 1);
 });
 
