@@ -75,12 +75,15 @@ export class HintChecks {
     });
     if (!isArray) return false;
     // What is left points into this reply only, so no older reply's bytes stay alive.
-    for (const [hash, el] of elements) if (el.gen !== gen) elements.delete(hash);
-    for (const [key, seen] of checks) {
-      if (Math.floor(seen / 4) === gen) continue;
+    // forEach, not for-of: an entries iterator makes a [key, value] array per entry, thousands per reply.
+    elements.forEach((el, hash) => {
+      if (el.gen !== gen) elements.delete(hash);
+    });
+    checks.forEach((seen, key) => {
+      if (Math.floor(seen / 4) === gen) return;
       checks.delete(key);
       report(key);
-    }
+    });
     return true;
   }
 }
