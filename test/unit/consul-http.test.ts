@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { ConsulHttp } from '../../src/backends/consul/http.ts';
+import fc from 'fast-check';
+import { ConsulHttp, queryString } from '../../src/backends/consul/http.ts';
 import { BackendError } from '../../src/backends/backend.ts';
 
 /** A stand-in agent whose every reply carries X-Consul-Index 42 and a body that is not JSON. */
@@ -59,4 +60,25 @@ test('ConsulHttp: an unchanged blocking reply whose connection drops mid-body fa
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
+});
+
+test('queryString: what URLSearchParams wrote, with bare flags, for any keys and values (the filter expressions among them)', () => {
+  // The implementation this replaced, kept here as the reference.
+  const reference = (flag: string | undefined, query: Record<string, string | undefined>): string => {
+    const params = new URLSearchParams();
+    if (flag !== undefined) params.set(flag, '');
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
+    return params.toString().replace(/=(&|$)/g, '$1');
+  };
+  const text = fc.string({ unit: fc.oneof(fc.constantFrom(' ', '!', '"', '=', '&', '+', '%', '~', "'", '(', ')', '*', '-', '.', '_', '/', '?', '#', 'é', '😀', '\ud800'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })) });
+  fc.assert(
+    fc.property(
+      fc.constantFrom(undefined, 'stale', 'consistent'),
+      fc.dictionary(fc.oneof(text, fc.constantFrom('stale', 'index', 'wait', 'dc', 'filter', 'passing')), fc.option(text, { nil: undefined }), { maxKeys: 6 }),
+      (flag, query) => assert.equal(queryString(flag, query), reference(flag, query)),
+    ),
+    { numRuns: 1000 },
+  );
+  assert.equal(queryString('stale', { dc: 'dc2', filter: 'Status != "passing"', index: '42', wait: '60s', passing: '' }), 'stale&dc=dc2&filter=Status+%21%3D+%22passing%22&index=42&wait=60s&passing');
+  assert.equal(queryString(undefined, {}), '');
 });

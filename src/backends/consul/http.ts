@@ -51,6 +51,36 @@ class StaleSocketError extends Error {}
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
+/** Bytes that form encoding leaves as they are (URLSearchParams: alphanumerics and `*-._`). */
+const FORM_SAFE = /^[A-Za-z0-9*\-._]*$/;
+
+/** One key or value as URLSearchParams writes it (application/x-www-form-urlencoded; space as `+`). */
+function formEncode(s: string): string {
+  if (FORM_SAFE.test(s)) return s; // index numbers, `60s`, service names: no copy
+  return encodeURIComponent(s.toWellFormed()) // a lone surrogate becomes U+FFFD, as in URLSearchParams
+    .replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+}
+
+/**
+ * The query string of a request: the consistency flag, then `query` in its order (undefined values left out), as
+ * URLSearchParams writes it, except that an empty value is a bare flag (`?stale&passing`, as Consul's own clients
+ * send them). Written by hand: a URLSearchParams, an entries array and a regex per request were a visible part of
+ * the idle rotation's CPU at 10k services (~170 requests a second).
+ */
+export function queryString(flag: string | undefined, query: Readonly<Record<string, string | undefined>>): string {
+  const pair = (k: string, v: string): string => (v === '' ? formEncode(k) : `${formEncode(k)}=${formEncode(v)}`);
+  let flagValue = '';
+  let rest = '';
+  for (const k in query) {
+    const v = query[k];
+    if (v === undefined) continue;
+    if (k === flag) flagValue = v; // set() on a key already there replaces it in its place
+    else rest += `&${pair(k, v)}`;
+  }
+  return flag === undefined ? rest.slice(1) : pair(flag, flagValue) + rest;
+}
+
 export class ConsulHttp {
   readonly #endpoint: Endpoint;
   readonly #agent: http.Agent;
@@ -86,12 +116,9 @@ export class ConsulHttp {
 
   /** GET `path` (e.g. `/v1/catalog/services`). Adds the consistency flag; 2xx JSON → reply, else BackendError. */
   get(path: string, opts: GetOptions): Promise<ConsulReply> {
+    const flag = this.#consistency === 'default' ? undefined : this.#consistency;
     const pathWith = (query: Readonly<Record<string, string | undefined>>) => {
-      const params = new URLSearchParams();
-      if (this.#consistency === 'stale') params.set('stale', '');
-      else if (this.#consistency === 'consistent') params.set('consistent', '');
-      for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
-      const qs = params.toString().replace(/=(&|$)/g, '$1'); // Consul's flags are bare: `?stale`, not `?stale=`
+      const qs = queryString(flag, query);
       return qs ? `${path}?${qs}` : path;
     };
     const query = opts.query ?? {};
