@@ -21,7 +21,8 @@ const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d |
 /**
  * Calls `each(start, end, hash)` with the byte range of every element of the JSON array in `b` (UTF-8), in order,
  * without the whitespace around it, and a 32-bit FNV-1a hash of the element's bytes up to its last non-space byte
- * (computed in the same pass, so a caller can look an element up without copying its bytes into a string). Returns false (calling nothing) when `b` is valid JSON but not an array.
+ * (computed in the same pass, so a caller can look an element up without copying its bytes into a string).
+ * Returns false (calling nothing) when `b` is valid JSON but not an array.
  * Throws SyntaxError when the array itself is malformed (brackets, commas, an unterminated string, trailing
  * text). An element's own text is checked only by parsing it: a caller must JSON.parse every range whose bytes
  * it has not parsed before.
