@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  cpuSeconds, DnsClient, dnsperf, f, freePort, have, hostCpu, stealPct, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, mainThreadCpuSeconds, DnsClient, dnsperf, f, freePort, have, hostCpu, stealPct, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
@@ -299,6 +299,9 @@ export interface Alternating {
   /** Server CPU seconds and wall seconds summed over the windows of each rate (whole windows). */
   readonly cpuOffS: number;
   readonly cpuOnS: number;
+  /** The same CPU seconds of the server's main thread alone (the DNS thread with `workers: none`). */
+  readonly mainOffS: number;
+  readonly mainOnS: number;
   readonly wallOffS: number;
   readonly wallOnS: number;
   /** Host steal over the windows of each rate, % of all CPU time (see `hostCpu`). */
@@ -344,7 +347,7 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   const rate = Math.max(...cfg.rates);
   const windowS = cfg.altWindowSeconds;
   const skipS = 1;
-  const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; hostTotal: number; hostSteal: number }[] = [];
+  const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; mainS: number; hostTotal: number; hostSteal: number }[] = [];
   const touched = new Set<number>();
   let asked = 0;
   let issued = 0;
@@ -352,11 +355,13 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   let driver: ChangeDriver | null = null;
   let t = Date.now() / 1000;
   let cpu = cpuSeconds(pid);
+  let main = mainThreadCpuSeconds(pid);
   let host = hostCpu();
   /** Ends the current window; `next` starts the other rate's window. */
   const close = (next: boolean) => {
     const now = Date.now() / 1000;
     const c = cpuSeconds(pid);
+    const m = mainThreadCpuSeconds(pid);
     const h = hostCpu();
     if (driver) {
       const d = driver.stop();
@@ -365,9 +370,10 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
       for (const k of driver.touched) touched.add(k);
       driver = null;
     }
-    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
+    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, mainS: m - main, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
     t = now;
     cpu = c;
+    main = m;
     host = h;
     if (!next) return;
     on = !on;
@@ -386,10 +392,10 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
     close(false);
   }
   const { off, on: onQps } = classifyIntervals(parseIntervals(readFileSync(out, 'utf8')), windows, skipS);
-  const sum = (on: boolean, k: 'wallS' | 'cpuS' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + w[k], 0);
+  const sum = (on: boolean, k: 'wallS' | 'cpuS' | 'mainS' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + w[k], 0);
   return {
     rate, windowS, skipS, seconds: cfg.altSeconds, off, on: onQps,
-    cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), wallOffS: sum(false, 'wallS'), wallOnS: sum(true, 'wallS'),
+    cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), mainOffS: sum(false, 'mainS'), mainOnS: sum(true, 'mainS'), wallOffS: sum(false, 'wallS'), wallOnS: sum(true, 'wallS'),
     stealOffPct: (100 * sum(false, 'hostSteal')) / sum(false, 'hostTotal'), stealOnPct: (100 * sum(true, 'hostSteal')) / sum(true, 'hostTotal'),
     asked, issued, converged: await converge(client, port, state, touched), perf,
   };
@@ -414,7 +420,9 @@ export function alternatingLine(a: Alternating): string {
   return `alternating 0 ↔ ${a.rate} changes/s every ${a.windowS} s inside one ${a.seconds} s dnsperf run (first ${a.skipS} s of each window left out): `
     + `qps ${f(mean(a.on))} at ${a.rate}/s ÷ ${f(mean(a.off))} at 0/s = ${f(alternatingRatio(a), 2)} (target >= 0.9; first half ${f(alternatingRatio(a, -Infinity, mid), 2)}, second half ${f(alternatingRatio(a, mid), 2)}; `
     + `medians ${f(median(a.on) / median(a.off), 2)}; ${a.on.length} and ${a.off.length} one-second intervals), server CPU ${f((100 * a.cpuOnS) / a.wallOnS)} % and ${f((100 * a.cpuOffS) / a.wallOffS)} %, `
-    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; ${f(a.perf.lostPct, 2)} % of queries lost; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
+    + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}; `
+    + `main thread ${f((100 * a.mainOnS) / a.wallOnS)} % and ${f((100 * a.mainOffS) / a.wallOffS)} % (other threads ${f((100 * (a.cpuOnS - a.mainOnS)) / a.wallOnS)} % and ${f((100 * (a.cpuOffS - a.mainOffS)) / a.wallOffS)} %), `
+    + `answers per main-thread CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.mainOnS) / (mean(a.off) * a.wallOffS / a.mainOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; ${f(a.perf.lostPct, 2)} % of queries lost; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
 }
 
 /** Every touched service's A answer equals the applied readiness; waits for that (deadline bounds a hang). */
