@@ -452,9 +452,10 @@ export function memoryLine(b: MemoryBreakdown): string {
 /** Clock ticks per second of /proc/<pid>/stat times (getconf CLK_TCK; 100 on Linux). */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-function cpuOf(pid: number): { cpu: number; pgrp: number } | null {
+/** User + system CPU and process group from a /proc stat file (a process's, or one of its tasks'), or null. */
+function cpuOf(pid: number, task?: number): { cpu: number; pgrp: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
     return { cpu: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, pgrp: Number(fields[2]) };
   } catch {
@@ -467,14 +468,7 @@ function cpuOf(pid: number): { cpu: number; pgrp: number } | null {
  * Beside cpuSeconds(): what is left is the process's other threads (V8's GC helpers, libuv's pool).
  */
 export function mainThreadCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
+  return pid === undefined ? NaN : cpuOf(pid, pid)?.cpu ?? NaN;
 }
 
 /**
