@@ -493,13 +493,13 @@ export function cpuSeconds(pid: number | undefined, group = false): number {
  * for other guests (steal). On a shared VM the steal of a phase says how much of the drift between phases was the
  * host's; NaN where /proc/stat has no steal column.
  */
-export function hostCpu(): { total: number; steal: number } {
+export function hostCpu(): { total: number; steal: number; idle: number } {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const v = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
-    return { total: v.reduce((a, x) => a + x, 0), steal: v[7] ?? NaN };
+    return { total: v.reduce((a, x) => a + x, 0), steal: v[7] ?? NaN, idle: (v[3] ?? NaN) + (v[4] ?? NaN) };
   } catch {
-    return { total: NaN, steal: NaN };
+    return { total: NaN, steal: NaN, idle: NaN };
   }
 }
 

@@ -307,6 +307,12 @@ export interface Alternating {
   /** Host steal over the windows of each rate, % of all CPU time (see `hostCpu`). */
   readonly stealOffPct: number;
   readonly stealOnPct: number;
+  /** Host idle (idle + iowait) over the windows of each rate, % of all CPU time: how much CPU nobody wanted. */
+  readonly idleOffPct: number;
+  readonly idleOnPct: number;
+  /** CPU seconds of the bench process itself, where the registry fakes and the change driver run. */
+  readonly benchOffS: number;
+  readonly benchOnS: number;
   readonly asked: number;
   readonly issued: number;
   readonly converged: string;
@@ -347,7 +353,8 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   const rate = Math.max(...cfg.rates);
   const windowS = cfg.altWindowSeconds;
   const skipS = 1;
-  const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; mainS: number; hostTotal: number; hostSteal: number }[] = [];
+  const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; mainS: number; benchS: number; hostTotal: number; hostSteal: number; hostIdle: number }[] = [];
+  const benchCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
   const touched = new Set<number>();
   let asked = 0;
   let issued = 0;
@@ -357,12 +364,14 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   let cpu = cpuSeconds(pid);
   let main = mainThreadCpuSeconds(pid);
   let host = hostCpu();
+  let bench = benchCpu();
   /** Ends the current window; `next` starts the other rate's window. */
   const close = (next: boolean) => {
     const now = Date.now() / 1000;
     const c = cpuSeconds(pid);
     const m = mainThreadCpuSeconds(pid);
     const h = hostCpu();
+    const b = benchCpu();
     if (driver) {
       const d = driver.stop();
       asked += d.asked;
@@ -370,11 +379,12 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
       for (const k of driver.touched) touched.add(k);
       driver = null;
     }
-    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, mainS: m - main, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal });
+    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, mainS: m - main, benchS: b - bench, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal, hostIdle: h.idle - host.idle });
     t = now;
     cpu = c;
     main = m;
     host = h;
+    bench = b;
     if (!next) return;
     on = !on;
     if (on) {
@@ -392,11 +402,13 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
     close(false);
   }
   const { off, on: onQps } = classifyIntervals(parseIntervals(readFileSync(out, 'utf8')), windows, skipS);
-  const sum = (on: boolean, k: 'wallS' | 'cpuS' | 'mainS' | 'hostTotal' | 'hostSteal') => windows.filter((w) => w.on === on).reduce((a, w) => a + w[k], 0);
+  const sum = (on: boolean, k: 'wallS' | 'cpuS' | 'mainS' | 'benchS' | 'hostTotal' | 'hostSteal' | 'hostIdle') => windows.filter((w) => w.on === on).reduce((a, w) => a + w[k], 0);
   return {
     rate, windowS, skipS, seconds: cfg.altSeconds, off, on: onQps,
     cpuOffS: sum(false, 'cpuS'), cpuOnS: sum(true, 'cpuS'), mainOffS: sum(false, 'mainS'), mainOnS: sum(true, 'mainS'), wallOffS: sum(false, 'wallS'), wallOnS: sum(true, 'wallS'),
     stealOffPct: (100 * sum(false, 'hostSteal')) / sum(false, 'hostTotal'), stealOnPct: (100 * sum(true, 'hostSteal')) / sum(true, 'hostTotal'),
+    idleOffPct: (100 * sum(false, 'hostIdle')) / sum(false, 'hostTotal'), idleOnPct: (100 * sum(true, 'hostIdle')) / sum(true, 'hostTotal'),
+    benchOffS: sum(false, 'benchS'), benchOnS: sum(true, 'benchS'),
     asked, issued, converged: await converge(client, port, state, touched), perf,
   };
 }
@@ -422,7 +434,7 @@ export function alternatingLine(a: Alternating): string {
     + `medians ${f(median(a.on) / median(a.off), 2)}; ${a.on.length} and ${a.off.length} one-second intervals), server CPU ${f((100 * a.cpuOnS) / a.wallOnS)} % and ${f((100 * a.cpuOffS) / a.wallOffS)} %, `
     + `answers per CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.cpuOnS) / (mean(a.off) * a.wallOffS / a.cpuOffS), 2)}; `
     + `main thread ${f((100 * a.mainOnS) / a.wallOnS)} % and ${f((100 * a.mainOffS) / a.wallOffS)} % (other threads ${f((100 * (a.cpuOnS - a.mainOnS)) / a.wallOnS)} % and ${f((100 * (a.cpuOffS - a.mainOffS)) / a.wallOffS)} %), `
-    + `answers per main-thread CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.mainOnS) / (mean(a.off) * a.wallOffS / a.mainOffS), 2)}, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; ${f(a.perf.lostPct, 2)} % of queries lost; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
+    + `answers per main-thread CPU-s ÷ ${f((mean(a.on) * a.wallOnS / a.mainOnS) / (mean(a.off) * a.wallOffS / a.mainOffS), 2)}, bench process (the fakes) ${f((100 * a.benchOnS) / a.wallOnS)} % and ${f((100 * a.benchOffS) / a.wallOffS)} % of a core, host idle ${f(a.idleOnPct, 1)} % and ${f(a.idleOffPct, 1)} %, host steal ${f(a.stealOnPct, 1)} % and ${f(a.stealOffPct, 1)} %; ${f(a.perf.lostPct, 2)} % of queries lost; changes ${a.issued}/${a.asked} issued, final answers ${a.converged}`;
 }
 
 /** Every touched service's A answer equals the applied readiness; waits for that (deadline bounds a hang). */
