@@ -444,7 +444,7 @@ async function realisticPart(client: DnsClient): Promise<void> {
   console.log(realisticTable(rows));
   console.log('\nRSS of the svcdns process (MB):');
   console.log(table(['backend', 'answering every service after', 'RSS after sync', 'RSS after the load phases', 'target'],
-    backends.map((b) => [b.name, `${f(b.syncMs / 1000, 1)} s`, f(b.rssAfterSyncMb), f(b.rssAfterLoadMb), '<= 164'])));
+    backends.map((b) => [b.name, `${f(b.syncMs / 1000, 1)} s`, f(b.rssAfterSyncMb, 1), f(b.rssAfterLoadMb, 1), '<= 164'])));
   console.log(`\nRatios in this run (issue 11 done-when; reported, not asserted), of the medians of ${cfg.rounds} interleaved rounds:`);
   if (nsdMissing) console.log(`- ${nsdMissing}: no svcdns ÷ NSD ratio`);
   for (const b of backends) {
