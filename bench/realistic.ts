@@ -354,24 +354,20 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
   const windowS = cfg.altWindowSeconds;
   const skipS = 1;
   const windows: { start: number; end: number; on: boolean; wallS: number; cpuS: number; mainS: number; benchS: number; hostTotal: number; hostSteal: number; hostIdle: number }[] = [];
-  const benchCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+  /** The clocks a window is measured by: wall, the server's CPU (all threads, main thread), the bench process's, the host's. */
+  const sample = () => {
+    const u = process.cpuUsage();
+    return { t: Date.now() / 1000, cpu: cpuSeconds(pid), main: mainThreadCpuSeconds(pid), bench: (u.user + u.system) / 1e6, host: hostCpu() };
+  };
   const touched = new Set<number>();
   let asked = 0;
   let issued = 0;
   let on = false;
   let driver: ChangeDriver | null = null;
-  let t = Date.now() / 1000;
-  let cpu = cpuSeconds(pid);
-  let main = mainThreadCpuSeconds(pid);
-  let host = hostCpu();
-  let bench = benchCpu();
+  let last = sample();
   /** Ends the current window; `next` starts the other rate's window. */
   const close = (next: boolean) => {
-    const now = Date.now() / 1000;
-    const c = cpuSeconds(pid);
-    const m = mainThreadCpuSeconds(pid);
-    const h = hostCpu();
-    const b = benchCpu();
+    const now = sample();
     if (driver) {
       const d = driver.stop();
       asked += d.asked;
@@ -379,12 +375,11 @@ async function alternatingPhase(cfg: RealisticConfig, kind: string, port: number
       for (const k of driver.touched) touched.add(k);
       driver = null;
     }
-    windows.push({ start: t, end: now, on, wallS: now - t, cpuS: c - cpu, mainS: m - main, benchS: b - bench, hostTotal: h.total - host.total, hostSteal: h.steal - host.steal, hostIdle: h.idle - host.idle });
-    t = now;
-    cpu = c;
-    main = m;
-    host = h;
-    bench = b;
+    windows.push({
+      start: last.t, end: now.t, on, wallS: now.t - last.t, cpuS: now.cpu - last.cpu, mainS: now.main - last.main, benchS: now.bench - last.bench,
+      hostTotal: now.host.total - last.host.total, hostSteal: now.host.steal - last.host.steal, hostIdle: now.host.idle - last.host.idle,
+    });
+    last = now;
     if (!next) return;
     on = !on;
     if (on) {
