@@ -79,6 +79,8 @@ interface Dc {
   serviceIndex: Map<string, number>;
   /** Index of the checks table (/v1/health/state/*). */
   checksIndex: number;
+  /** Index of the nodes table (/v1/catalog/nodes): node registrations and changes, not their checks. */
+  nodesIndex: number;
   /** Service name → its IDs in `services` order, so /v1/health/service/<name> does not scan a 100k-instance catalog. */
   byName: Map<string, Set<string>>;
 }
@@ -157,7 +159,7 @@ export class ConsulFake {
     this.#datacenter = opts.datacenter ?? 'dc1';
     this.#devMode = opts.devMode === true;
     for (const dc of [this.#datacenter, ...(opts.datacenters ?? [])]) {
-      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1, byName: new Map() });
+      this.#dcs.set(dc, { nodes: new Map(), services: new Map(), catalogIndex: 1, serviceIndex: new Map(), checksIndex: 1, nodesIndex: 1, byName: new Map() });
     }
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
     this.#server = opts.tls
@@ -270,7 +272,26 @@ export class ConsulFake {
     };
     rec.checks.push(this.#check(spec.name, 'serfHealth', 'Serf Health Status', 'passing', null));
     d.nodes.set(spec.name, rec);
+    d.nodesIndex = idx;
     this.#touchNode(d, spec.name);
+  }
+
+  /**
+   * A node re-registered with another address (a VM or agent Pod back with a new IP under its old name). As in
+   * Consul's catalogInsertNode: the nodes table's index and the index of every service on the node move (node data
+   * is part of each health reply), the services table's and the checks table's do not.
+   */
+  setNodeAddress(name: string, address: string, opts: { dc?: string; taggedAddresses?: Record<string, string> } = {}): void {
+    const d = this.#dc(opts.dc);
+    const n = d.nodes.get(name);
+    if (!n) throw new Error(`fake: unknown node ${name}`);
+    const idx = ++this.#index;
+    n.Address = address;
+    n.TaggedAddresses = opts.taggedAddresses ?? { lan: address, wan: address };
+    n.ModifyIndex = idx;
+    d.nodesIndex = idx;
+    for (const s of d.services.values()) if (s.node === name) d.serviceIndex.set(s.Service.Service, idx);
+    this.#wake();
   }
 
   register(spec: FakeServiceSpec): void {
@@ -379,6 +400,7 @@ export class ConsulFake {
     for (const d of this.#dcs.values()) {
       d.catalogIndex = Math.min(d.catalogIndex, n);
       d.checksIndex = Math.min(d.checksIndex, n);
+      d.nodesIndex = Math.min(d.nodesIndex, n);
       for (const k of d.serviceIndex.keys()) d.serviceIndex.set(k, Math.min(d.serviceIndex.get(k)!, n));
     }
   }
@@ -392,6 +414,7 @@ export class ConsulFake {
     for (const d of this.#dcs.values()) {
       d.catalogIndex = n;
       d.checksIndex = n;
+      d.nodesIndex = n;
       for (const k of d.serviceIndex.keys()) d.serviceIndex.set(k, n);
     }
   }
@@ -484,6 +507,7 @@ export class ConsulFake {
   #indexOf([dcName, kind, name]: readonly [string, string, string]): number {
     const d = this.#dcs.get(dcName)!;
     if (kind === 'catalog') return Math.max(1, d.catalogIndex);
+    if (kind === 'nodes') return Math.max(1, d.nodesIndex);
     if (kind === 'state') return Math.max(1, d.checksIndex);
     // A service never seen still has an index (Consul answers [] with the services table index).
     return Math.max(1, d.serviceIndex.get(name) ?? d.catalogIndex);
@@ -532,6 +556,8 @@ export class ConsulFake {
       return;
     } else if (url.pathname === '/v1/catalog/services') {
       key = `${dcName}\u0000catalog\u0000`;
+    } else if (url.pathname === '/v1/catalog/nodes') {
+      key = `${dcName}\u0000nodes\u0000`;
     } else if (/^\/v1\/health\/state\/(any|passing|warning|critical)$/.test(url.pathname)) {
       key = `${dcName}\u0000state\u0000${url.pathname.slice('/v1/health/state/'.length)}`;
       const filter = q.get('filter');
@@ -564,6 +590,7 @@ export class ConsulFake {
         'X-Consul-Query-Backend': 'blocking-query',
       };
       if (key.includes('\u0000catalog\u0000')) this.#json(res, 200, idx, this.#catalog(dcName), headers, pretty);
+      else if (key.includes('\u0000nodes\u0000')) this.#json(res, 200, idx, this.#nodes(dcName), headers, pretty);
       else if (key.includes('\u0000state\u0000')) {
         const checks = this.#state(dcName, key.split('\u0000')[2]!, q.get('filter'));
         // Compact replies join each check's cached JSON (the bench asks for 1,500 of them twice a second).
@@ -634,6 +661,16 @@ export class ConsulFake {
     return out;
   }
 
+  /** /v1/catalog/nodes: every node as registered, without its checks (sorted by name, as Consul's index is). */
+  #nodes(dcName: string): unknown[] {
+    const out: unknown[] = [];
+    for (const n of this.#dcs.get(dcName)!.nodes.values()) {
+      const { checks: _checks, ...node } = n;
+      out.push(node);
+    }
+    return out.sort((a, b) => ((a as NodeRec).Node < (b as NodeRec).Node ? -1 : 1));
+  }
+
   #state(dcName: string, state: string, filter: string | null): Check[] {
     const d = this.#dcs.get(dcName)!;
     const m = filter ? /^Status\s*(==|!=)\s*"(\w+)"$/.exec(filter.trim()) : null;
@@ -670,7 +707,7 @@ export class ConsulFake {
 
 interface IpcRequest {
   id: number;
-  op: 'seed' | 'setCheck' | 'register' | 'deregister' | 'stats' | 'close';
+  op: 'seed' | 'setCheck' | 'register' | 'deregister' | 'addNode' | 'setNodeAddress' | 'stats' | 'close';
   services?: number;
   nodes?: number;
   /** Instances per service (default 1); with more than 1 each has its own Service.Address 10.<k>.<k>.<j+1>. */
@@ -678,6 +715,7 @@ interface IpcRequest {
   serviceId?: string;
   status?: CheckStatus;
   spec?: FakeServiceSpec;
+  node?: FakeNodeSpec;
 }
 
 async function childMain(): Promise<void> {
@@ -711,6 +749,10 @@ async function childMain(): Promise<void> {
       fake.register(m.spec!);
     } else if (m.op === 'deregister') {
       fake.deregister(m.serviceId!);
+    } else if (m.op === 'addNode') {
+      fake.addNode(m.node!);
+    } else if (m.op === 'setNodeAddress') {
+      fake.setNodeAddress(m.node!.name, m.node!.address);
     } else if (m.op === 'stats') {
       result = { port: fake.port, peakConnections: fake.peakConnections, openConnections: fake.openConnections, held: fake.held };
     } else if (m.op === 'close') {
