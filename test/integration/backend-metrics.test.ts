@@ -85,7 +85,7 @@ describe('consul backend metrics', () => {
         return metric(t, 'svcdns_consul_watches', l) === 7 && metric(t, 'svcdns_consul_blocking_slots_in_use', l) === slotsNow && metric(t, 'svcdns_consul_watches_queued', l) === 7 - slotsNow! ? t : null;
       }))!;
       const slots = metric(text, 'svcdns_consul_blocking_slots', l)!;
-      assert.equal(slots, 8 - 2 - 2 * (1 + 0), 'maxConnections − fetchConcurrency − the catalog and hint sockets');
+      assert.equal(slots, 8 - 2 - 3 * (1 + 0), 'maxConnections − fetchConcurrency − the catalog, hint and nodes sockets');
       assert.equal(metric(text, 'svcdns_consul_blocking_slots_in_use', l), slots, 'every slot held by a blocking watch');
       assert.equal(metric(text, 'svcdns_consul_watches_queued', l), 7 - slots, 'the other watches wait for a slot');
       const age = metric(text, 'svcdns_consul_catalog_last_reply_age_seconds', l);

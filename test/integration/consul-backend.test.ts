@@ -247,13 +247,13 @@ test('more watches than blocking slots: a health-state hint reads changed servic
   fake.addNode({ name: 'node-a', address: '10.0.0.1' });
   fake.addNode({ name: 'node-b', address: '10.0.0.2' });
   for (let i = 0; i < 40; i++) fake.register({ id: `s${i}`, service: `svc-${i}`, node: i % 2 ? 'node-b' : 'node-a', port: 80 });
-  // 24 sockets - 4 fetch - 2 (catalog + hint) = 18 blocking slots for 41 watches; each waits its turn ~26 s.
+  // 24 sockets - 4 fetch - 3 (catalog, hint, nodes) = 17 blocking slots for 41 watches; each waits its turn ~29 s.
   const b = backend({ address: fake.address, maxConnections: 24, fetchConcurrency: 4, waitSeconds: 60 });
   const sink = new RecordingSink();
   b.start(sink);
   try {
     await waitFor(() => sink.last);
-    assert.equal(b.stats.blockingSlots, 18);
+    assert.equal(b.stats.blockingSlots, 17);
     await waitFor(() => b.stats.hints === 1);
     assert.ok(fake.peakConnections <= 24, `peak ${fake.peakConnections}`);
     // Let the hint watch take its first reading before changing anything.
@@ -277,7 +277,39 @@ test('more watches than blocking slots: a health-state hint reads changed servic
     await waitFor(() => sink.addrs('dc1/svc-1').length === 0 && sink.addrs('dc1/svc-39').length === 0 && b.hintPokes - p0 >= 20);
     assert.equal(b.hintPokes - p0, 20, 'a node-level check pokes the 20 services on its node, and no other');
     for (let i = 0; i < 30; i++) fake.deregister(`s${i}`);
-    await waitFor(() => b.stats.hints === 0);
+    await waitFor(() => b.stats.hints === 0 && b.stats.nodeWatches === 0);
+  } finally {
+    await b.stop();
+    await fake.close();
+  }
+});
+
+test('more watches than blocking slots: a node re-registered with a new address is answered at once, not at its services\' turn', async () => {
+  const fake = await ConsulFake.start();
+  fake.addNode({ name: 'node-a', address: '10.0.0.1' });
+  fake.addNode({ name: 'node-b', address: '10.0.0.2' });
+  // No Service.Address: every instance answers with its node's address.
+  for (let i = 0; i < 40; i++) fake.register({ id: `s${i}`, service: `svc-${i}`, node: i % 2 ? 'node-b' : 'node-a', port: 80 });
+  // 17 blocking slots for 41 watches, waitSeconds 60: a watch waiting its turn would see the change only after ~29 s.
+  const b = backend({ address: fake.address, maxConnections: 24, fetchConcurrency: 4, waitSeconds: 60 });
+  const sink = new RecordingSink();
+  b.start(sink);
+  try {
+    await waitFor(() => sink.last);
+    await waitFor(() => b.stats.nodeWatches === 1);
+    // The node list's first reply is the baseline; change nothing before its watch blocks on that index.
+    await waitFor(() => fake.requests.some((r) => r.path === '/v1/catalog/nodes' && r.query.has('index')));
+    const p0 = b.nodePokes;
+    fake.setNodeAddress('node-b', '10.0.0.9');
+    // Every odd service answers the new address: all 20 on node-b were poked, none on node-a.
+    await waitFor(() => Array.from({ length: 20 }, (_, k) => sink.addrs(`dc1/svc-${2 * k + 1}`)).every((a) => a.length === 1 && a[0] === '10.0.0.9:80'));
+    assert.equal(b.nodePokes - p0, 20, 'the 20 services on node-b, and no other');
+    assert.deepEqual(sink.addrs('dc1/svc-0'), ['10.0.0.1:80']);
+    // The same address again changes nothing, so pokes nobody.
+    fake.setNodeAddress('node-b', '10.0.0.9');
+    fake.setNodeAddress('node-a', '10.0.0.7');
+    await waitFor(() => sink.addrs('dc1/svc-0')[0] === '10.0.0.7:80');
+    assert.equal(b.nodePokes - p0, 40, 'node-a\'s 20 services; node-b unchanged');
   } finally {
     await b.stop();
     await fake.close();

@@ -10,6 +10,9 @@ import { backendNameSchema, labelSchema } from '../schema.ts';
 /** Consul's default `limits.http_max_conns_per_client` is 200; stay under it with room for other local clients. */
 export const DEFAULT_MAX_CONNECTIONS = 128;
 
+/** Sockets per datacenter kept out of the shared budget: the catalog, health-state hint and node-list watches. */
+export const CONTROL_SOCKETS = 3;
+
 export const configSchema = z.strictObject({
   type: z.literal('consul'),
   name: backendNameSchema,
@@ -65,13 +68,13 @@ export const configSchema = z.strictObject({
   if (c.tls !== undefined && c.address !== undefined && /^http:\/\//i.test(c.address)) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is set but the address is http://; use https:// (or drop tls)' });
   }
-  // Two sockets per datacenter (catalog and hint watches) and at least one blocking slot besides the fetches.
-  const reserved = 2 * (1 + c.datacenters.length) + 1;
+  // Three sockets per datacenter (catalog, hint and node-list watches) and at least one blocking slot besides the fetches.
+  const reserved = CONTROL_SOCKETS * (1 + c.datacenters.length) + 1;
   if (c.fetchConcurrency + reserved > c.maxConnections) {
     ctx.addIssue({
       code: 'custom',
       path: ['maxConnections'],
-      message: `must be at least fetchConcurrency + ${reserved} (2 per datacenter + 1 blocking slot)`,
+      message: `must be at least fetchConcurrency + ${reserved} (${CONTROL_SOCKETS} per datacenter + 1 blocking slot)`,
     });
   }
 });

@@ -13,7 +13,7 @@ import { claimOwns, type ScopeClaim, type Service } from '../../model/service.ts
 import { serviceKey } from '../../model/service.ts';
 import { isLabel } from '../../model/names.ts';
 import type { ConsulBackendConfig } from './config.ts';
-import { resolveAccess } from './config.ts';
+import { CONTROL_SOCKETS, resolveAccess } from './config.ts';
 import type { ConsulReply } from './http.ts';
 import { AbortedError, ConsulHttp } from './http.ts';
 import { makeService, sameServed, translateHealth } from './translate.ts';
@@ -89,6 +89,14 @@ interface Datacenter {
   hint: BlockingLoop | null;
   /** What the hint watch's last reply listed (reset with the watch). */
   hintChecks: HintChecks;
+  /**
+   * Beside the hint: a blocking watch on /v1/catalog/nodes. A node's changed address moves the index of every
+   * service on that node (Consul re-indexes them: node data is part of every health reply) but neither the
+   * catalog's services index nor any check, so neither the sweep nor the hint would see it.
+   */
+  nodesWatch: BlockingLoop | null;
+  /** Node → what answers read of it (Address, lan_ipv4, lan_ipv6), from the nodes watch's last reply; null until its first. */
+  nodeAddrs: Map<string, string> | null;
   /** An index sweep runs (see #sweep); `sweepAgain`: the catalog index moved again meanwhile. */
   sweeping: boolean;
   sweepAgain: boolean;
@@ -144,6 +152,8 @@ export class ConsulBackend implements Backend {
   sweeps = 0;
   /** Services the hint watch poked (for tests): one per changed service-level check, every service on a node for a node-level one. */
   hintPokes = 0;
+  /** Services poked because their node's address changed (the nodes watch; for tests). */
+  nodePokes = 0;
 
   constructor(cfg: ConsulBackendConfig, ctx: BackendContext, opts: ConsulBackendOptions = {}) {
     this.name = cfg.name ?? 'consul';
@@ -152,9 +162,9 @@ export class ConsulBackend implements Backend {
     this.#log = ctx.logger;
     this.#now = opts.now ?? (() => performance.now());
     this.#random = opts.random ?? Math.random;
-    // Per datacenter a socket for the catalog watch and one for the hint watch are kept out of the shared budget;
-    // the rest is split between non-blocking fetches and blocking service watches.
-    this.#blockingSlots = Math.max(1, cfg.maxConnections - cfg.fetchConcurrency - 2 * (1 + cfg.datacenters.length));
+    // Per datacenter a socket each for the catalog, hint and nodes watches is kept out of the shared budget
+    // (CONTROL_SOCKETS); the rest is split between non-blocking fetches and blocking service watches.
+    this.#blockingSlots = Math.max(1, cfg.maxConnections - cfg.fetchConcurrency - CONTROL_SOCKETS * (1 + cfg.datacenters.length));
     this.#pools = {
       fetch: new Semaphore(cfg.fetchConcurrency),
       blocking: new Semaphore(this.#blockingSlots),
@@ -198,7 +208,7 @@ export class ConsulBackend implements Backend {
       for (const dc of this.#dcs.values()) n += dc.watches.size;
       return n;
     };
-    m.gauge('consul_blocking_slots', 'Blocking-query connections the Consul backend may hold (maxConnections minus the fetch pool and the catalog/hint watches).', () => this.#blockingSlots);
+    m.gauge('consul_blocking_slots', 'Blocking-query connections the Consul backend may hold (maxConnections minus the fetch pool and the catalog, hint and nodes watches).', () => this.#blockingSlots);
     m.gauge('consul_blocking_slots_in_use', 'Blocking-query connections the Consul backend holds now.', () => this.#blockingSlots - this.#pools.blocking.free);
     m.gauge('consul_watches', 'Per-service health watches the Consul backend runs (one per service in the catalog, per datacenter).', watches);
     m.gauge('consul_watches_queued', 'Service watches waiting for a blocking slot (more watches than slots: each waits its turn, change hints let it skip the queue).', () => this.#pools.blocking.waiting);
@@ -240,13 +250,14 @@ export class ConsulBackend implements Backend {
     for (const dc of this.#dcs.values()) {
       dc.catalog.stop();
       dc.hint?.stop();
+      dc.nodesWatch?.stop();
       for (const w of dc.watches.values()) w.loop.stop();
     }
     this.#http?.destroy();
   }
 
   /** Loop counts, for tests. */
-  get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number; hints: number } {
+  get stats(): { datacenters: number; watches: number; blockingSlots: number; zeroIndexRequests: number; hints: number; nodeWatches: number } {
     let watches = 0;
     let zero = 0;
     for (const dc of this.#dcs.values()) {
@@ -255,8 +266,12 @@ export class ConsulBackend implements Backend {
       for (const w of dc.watches.values()) zero += w.loop.zeroIndexRequests;
     }
     let hints = 0;
-    for (const dc of this.#dcs.values()) if (dc.hint) hints++;
-    return { datacenters: this.#dcs.size, watches, blockingSlots: this.#blockingSlots, zeroIndexRequests: zero, hints };
+    let nodeWatches = 0;
+    for (const dc of this.#dcs.values()) {
+      if (dc.hint) hints++;
+      if (dc.nodesWatch) nodeWatches++;
+    }
+    return { datacenters: this.#dcs.size, watches, blockingSlots: this.#blockingSlots, zeroIndexRequests: zero, hints, nodeWatches };
   }
 
   // ---- boot: access, agent datacenter, watches ----
@@ -310,6 +325,8 @@ export class ConsulBackend implements Backend {
       nodeServices: new Map(),
       hint: null,
       hintChecks: new HintChecks(),
+      nodesWatch: null,
+      nodeAddrs: null,
       sweeping: false,
       sweepAgain: false,
       catalog: new BlockingLoop(this.#loopOptions(http, 'control'), '/v1/catalog/services', query, {
@@ -452,8 +469,9 @@ export class ConsulBackend implements Backend {
 
   // ---- hints: when watches outnumber blocking slots, most of them wait their turn for a slot; a blocking watch
   // on the checks that are not passing (small: healthy checks are filtered out by Consul) says which services'
-  // health changed, and those read at once instead of waiting. Registrations and deregistrations are already
-  // immediate through the catalog watch; a changed port or address of an existing instance waits its turn.
+  // health changed, and those read at once instead of waiting. Registrations, deregistrations and changed ports or
+  // service addresses move the catalog index (the index sweep finds them); a node's changed address moves neither,
+  // so a watch on the node list pokes the services on a node whose address changed.
 
   #updateHints(): void {
     if (this.#stopped) return;
@@ -475,10 +493,24 @@ export class ConsulBackend implements Backend {
         });
         dc.hint = hint;
         hint.start();
+        const nodes: BlockingLoop = new BlockingLoop(this.#loopOptions(this.#http!, 'control'), '/v1/catalog/nodes', { dc: dc.dcParam }, {
+          onData: (r) => this.#onNodes(dc, r),
+          onOk: () => {},
+          onError: (e) =>
+            this.#warnOnce(`nodes/${dc.scope}/${e.code}`, 'consul node-list watch failing; a node address change waits for its services\' turn', {
+              code: e.code,
+              details: e.details,
+            }),
+        });
+        dc.nodesWatch = nodes;
+        nodes.start();
       } else if (!want && dc.hint !== null) {
         dc.hint.stop();
         dc.hint = null;
         dc.hintChecks = new HintChecks(); // a next hint watch starts from a baseline again; the old texts go
+        dc.nodesWatch?.stop();
+        dc.nodesWatch = null;
+        dc.nodeAddrs = null;
       }
     }
   }
@@ -493,6 +525,40 @@ export class ConsulBackend implements Backend {
       throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} answered invalid JSON`, { endpoint }, e);
     }
     if (!isArray) throw new BackendError('SVCDNS_BACKEND_BAD_DATA', `Consul ${endpoint} did not answer an array`, { endpoint });
+  }
+
+  /**
+   * A reply of the node list: the services on every node whose address (or lan_ipv4/lan_ipv6 tagged address,
+   * what translate.ts reads of a node) changed are poked. The first reply is the baseline. A node that left the
+   * list loses its services through the catalog watch; a new node has none yet.
+   */
+  #onNodes(dc: Datacenter, reply: ConsulReply): void {
+    const body = reply.body;
+    if (!Array.isArray(body)) {
+      throw new BackendError('SVCDNS_BACKEND_BAD_DATA', 'Consul /v1/catalog/nodes did not answer an array', { endpoint: '/v1/catalog/nodes', dc: dc.scope });
+    }
+    const before = dc.nodeAddrs;
+    const now = new Map<string, string>();
+    for (const n of body as unknown[]) {
+      if (typeof n !== 'object' || n === null) continue;
+      const o = n as Record<string, unknown>;
+      if (typeof o['Node'] !== 'string') continue;
+      const ta = typeof o['TaggedAddresses'] === 'object' && o['TaggedAddresses'] !== null ? (o['TaggedAddresses'] as Record<string, unknown>) : {};
+      const sig = `${String(o['Address'] ?? '')}\u0000${String(ta['lan_ipv4'] ?? '')}\u0000${String(ta['lan_ipv6'] ?? '')}`;
+      now.set(o['Node'], sig);
+      const had = before?.get(o['Node']);
+      if (had !== undefined && had !== sig) this.#pokeNode(dc, o['Node']);
+    }
+    dc.nodeAddrs = now;
+  }
+
+  #pokeNode(dc: Datacenter, node: string): void {
+    for (const name of dc.nodeServices.get(node) ?? []) {
+      const w = dc.watches.get(name);
+      if (w === undefined) continue;
+      this.nodePokes++;
+      w.loop.poke();
+    }
   }
 
   /** A hinted check changed: read its service now, or every service on its node for a node-level check. */
