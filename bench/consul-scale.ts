@@ -4,8 +4,10 @@
 // maxConnections 128: ~110 blocking slots for 10,000 watches), and reports:
 // - time to the first full sync and RSS of the svcdns process after it (item 4);
 // - the delay of changes that are not health changes (item 5, target p99 < 5 s): an instance deregistered (the
-//   A answer loses its address) and a port change of every instance of a service (the SRV answer shows the new
-//   port), timed from the fake applying the change to the first DNS answer that shows it;
+//   A answer loses its address), a port change of every instance of a service (the SRV answer shows the new
+//   port) and a node re-registered with a new address (the A answer of a service on it without a Service.Address
+//   shows it; C_SAMPLES extra services, one node each), timed from the fake applying the change to the first DNS
+//   answer that shows it;
 // - RSS after the changes.
 // Usage: npx node --disable-warning=ExperimentalWarning bench/consul-scale.ts
 //   C_SERVICES, C_PER: the size; C_SAMPLES: changes of each kind (default 20); C_GAP_MS: pause between changes
@@ -37,6 +39,11 @@ const { child: fake, ready, call } = forkConsulFake();
 
 const { port: consulPort } = await ready;
 await call({ op: 'seed', services, per, nodes: 1000 });
+// Services that answer with their node's address (no Service.Address), one node each, for the node address change.
+for (let s = 0; s < samples; s++) {
+  await call({ op: 'addNode', node: { name: `xnode-${s}`, address: `10.254.${s >> 8}.${s & 255}` } });
+  await call({ op: 'register', spec: { id: `nodesvc-${s}-1`, service: `nodesvc-${s}`, node: `xnode-${s}`, port: 8080 } });
+}
 const dir = mkdtempSync(join(tmpdir(), 'svcdns-cscale-'));
 cleanupDir(dir);
 const port = await freePort();
@@ -161,8 +168,21 @@ try {
   };
   const dereg: number[] = [];
   const ports: number[] = [];
+  const nodeMoves: number[] = [];
   let lostDereg = 0;
   let lostPort = 0;
+  let lostNode = 0;
+  // Node moves first: an index sweep still running after a port change would find the moved service index too.
+  for (let s = 0; s < samples; s++) {
+    // A node re-registered with a new address: neither a check nor the catalog's services index moves.
+    const moved = `10.253.${s >> 8}.${s & 255}`;
+    const t = performance.now();
+    await call({ op: 'setNodeAddress', node: { name: `xnode-${s}`, address: moved } });
+    const d3 = await until(`nodesvc-${s}.service.${D}`, 'A', (d) => d.length === 1 && d[0] === moved, t);
+    if (Number.isNaN(d3)) lostNode++;
+    else nodeMoves.push(d3);
+    await sleep(gapMs);
+  }
   for (let s = 0; s < samples; s++) {
     // An instance deregistered: the service stays in the catalog with one address fewer.
     const k = pick();
@@ -185,6 +205,7 @@ try {
     if (Number.isNaN(d2)) lostPort++;
     else ports.push(d2);
     await sleep(gapMs);
+
   }
   const show = (what: string, xs: number[], lost: number) => {
     const p = percentiles(xs);
@@ -192,6 +213,7 @@ try {
   };
   show('instance deregistered → A answer without it', dereg, lostDereg);
   show('port change of a service → SRV answer with the new port', ports, lostPort);
+  show('node re-registered with a new address → A answer of its service with it', nodeMoves, lostNode);
   console.log(`  RSS after the changes: ${f(rssMb(child.pid))} MB`);
   if (sweeps.length > 0) {
     const p = percentiles(sweeps.map((x) => x.ms));

@@ -14,8 +14,8 @@ const D = 'sd.internal';
 const SERVICES = 400;
 const NODES = 10;
 
-/** One blocking slot (maxConnections 4 = 1 fetch + 2 reserved + 1) for 400 watches: each waits ~400 s for its turn. */
-const CFG = { maxConnections: 4, fetchConcurrency: 1, waitSeconds: 60, requestTimeoutMs: 5_000 };
+/** One blocking slot (maxConnections 5 = 1 fetch + 3 reserved + 1) for 400 watches: each waits ~400 s for its turn. */
+const CFG = { maxConnections: 5, fetchConcurrency: 1, waitSeconds: 60, requestTimeoutMs: 5_000 };
 
 function seed(f: ConsulFake): void {
   for (let n = 0; n < NODES; n++) f.addNode({ name: `node-${n}`, address: `10.0.0.${n + 1}` });
