@@ -205,7 +205,6 @@ try {
     if (Number.isNaN(d2)) lostPort++;
     else ports.push(d2);
     await sleep(gapMs);
-
   }
   const show = (what: string, xs: number[], lost: number) => {
     const p = percentiles(xs);

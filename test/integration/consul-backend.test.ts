@@ -242,15 +242,24 @@ test('datacenters: a second datacenter is mirrored as its own scope via ?dc=', a
   }
 });
 
-test('more watches than blocking slots: a health-state hint reads changed services at once; hints stop when not needed', async () => {
+/**
+ * 40 services on two nodes (even ones on node-a 10.0.0.1, odd ones on node-b 10.0.0.2; no Service.Address, so each
+ * answers its node's address), port 80. 24 sockets - 4 fetch - 3 (catalog, hint, nodes) = 17 blocking slots for 41
+ * watches, waitSeconds 60: a watch waiting its turn would see a change only after ~29 s.
+ */
+async function moreWatchesThanSlots() {
   const fake = await ConsulFake.start();
   fake.addNode({ name: 'node-a', address: '10.0.0.1' });
   fake.addNode({ name: 'node-b', address: '10.0.0.2' });
   for (let i = 0; i < 40; i++) fake.register({ id: `s${i}`, service: `svc-${i}`, node: i % 2 ? 'node-b' : 'node-a', port: 80 });
-  // 24 sockets - 4 fetch - 3 (catalog, hint, nodes) = 17 blocking slots for 41 watches; each waits its turn ~29 s.
   const b = backend({ address: fake.address, maxConnections: 24, fetchConcurrency: 4, waitSeconds: 60 });
   const sink = new RecordingSink();
   b.start(sink);
+  return { fake, b, sink };
+}
+
+test('more watches than blocking slots: a health-state hint reads changed services at once; hints stop when not needed', async () => {
+  const { fake, b, sink } = await moreWatchesThanSlots();
   try {
     await waitFor(() => sink.last);
     assert.equal(b.stats.blockingSlots, 17);
@@ -285,15 +294,7 @@ test('more watches than blocking slots: a health-state hint reads changed servic
 });
 
 test('more watches than blocking slots: a node re-registered with a new address is answered at once, not at its services\' turn', async () => {
-  const fake = await ConsulFake.start();
-  fake.addNode({ name: 'node-a', address: '10.0.0.1' });
-  fake.addNode({ name: 'node-b', address: '10.0.0.2' });
-  // No Service.Address: every instance answers with its node's address.
-  for (let i = 0; i < 40; i++) fake.register({ id: `s${i}`, service: `svc-${i}`, node: i % 2 ? 'node-b' : 'node-a', port: 80 });
-  // 17 blocking slots for 41 watches, waitSeconds 60: a watch waiting its turn would see the change only after ~29 s.
-  const b = backend({ address: fake.address, maxConnections: 24, fetchConcurrency: 4, waitSeconds: 60 });
-  const sink = new RecordingSink();
-  b.start(sink);
+  const { fake, b, sink } = await moreWatchesThanSlots();
   try {
     await waitFor(() => sink.last);
     await waitFor(() => b.stats.nodeWatches === 1);

@@ -16,7 +16,7 @@ import type { ConsulBackendConfig } from './config.ts';
 import { CONTROL_SOCKETS, resolveAccess } from './config.ts';
 import type { ConsulReply } from './http.ts';
 import { AbortedError, ConsulHttp } from './http.ts';
-import { makeService, sameServed, translateHealth } from './translate.ts';
+import { makeService, nodeAddressKey, sameServed, translateHealth } from './translate.ts';
 import type { LoopHandler, LoopOptions, LoopPools } from './watch.ts';
 import { BlockingLoop, Semaphore, sleep } from './watch.ts';
 import { SnapshotMap } from '../snapshot-map.ts';
@@ -540,36 +540,31 @@ export class ConsulBackend implements Backend {
     const before = dc.nodeAddrs;
     const now = new Map<string, string>();
     for (const n of body as unknown[]) {
-      if (typeof n !== 'object' || n === null) continue;
-      const o = n as Record<string, unknown>;
-      if (typeof o['Node'] !== 'string') continue;
-      const ta = typeof o['TaggedAddresses'] === 'object' && o['TaggedAddresses'] !== null ? (o['TaggedAddresses'] as Record<string, unknown>) : {};
-      const sig = `${String(o['Address'] ?? '')}\u0000${String(ta['lan_ipv4'] ?? '')}\u0000${String(ta['lan_ipv6'] ?? '')}`;
-      now.set(o['Node'], sig);
-      const had = before?.get(o['Node']);
-      if (had !== undefined && had !== sig) this.#pokeNode(dc, o['Node']);
+      const key = nodeAddressKey(n);
+      if (key === null) continue;
+      const node = (n as { Node: string }).Node;
+      now.set(node, key);
+      const had = before?.get(node);
+      if (had !== undefined && had !== key) this.nodePokes += this.#poke(dc, dc.nodeServices.get(node) ?? []);
     }
     dc.nodeAddrs = now;
   }
 
-  #pokeNode(dc: Datacenter, node: string): void {
-    for (const name of dc.nodeServices.get(node) ?? []) {
+  /** Read these services of `dc` at once (BlockingLoop.poke); returns how many have a watch. */
+  #poke(dc: Datacenter, names: readonly string[]): number {
+    let n = 0;
+    for (const name of names) {
       const w = dc.watches.get(name);
       if (w === undefined) continue;
-      this.nodePokes++;
+      n++;
       w.loop.poke();
     }
+    return n;
   }
 
   /** A hinted check changed: read its service now, or every service on its node for a node-level check. */
   #pokeHinted(dc: Datacenter, node: string, svc: string): void {
-    const names = svc !== '' ? [svc.toLowerCase()] : dc.nodeServices.get(node) ?? [];
-    for (const name of names) {
-      const w = dc.watches.get(name);
-      if (w === undefined) continue;
-      this.hintPokes++;
-      w.loop.poke();
-    }
+    this.hintPokes += this.#poke(dc, svc !== '' ? [svc.toLowerCase()] : dc.nodeServices.get(node) ?? []);
   }
 
   // ---- index sweep: Consul has no endpoint listing each service's index, but a probe of one service with a filter

@@ -125,6 +125,17 @@ function tagged(map: unknown, key: string): { address: string; port: number | nu
   return null;
 }
 
+/**
+ * What translateHealth reads of a node (`Address`, `lan_ipv4`, `lan_ipv6`), as one comparable string, or null for
+ * an entry that is not a node object: the node-list watch re-reads a node's services when it changes (consul.ts).
+ */
+export function nodeAddressKey(node: unknown): string | null {
+  if (!isObj(node) || typeof node['Node'] !== 'string') return null;
+  const v4 = tagged(node['TaggedAddresses'], 'lan_ipv4');
+  const v6 = tagged(node['TaggedAddresses'], 'lan_ipv6');
+  return `${str(node['Address'])}\u0000${v4?.address ?? ''}\u0000${v6?.address ?? ''}`;
+}
+
 export function translateHealth(body: unknown, opts: TranslateOptions): Translated {
   const entries = Array.isArray(body) ? body : [];
   const byKey = new Map<string, Instance>();
