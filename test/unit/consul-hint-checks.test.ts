@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HintChecks } from '../../src/backends/consul/hint-checks.ts';
-import { eachArrayRange } from '../../src/backends/consul/json-array.ts';
+import fc from 'fast-check';
 
 const check = (node: string, id: string, status: string, output = '', service = id) => ({
   Node: node, CheckID: service === '' ? id : `service:${id}`, Name: 'check', Status: status, Notes: '', Output: output,
@@ -43,40 +43,78 @@ test('hint replies: not an array or not JSON is refused, and the next good reply
   assert.deepEqual(applyAll(h, []), ['n1/web']);
 });
 
-test('hint replies: two different checks whose bytes hash alike are still told apart (an element is compared byte for byte)', () => {
-  // Find two checks whose elements collide on the 32-bit element hash: node names of 12 pseudo-random letters
-  // (a fixed seed), ~2^17 of them give a birthday collision with near certainty.
-  let seed = 12345;
-  const nodeName = () => {
-    let n = '';
-    for (let k = 0; k < 12; k++) {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      n += String.fromCharCode(97 + ((seed >>> 16) % 26));
-    }
-    return n;
-  };
-  const seen = new Map<number, string>();
-  let pair: [string, string] | null = null as [string, string] | null;
-  for (let round = 0; pair === null && round < 50; round++) {
-    const names = Array.from({ length: 20_000 }, nodeName);
-    const b = Buffer.from(`[${names.map((n) => JSON.stringify(check(n, 'web', 'critical'))).join(',')}]`);
-    let k = 0;
-    eachArrayRange(b, (_s, _e, hash) => {
-      const name = names[k++]!;
-      const other = seen.get(hash);
-      if (other !== undefined && other !== name && pair === null) pair = [other, name];
-      seen.set(hash, name);
-    });
-  }
-  assert.ok(pair, 'found two checks with one hash');
-  const [x, y] = pair;
+test('hint replies: an unchanged check is never parsed, only what changed, appeared or left', () => {
   const h = new HintChecks();
-  const cx = check(x, 'web', 'critical');
-  const cy = check(y, 'web', 'critical');
-  assert.deepEqual(applyAll(h, [cx, cy]), []);
-  assert.deepEqual(applyAll(h, [cy, cx]), [], 'both still listed');
-  assert.deepEqual(applyAll(h, [cx]), [`${y}/web`], 'the second one left');
-  assert.deepEqual(applyAll(h, [cx, cy]), [`${y}/web`], 'back again');
-  assert.deepEqual(applyAll(h, [cy]), [`${x}/web`], 'the first one left');
-  assert.deepEqual(applyAll(h, [cy, check(x, 'web', 'warning')]), [`${x}/web`]);
+  const all = Array.from({ length: 200 }, (_, i) => check(`n${i % 7}`, `svc-${i}`, 'critical', `out ${i}`));
+  assert.deepEqual(applyAll(h, all), []);
+  assert.equal(h.parsed, 200, 'the baseline parses every check');
+  h.parsed = 0;
+  assert.deepEqual(applyAll(h, all), []);
+  assert.equal(h.parsed, 0, 'the same reply again: nothing parsed');
+  const next = [...all];
+  next[50] = check('n1', 'svc-50', 'warning', 'out 50'); // changed
+  next.splice(120, 1); // left
+  next.splice(10, 0, check('n9', 'new', 'critical')); // appeared
+  assert.deepEqual(applyAll(h, next), ['n1/svc-120', 'n1/svc-50', 'n9/new']);
+  assert.ok(h.parsed <= 4, `parsed ${h.parsed}: the changed, the new and at most one more at the place one left`);
+});
+
+test('hint replies: indented replies, and a check whose nested object has a "Node" key, are read by their brackets', () => {
+  const h = new HintChecks();
+  const odd = { ...check('n1', 'web', 'critical'), Definition: { Targets: [{ a: 1 }, { Node: 'x', b: '},{"Node":"' }] } };
+  const a = check('n2', 'api', 'critical');
+  assert.deepEqual(applyAll(h, [odd, a]), []);
+  assert.deepEqual(applyAll(h, [odd, { ...a, Status: 'warning' }]), ['n2/api']);
+  assert.deepEqual(applyAll(h, JSON.stringify([odd, { ...a, Status: 'warning' }], null, 4)), [], 'the same checks, indented');
+  assert.deepEqual(applyAll(h, JSON.stringify([a], null, 4)), ['n1/web', 'n2/api']);
+  assert.throws(() => applyAll(h, '[{"Node":"n1","CheckID":"x","Status":"critical"},{"Node":"n2"'), SyntaxError);
+  assert.throws(() => applyAll(h, '[{"Node":"n1","CheckID":"x","Status":"critical"},{"Node":"n2"}}]'), SyntaxError);
+  assert.deepEqual(applyAll(h, [a]), [], 'compared with the last good reply');
+  assert.deepEqual(applyAll(h, [odd]), ['n1/web', 'n2/api']);
+});
+
+test('hint replies: any sequence of replies reports exactly the checks whose status differs from the last reply', () => {
+  // The model: the whole reply parsed, its checks as key → status, diffed with the reply before.
+  const model = (text: string): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const o of JSON.parse(text) as unknown[]) {
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) continue;
+      const r = o as Record<string, unknown>;
+      m.set(`${String(r['Node'])}/${String(r['ServiceName'] ?? '')}/${String(r['CheckID'])}`, String(r['Status']));
+    }
+    return m;
+  };
+  const id = fc.integer({ min: 0, max: 30 });
+  const status = fc.constantFrom('critical', 'warning', 'maintenance', 'passing');
+  const output = fc.constantFrom('', 'timeout', '},{"Node":"', 'é"\\');
+  const reply = fc.tuple(
+    fc.uniqueArray(fc.tuple(id, status, output), { selector: ([i]) => i, maxLength: 25 }),
+    fc.constantFrom(undefined, undefined, undefined, 2),
+    fc.boolean(),
+  ).map(([checks, indent, extra]) => {
+    const els: unknown[] = checks.map(([i, st, out]) => check(`n${i % 4}`, `s${i}`, st, out, i % 5 === 0 ? '' : `s${i}`));
+    if (extra) els.splice(Math.floor(els.length / 2), 0, 7, null, 'x');
+    return JSON.stringify(els, null, indent);
+  });
+  fc.assert(
+    fc.property(fc.array(reply, { minLength: 1, maxLength: 8 }), (replies) => {
+      const h = new HintChecks();
+      let before: Map<string, string> | null = null;
+      for (const text of replies) {
+        const now = model(text);
+        // One report per changed check, as node/service (a node's checks share it).
+        const want: string[] = [];
+        const named = (k: string): string => k.slice(0, k.lastIndexOf('/'));
+        if (before !== null) {
+          for (const [k, v] of now) if (before.get(k) !== v) want.push(named(k));
+          for (const k of before.keys()) if (!now.has(k)) want.push(named(k));
+        }
+        const got = applyAll(h, text);
+        assert.ok(got !== false);
+        assert.deepEqual(got, want.sort(), text);
+        before = now;
+      }
+    }),
+    { numRuns: 800 },
+  );
 });

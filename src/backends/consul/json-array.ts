@@ -1,8 +1,9 @@
 // backends/consul/json-array: the elements of a large JSON array reply, found as byte ranges, so a caller parses
 // only the ones it has not seen before.
 //
-// Why: the health-state hint's replies are large and mostly the same from one to the next (hint-checks.ts). The
-// scan below only finds where each element starts and ends; JSON.parse still parses, and so validates, every
+// Why: the health-state hint's replies are large and mostly the same from one to the next (hint-checks.ts). Its
+// compact replies are cut with native searches; this scan is for the rest (indented replies, or a cut that did not
+// hold). It only finds where each element starts and ends; JSON.parse still parses, and so validates, every
 // element text the caller has not seen.
 
 const QUOTE = 0x22;
@@ -13,21 +14,17 @@ const CLOSE_ARRAY = 0x5d;
 const OPEN_OBJECT = 0x7b;
 const CLOSE_OBJECT = 0x7d;
 
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
-
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
- * Calls `each(start, end, hash)` with the byte range of every element of the JSON array in `b` (UTF-8), in order,
- * without the whitespace around it, and a 32-bit FNV-1a hash of the element's bytes up to its last non-space byte
- * (computed in the same pass, so a caller can look an element up without copying its bytes into a string).
+ * Calls `each(start, end)` with the byte range of every element of the JSON array in `b` (UTF-8), in order,
+ * without the whitespace around it.
  * Returns false (calling nothing) when `b` is valid JSON but not an array.
  * Throws SyntaxError when the array itself is malformed (brackets, commas, an unterminated string, trailing
  * text). An element's own text is checked only by parsing it: a caller must JSON.parse every range whose bytes
  * it has not parsed before.
  */
-export function eachArrayRange(b: Buffer, each: (start: number, end: number, hash: number) => void): boolean {
+export function eachArrayRange(b: Buffer, each: (start: number, end: number) => void): boolean {
   const n = b.length;
   let i = 0;
   while (i < n && isSpace(b[i]!)) i++;
@@ -43,19 +40,11 @@ export function eachArrayRange(b: Buffer, each: (start: number, end: number, has
     let depth = 0;
     // One pass over the bytes. Skipping each string with a native indexOf was slower: one call per string.
     let inString = false;
-    // FNV-1a over the element's bytes; `hashAtEnd` is the hash up to the last byte that is not a space, which is
-    // where the element ends (trailing spaces before the comma are not part of it).
-    let h = FNV_OFFSET;
-    let hashAtEnd = h;
     for (; i < n; i++) {
       const c = b[i]!;
       if (inString) {
-        h = Math.imul(h ^ c, FNV_PRIME);
-        hashAtEnd = h;
-        if (c === BACKSLASH) {
-          i++; // the escaped byte is never a closing quote
-          if (i < n) h = hashAtEnd = Math.imul(h ^ b[i]!, FNV_PRIME);
-        } else if (c === QUOTE) inString = false;
+        if (c === BACKSLASH) i++; // the escaped byte is never a closing quote
+        else if (c === QUOTE) inString = false;
         continue;
       }
       if (c === QUOTE) inString = true;
@@ -64,14 +53,12 @@ export function eachArrayRange(b: Buffer, each: (start: number, end: number, has
         if (depth === 0) break;
         depth--;
       } else if (c === COMMA && depth === 0) break;
-      h = Math.imul(h ^ c, FNV_PRIME);
-      if (!isSpace(c)) hashAtEnd = h;
     }
     if (i >= n) throw new SyntaxError(inString ? 'Unterminated string in JSON' : 'Unexpected end of JSON input');
     let end = i;
     while (end > start && isSpace(b[end - 1]!)) end--;
     if (end === start) throw new SyntaxError(`Unexpected token '${String.fromCharCode(b[i]!)}' in JSON at position ${i}`);
-    each(start, end, hashAtEnd >>> 0);
+    each(start, end);
     if (b[i] !== COMMA) {
       if (b[i] !== CLOSE_ARRAY) throw new SyntaxError(`Unexpected token '}' in JSON at position ${i}`);
       return trailing(b, i + 1);
