@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { cpuSeconds, DnsClient, dnsperf, forkConsulFake, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, percentiles, rng, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
 import { writeQueryFile } from './realistic.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
-import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
 const services = Number(process.env.C_SERVICES ?? 10_000);
 const per = Number(process.env.C_PER ?? 10);
@@ -55,7 +55,7 @@ writeFileSync(join(dir, 'svcdns.yaml'), [
 
 const client = new DnsClient();
 const t0 = performance.now();
-const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...(process.env.C_NODE_ARGS !== undefined ? process.env.C_NODE_ARGS.split(' ').filter(Boolean) : SERVER_NODE_FLAGS), join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...(process.env.C_NODE_ARGS !== undefined ? process.env.C_NODE_ARGS.split(' ').filter(Boolean) : SERVER_NODE_FLAGS), join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root, env: { ...process.env, ...SERVER_ENV } });
 // With C_LOG_LEVEL=debug: each index sweep's size and duration.
 const sweeps: { probes: number; moved: number; ms: number }[] = [];
 let partial = '';

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, rssMb, scrape, sleep, start, stopChild, waitReply } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
-import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
 const services = Number(process.env.F_SERVICES ?? 10_000);
 const per = Number(process.env.F_PER ?? 10);
@@ -64,7 +64,7 @@ try {
       '  - type: file', `    path: ${JSON.stringify(file)}`, '',
     ].join('\n'));
     const t0 = performance.now();
-    const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...SERVER_NODE_FLAGS, ...nodeArgs, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+    const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...SERVER_NODE_FLAGS, ...nodeArgs, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root, env: { ...process.env, ...SERVER_ENV } });
     try {
       const first = addr(0, 0, 0);
       await waitReply(client, port, 'svc-0.service.sd.internal', 'A', (r) => r.data.includes(first), 300_000);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DnsClient, cleanupAll, cleanupDir, f, freePort, installCleanupHandlers, metric, rssMb, scrape, sleep, start, stopChild } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
-import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
 const services = Number(process.env.K_SERVICES ?? 10_000);
 const per = Number(process.env.K_PER ?? 10);
@@ -41,7 +41,7 @@ writeFileSync(join(dir, 'svcdns.yaml'), [
 const client = new DnsClient();
 const root = new URL('..', import.meta.url).pathname;
 const t0 = performance.now();
-const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...SERVER_NODE_FLAGS, ...nodeArgs, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root });
+const child = start(process.execPath, ['--disable-warning=ExperimentalWarning', ...SERVER_NODE_FLAGS, ...nodeArgs, join(root, 'src/cli.ts'), '--config', join(dir, 'svcdns.yaml')], 'svcdns', { cwd: root, env: { ...process.env, ...SERVER_ENV } });
 let firstAnswerMs = NaN;
 const before = { max: 0, lost: 0, n: 0 };
 const after = { max: 0, lost: 0, n: 0 };

@@ -15,7 +15,7 @@ import {
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
-import { SERVER_NODE_FLAGS } from '../src/require-node.ts';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/require-node.ts';
 
 export interface RealisticConfig {
   readonly tmp: string;
@@ -475,7 +475,10 @@ async function startSvcdns(cfg: RealisticConfig, dir: string, backendYaml: strin
   writeFileSync(path, `listen: "127.0.0.1:${port}"\nadmin: { listen: "127.0.0.1:${admin}" }\nlog: { level: warn }\n${extra}backends:\n${backendYaml}`);
   // BENCH_SVCDNS_ARGS: extra node flags for svcdns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = (process.env.BENCH_SVCDNS_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const child = start(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...env }, pin: 'server' });
+  // The launchers' environment (SERVER_ENV), then BENCH_SVCDNS_ENV: `NAME=value` separated by spaces, e.g.
+  // "MALLOC_ARENA_MAX=" to measure without it.
+  const extraEnv = Object.fromEntries((process.env.BENCH_SVCDNS_ENV ?? '').split(' ').filter((a) => a.includes('=')).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+  const child = start(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, cfg.cli, '--config', path], 'svcdns', { env: { PATH: process.env.PATH ?? '', ...SERVER_ENV, ...extraEnv, ...env }, pin: 'server' });
   return { child, port, admin };
 }
 

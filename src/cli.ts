@@ -1,7 +1,7 @@
 // cli: argv → config → app, signals, exit codes (0 ok, 1 runtime failure, 2 bad usage or bad config).
 
 // First: on an old Node it exits with a clear message before any other module runs.
-import { missingServerFlags, SERVER_NODE_FLAGS } from './require-node.ts';
+import { missingServerEnv, missingServerFlags, SERVER_ENV, SERVER_NODE_FLAGS } from './require-node.ts';
 import { readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startApp } from './app.ts';
@@ -142,6 +142,12 @@ export async function main(argv: string[], env: Readonly<Record<string, string |
   if (missingFlags.length > 0) {
     logger.info({ event: 'node_flags_missing', missing: missingFlags, want: SERVER_NODE_FLAGS },
       'started without the Node flags the launchers pass: expect up to ~100 MB more RSS (README "Memory")');
+  }
+  // glibc's arenas: Linux only (elsewhere the variable means nothing).
+  const missingEnv = process.platform === 'linux' ? missingServerEnv(process.env) : [];
+  if (missingEnv.length > 0) {
+    logger.info({ event: 'node_env_missing', missing: missingEnv, want: SERVER_ENV },
+      'started without the environment the launchers set: expect ~5-10 MB more RSS (README "Memory")');
   }
   // From here on a signal must not take its default action (kill): sockets may already answer while startApp
   // runs. Signals received while starting are held and handled once it has started (see `let stopping`).
