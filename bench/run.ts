@@ -15,7 +15,8 @@
 //      phase, BENCH_REALISTIC_ROUNDS (3) interleaved rounds of them (medians reported); BENCH_SERVICES (10000) and BENCH_ENDPOINTS (10) for the realistic size; BENCH_REF=<git revision>
 //      measures that commit's server (git archive) instead of the working tree (the in-process parts 2 and 3
 //      always use the working tree's src/); BENCH_SVCDNS_ARGS: extra node flags for the realistic part's svcdns
-//      processes ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=1").
+//      processes ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=1"); BENCH_SVCDNS_ENV: extra
+//      environment for them, after the launchers' own (SERVER_ENV): "MALLOC_ARENA_MAX=" measures without it.
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
