@@ -19,7 +19,7 @@
 // elements by their brackets; so does a reply that does not start with `[{"Node":"` (Consul in dev mode
 // indents its replies).
 
-import { eachArrayRange } from './json-array.ts';
+import { eachArrayRange, isSpace } from './json-array.ts';
 
 const SEPARATOR = Buffer.from('},{"Node":"');
 const FIRST = Buffer.from('{"Node":"');
@@ -29,8 +29,6 @@ const EMPTY = Buffer.alloc(0);
 function statusCode(s: unknown): number {
   return s === 'warning' ? 0 : s === 'critical' ? 1 : s === 'maintenance' ? 2 : 3;
 }
-
-const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** One reply's elements, in order: the check each names (null: not a check object), its status and its bytes. */
 class Elements {
