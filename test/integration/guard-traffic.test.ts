@@ -214,13 +214,18 @@ for (const workers of [1, 2]) {
         const plan = await srv.app.reload(validateConfig({ ...raw, acl: [{ action: 'refuse', from: '127.0.4.0/24' }] }, 'reload'));
         assert.equal(plan.guardChanged, true);
         assert.deepEqual(plan.restartRequired, []);
-        // Workers get it by message: wait for the answer to change (every fresh socket may land on either).
-        await waitFor(async () => (await udpFrom(srv.port, '127.0.4.1', q(42))).rcode === 'REFUSED');
+        // Workers get it by message, each in its own time, and every fresh socket may land on either: one changed
+        // answer proves one thread has it. Wait until 20 fresh sockets in a row agree, so both threads have it.
+        const allAnswer = async (rcode: string, id: number): Promise<boolean> => {
+          for (let i = 0; i < 20; i++) if ((await udpFrom(srv.port, '127.0.4.1', q(id))).rcode !== rcode) return false;
+          return true;
+        };
+        await waitFor(() => allAnswer('REFUSED', 42));
         await waitFor(async () => (await tcpFrom(srv.port, '127.0.4.1', q(43)))?.rcode === 'REFUSED');
         for (let i = 0; i < 10; i++) assert.equal((await udpFrom(srv.port, '127.0.4.1', q(44 + i))).rcode, 'REFUSED');
         assert.equal((await udpFrom(srv.port, '127.0.5.1', q(60))).rcode, 'NOERROR');
         await srv.app.reload(validateConfig(raw, 'reload'));
-        await waitFor(async () => (await udpFrom(srv.port, '127.0.4.1', q(61))).rcode === 'NOERROR');
+        await waitFor(() => allAnswer('NOERROR', 61));
         for (let i = 0; i < 10; i++) assert.equal((await udpFrom(srv.port, '127.0.4.1', q(62 + i))).rcode, 'NOERROR');
       } finally {
         await srv.stop();
