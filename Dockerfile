@@ -26,5 +26,5 @@ USER node
 EXPOSE 8053/udp 8053/tcp 8654/tcp
 # The build, explicitly: the image has no src/ (so there is no stale-build question, unlike bin/svcdns.js in a
 # checkout), and dist/cli.js itself refuses a Node older than 24 with a one-line message and exit 1.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--optimize-for-size", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--optimize-for-size", "--no-allocation-site-pretenuring", "dist/cli.js"]
 CMD ["--config", "/etc/svcdns/svcdns.yaml"]

@@ -2,7 +2,7 @@
 // before, or by the backend's own HintChecks (elements cut and compared natively, only changed ones parsed).
 // The replies are in the shape of /v1/health/state/any: H_CHECKS checks not passing (default 1,500), and each
 // reply changes 25 of them, as at 50 health changes/s with a reply every 500 ms. Reported, never asserted.
-// Usage: npx node --max-semi-space-size=2 --optimize-for-size bench/hint-parse.ts (the launchers' Node flags)
+// Usage: npx node --max-semi-space-size=2 --optimize-for-size --no-allocation-site-pretenuring bench/hint-parse.ts (the launchers' Node flags)
 
 import { HintChecks } from '../src/backends/consul/hint-checks.ts';
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --optimize-for-size
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --optimize-for-size --no-allocation-site-pretenuring
 // svcdns entry point: the package's `svcdns` bin and what `npm start` runs. Plain JavaScript on purpose: it must
 // run on any Node.js, so that an old one (say the distribution's Node 20, before `npm ci` installed Node 24) gets
 // one clear line and exit 1 instead of a stack trace about ".ts".

@@ -28,10 +28,20 @@ if (problem !== null) {
  * - `--optimize-for-size`: V8 grows the old generation less eagerly between collections. Consul at 50 health
  *   changes/s left its heap 40 MB above the live data (garbage of the change replies awaiting a full GC); with
  *   it, 148 MB RSS after the load phases instead of 185-190, at no measured loss of qps (npm run bench).
+ * - `--no-allocation-site-pretenuring`: V8 decides per allocation site, from the share of its objects that
+ *   survive a young-generation collection, to allocate that site's objects straight in the old generation, and a
+ *   tenured site stays tenured (its objects no longer pass through the young generation, so nothing shows it
+ *   was wrong). Now and then (3 of ~24 bench processes, 1 of 34 started on their own) a site used by every
+ *   answer was tenured while the sync or the warm-up kept its objects alive: ~150 B of every query then went
+ *   to the old generation (15 MB/s at 100k qps), a full collection ran every ~230 ms for the life of the
+ *   process, and it answered 20–25 % fewer queries (78k against 100–106k qps, its GC threads at 35 % of a core
+ *   instead of 3 %). Without pretenuring, long-lived data is promoted by the young collections instead: the
+ *   same sync time (1.3–1.4 s for the 10k × 10 file) and RSS (124–139 MB after the load), no storm in 12 runs
+ *   against 1 in the 12 interleaved with them. `bench/gc-storm.ts` starts fresh servers and counts them.
  * V8 reads these only when the heap is created, so they must be on the command line (NODE_OPTIONS refuses
  * --optimize-for-size).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size'];
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--no-allocation-site-pretenuring'];
 
 /**
  * Environment every shipped launcher sets for the server (the same launchers; test/e2e/launchers.test.ts):

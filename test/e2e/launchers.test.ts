@@ -44,8 +44,8 @@ test('launchers: missingServerFlags reads execArgv and NODE_OPTIONS (either spel
   assert.deepEqual(missingServerFlags([], undefined), [...SERVER_NODE_FLAGS]);
   assert.deepEqual(missingServerFlags([...SERVER_NODE_FLAGS], undefined), []);
   assert.deepEqual(missingServerFlags([], ` ${SERVER_NODE_FLAGS.join(' ')} --enable-source-maps`), []);
-  assert.deepEqual(missingServerFlags(['--max_semi_space_size=8', '--optimize_for_size'], undefined), []);
-  assert.deepEqual(missingServerFlags(['--max-semi-space-size=8'], undefined), ['--optimize-for-size']);
+  assert.deepEqual(missingServerFlags(['--max_semi_space_size=8', '--optimize_for_size', '--no_allocation_site_pretenuring'], undefined), []);
+  assert.deepEqual(missingServerFlags(['--max-semi-space-size=8'], undefined), ['--optimize-for-size', '--no-allocation-site-pretenuring']);
 });
 
 /** Start `args` with the test's Node first on PATH; resolve with the server's log records once it is listening. */
