@@ -6,7 +6,7 @@
 // generated zone as the C reference. Every figure is reported, none is asserted.
 
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
@@ -62,6 +62,11 @@ export interface Row {
   readonly wallS: number;
   /** Seconds svcdns spent in garbage collection during the phase (its own metric; NaN for NSD). */
   readonly gcS?: number;
+  /**
+   * Full (mark-compact) collections of the server during the phase: ~1 in 8 s normally; dozens mean the process
+   * is in a GC storm (see src/require-node.ts, --no-allocation-site-pretenuring; bench/gc-storm.ts).
+   */
+  readonly fullGcs?: number;
   /** What the hypervisor took from this machine during the phase: steal, % of all its CPU time. */
   readonly stealPct: number;
   /** A median row: the qps of every round, in order. */
@@ -497,6 +502,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const before = admin !== null ? await scrape(admin) : null;
   driver?.start();
   const cpu0 = cpuSeconds(pid, group);
+  const thr0 = process.env.BENCH_DEBUG_GC && pid !== undefined ? debugThreads(pid) : null;
   const host0 = hostCpu();
   const own0 = process.cpuUsage();
   const w0 = performance.now();
@@ -512,6 +518,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   let hitPct = NaN;
   let generations = NaN;
   let gcS = NaN;
+  let fullGcs = NaN;
   const lagMaxMs = after ? metric(after, 'svcdns_nodejs_eventloop_lag_max_seconds') * 1000 : NaN;
   if (before && after) {
     const hits = metric(after, 'svcdns_dns_cache_hits_total') - metric(before, 'svcdns_dns_cache_hits_total');
@@ -519,9 +526,40 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     hitPct = (100 * hits) / Math.max(1, hits + misses);
     generations = metric(after, 'svcdns_store_generation') - metric(before, 'svcdns_store_generation');
     gcS = metric(after, 'svcdns_nodejs_gc_duration_seconds_sum') - metric(before, 'svcdns_nodejs_gc_duration_seconds_sum');
+    const full = 'svcdns_nodejs_gc_duration_seconds_count{kind="major"}';
+    fullGcs = (after.get(full) ?? NaN) - (before.get(full) ?? NaN);
+    if (thr0 && pid !== undefined) {
+      // BENCH_DEBUG_GC=1: where the server's CPU went by thread, and its collections by kind.
+      const thr1 = debugThreads(pid);
+      const byName = new Map<string, number>();
+      for (const [k, v] of thr1) {
+        const name = k.slice(k.indexOf(':') + 1);
+        byName.set(name, (byName.get(name) ?? 0) + v - (thr0.get(k) ?? 0));
+      }
+      const parts = [[...byName].filter(([, v]) => v > 0.005).map(([n, v]) => `${n} ${f(v, 2)} s`).join(', ')];
+      for (const kind of ['minor', 'major', 'incremental', 'weakcb']) {
+        const c = `svcdns_nodejs_gc_duration_seconds_count{kind="${kind}"}`;
+        const sm = `svcdns_nodejs_gc_duration_seconds_sum{kind="${kind}"}`;
+        parts.push(`${kind} GC ${(after.get(c) ?? 0) - (before.get(c) ?? 0)}× ${f(((after.get(sm) ?? 0) - (before.get(sm) ?? 0)) * 1000)} ms`);
+      }
+      console.log(`    ${server}: ${parts.join('; ')}; heap used ${f(metric(after, 'svcdns_nodejs_heap_size_used_bytes') / 1048576, 1)} of ${f(metric(after, 'svcdns_nodejs_heap_size_total_bytes') / 1048576, 1)} MB`);
+    }
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
-  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS, stealPct: steal };
+  return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS, fullGcs, stealPct: steal };
+}
+
+/** CPU seconds so far of each thread of `pid`, keyed `tid:name` (BENCH_DEBUG_GC). */
+function debugThreads(pid: number): Map<string, number> {
+  const o = new Map<string, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const fl = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      o.set(`${t}:${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}`, (Number(fl[11]) + Number(fl[12])) / 100);
+    } catch { /* gone */ }
+  }
+  return o;
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */
@@ -616,7 +654,7 @@ export async function runRegistry(kind: 'kubernetes' | 'consul', cfg: RealisticC
       const driver = new ChangeDriver(reg, state, rate, rand);
       const row = await loadPhase(cfg, `svcdns ${kind}`, s.port, s.admin, s.child.pid, qfile, driver, cfg.phaseSeconds, client, state);
       byRate.set(rate, [...(byRate.get(rate) ?? []), row]);
-      console.log(`  round ${round}, ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s, event-loop lag max ${f(row.lagMaxMs, 1)} ms; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s; host steal ${f(row.stealPct, 1)} %`);
+      console.log(`  round ${round}, ${rate}/s: ${f(row.perf.qps)} qps, hit ${f(row.hitPct, 1)} %, p50 ${f(row.perf.p50Ms, 3)} ms, p99 ${f(row.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(row.perf.rcodes)}, changes ${row.issued}/${row.asked}, generations +${f(row.generations)}, final answers ${row.converged}, server CPU ${f(row.cpuS, 1)} s of which GC ${f(row.gcS ?? NaN, 2)} s (${f(row.fullGcs ?? NaN)} full), event-loop lag max ${f(row.lagMaxMs, 1)} ms; the bench process (the fake, the change driver) ${f(row.benchCpuS, 1)} s; host steal ${f(row.stealPct, 1)} %`);
       if (rate === 0) {
         const ref = await reference(kind);
         if (ref) refs.push(ref);

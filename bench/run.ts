@@ -16,7 +16,9 @@
 //      measures that commit's server (git archive) instead of the working tree (the in-process parts 2 and 3
 //      always use the working tree's src/); BENCH_SVCDNS_ARGS: extra node flags for the realistic part's svcdns
 //      processes ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=1"); BENCH_SVCDNS_ENV: extra
-//      environment for them, after the launchers' own (SERVER_ENV): "MALLOC_ARENA_MAX=" measures without it.
+//      environment for them, after the launchers' own (SERVER_ENV): "MALLOC_ARENA_MAX=" measures without it;
+//      BENCH_REALISTIC_RATES (0,10,50): the change rates of the realistic rounds; BENCH_DEBUG_GC=1: after each
+//      phase, the server's CPU by thread and its collections by kind.
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -264,7 +266,7 @@ function realisticConfig(): RealisticConfig {
     perService: Number(process.env.BENCH_ENDPOINTS ?? 10),
     phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 8),
     warmSeconds: 60,
-    rates: [0, 10, 50],
+    rates: (process.env.BENCH_REALISTIC_RATES ?? '0,10,50').split(',').map(Number),
     rounds: Math.max(1, Math.floor(Number(process.env.BENCH_REALISTIC_ROUNDS ?? 3)) || 1),
     outstanding: 20,
     altSeconds: Number(process.env.BENCH_ALT_SECONDS ?? 64),
@@ -320,7 +322,7 @@ async function filePart(cfg: RealisticConfig, qfile: string, client: DnsClient, 
     for (let round = 1; round <= cfg.rounds; round++) {
       const r = await loadPhase(cfg, 'svcdns file', s.port, s.admin, s.child.pid, qfile, null, cfg.phaseSeconds, null, null);
       fileRows.push(r);
-      console.log(`  round ${round}, 0/s: ${f(r.perf.qps)} qps, hit ${f(r.hitPct, 1)} %, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}, server CPU ${f(r.cpuS, 1)} s; host steal ${f(r.stealPct, 1)} %`);
+      console.log(`  round ${round}, 0/s: ${f(r.perf.qps)} qps, hit ${f(r.hitPct, 1)} %, p50 ${f(r.perf.p50Ms, 3)} ms, p99 ${f(r.perf.p99Ms, 3)} ms, rcodes ${JSON.stringify(r.perf.rcodes)}, server CPU ${f(r.cpuS, 1)} s of which GC ${f(r.gcS ?? NaN, 2)} s (${f(r.fullGcs ?? NaN)} full); host steal ${f(r.stealPct, 1)} %`);
       const nsdRow = await reference('file');
       if (nsdRow) refs.push(nsdRow);
     }
