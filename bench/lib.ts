@@ -472,6 +472,32 @@ export function mainThreadCpuSeconds(pid: number | undefined): number {
 }
 
 /**
+ * CPU seconds (user + system) used so far by each thread of `pid`, summed by thread name (`MainThread`,
+ * `V8Worker`, `libuv-worker`, ...): where a process's CPU went, read twice and subtracted.
+ */
+export function cpuSecondsByThread(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process is gone
+  }
+  for (const t of tasks) {
+    const c = cpuOf(pid, Number(t));
+    if (c === null) continue; // the thread ended meanwhile
+    let name = t;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+    } catch {
+      // keep the thread id
+    }
+    out.set(name, (out.get(name) ?? 0) + c.cpu);
+  }
+  return out;
+}
+
+/**
  * CPU seconds (user + system, all threads) used so far by `pid`, or with `group` by every process in its process
  * group (NSD does its work in forked children). Lets a figure be read per CPU second of the server, which holds
  * better than qps when other work on the machine takes cores away.

@@ -6,12 +6,12 @@
 // generated zone as the C reference. Every figure is reported, none is asserted.
 
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConsulFake } from '../test/fakes/consul-fake.ts';
 import { KubeApiServerFake, endpointSlice, type KubeObject } from '../test/fakes/kube-apiserver-fake.ts';
 import {
-  cpuSeconds, mainThreadCpuSeconds, DnsClient, dnsperf, f, freePort, have, hostCpu, stealPct, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
+  cpuSeconds, cpuSecondsByThread, mainThreadCpuSeconds, DnsClient, dnsperf, f, freePort, have, hostCpu, stealPct, memoryBreakdown, memoryLine, metric, percentiles, propagationMetric, rng, rssMb, scrape, sleep, start, stopChild, table,
   tailOf, waitReply, type PerfRun, type Reply,
 } from './lib.ts';
 // The Node flags every shipped launcher passes (package.json start, bin shebang, Dockerfile, systemd unit).
@@ -502,7 +502,7 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   const before = admin !== null ? await scrape(admin) : null;
   driver?.start();
   const cpu0 = cpuSeconds(pid, group);
-  const thr0 = process.env.BENCH_DEBUG_GC && pid !== undefined ? debugThreads(pid) : null;
+  const thr0 = process.env.BENCH_DEBUG_GC && pid !== undefined ? cpuSecondsByThread(pid) : null;
   const host0 = hostCpu();
   const own0 = process.cpuUsage();
   const w0 = performance.now();
@@ -530,13 +530,8 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
     fullGcs = (after.get(full) ?? NaN) - (before.get(full) ?? NaN);
     if (thr0 && pid !== undefined) {
       // BENCH_DEBUG_GC=1: where the server's CPU went by thread, and its collections by kind.
-      const thr1 = debugThreads(pid);
-      const byName = new Map<string, number>();
-      for (const [k, v] of thr1) {
-        const name = k.slice(k.indexOf(':') + 1);
-        byName.set(name, (byName.get(name) ?? 0) + v - (thr0.get(k) ?? 0));
-      }
-      const parts = [[...byName].filter(([, v]) => v > 0.005).map(([n, v]) => `${n} ${f(v, 2)} s`).join(', ')];
+      const thr1 = cpuSecondsByThread(pid);
+      const parts = [[...thr1].map(([n, v]) => [n, v - (thr0.get(n) ?? 0)] as const).filter(([, v]) => v > 0.005).map(([n, v]) => `${n} ${f(v, 2)} s`).join(', ')];
       for (const kind of ['minor', 'major', 'incremental', 'weakcb']) {
         const c = `svcdns_nodejs_gc_duration_seconds_count{kind="${kind}"}`;
         const sm = `svcdns_nodejs_gc_duration_seconds_sum{kind="${kind}"}`;
@@ -547,19 +542,6 @@ async function loadPhase(cfg: RealisticConfig, server: string, port: number, adm
   }
   const converged = driver && client && state ? await converge(client, port, state, driver.touched) : '-';
   return { server, rate: driver?.rate ?? 0, perf, hitPct, asked: d.asked, issued: d.issued, generations, converged, rssMb: rssMb(pid), cpuS, benchCpuS, lagMaxMs, wallS, gcS, fullGcs, stealPct: steal };
-}
-
-/** CPU seconds so far of each thread of `pid`, keyed `tid:name` (BENCH_DEBUG_GC). */
-function debugThreads(pid: number): Map<string, number> {
-  const o = new Map<string, number>();
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const fl = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      o.set(`${t}:${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}`, (Number(fl[11]) + Number(fl[12])) / 100);
-    } catch { /* gone */ }
-  }
-  return o;
 }
 
 /** Watch event / health change → changed A answer over UDP, at full size, no other load. */

@@ -258,6 +258,17 @@ async function scalePart(): Promise<void> {
 
 // ---- 4. realistic ----
 
+/** BENCH_REALISTIC_RATES: change rates per second, comma-separated, each a number >= 0 (a bad one says which). */
+function realisticRates(text: string): number[] {
+  const rates = text.split(',').map((r) => r.trim());
+  for (const r of rates) {
+    if (r === '' || !Number.isFinite(Number(r)) || Number(r) < 0) {
+      throw new Error(`BENCH_REALISTIC_RATES=${JSON.stringify(text)}: "${r}" is not a change rate (a number >= 0, e.g. 0,10,50)`);
+    }
+  }
+  return rates.map(Number);
+}
+
 function realisticConfig(): RealisticConfig {
   return {
     tmp,
@@ -266,7 +277,7 @@ function realisticConfig(): RealisticConfig {
     perService: Number(process.env.BENCH_ENDPOINTS ?? 10),
     phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 8),
     warmSeconds: 60,
-    rates: (process.env.BENCH_REALISTIC_RATES ?? '0,10,50').split(',').map(Number),
+    rates: realisticRates(process.env.BENCH_REALISTIC_RATES ?? '0,10,50'),
     rounds: Math.max(1, Math.floor(Number(process.env.BENCH_REALISTIC_ROUNDS ?? 3)) || 1),
     outstanding: 20,
     altSeconds: Number(process.env.BENCH_ALT_SECONDS ?? 64),

@@ -31,7 +31,7 @@ if (problem !== null) {
  * - `--no-allocation-site-pretenuring`: V8 decides per allocation site, from the share of its objects that
  *   survive a young-generation collection, to allocate that site's objects straight in the old generation, and a
  *   tenured site stays tenured (its objects no longer pass through the young generation, so nothing shows it
- *   was wrong). Now and then (3 of ~24 bench processes, 1 of 34 started on their own) a site used by every
+ *   was wrong). Now and then (3 of ~24 bench processes) a site used by every
  *   answer was tenured while the sync or the warm-up kept its objects alive: ~150 B of every query then went
  *   to the old generation (15 MB/s at 100k qps), a full collection ran every ~230 ms for the life of the
  *   process, and it answered 20–25 % fewer queries (78k against 100–106k qps, its GC threads at 35 % of a core
